@@ -1,0 +1,14 @@
+using System.CommandLine;
+
+namespace Ferret.Cli;
+
+/// <summary>The <c>ferret</c> command tree. Each command lives in <c>Commands/</c> and adds itself here.</summary>
+internal static class FerretCommandLine
+{
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("Ferret.NET: federated full-parameter fine-tuning of LLMs with shared randomness.");
+        // Commands register below, one line each.
+        return root;
+    }
+}

@@ -1,0 +1,3 @@
+using Ferret.Cli;
+
+return FerretCommandLine.Build().Parse(args).Invoke();
