@@ -261,6 +261,7 @@ public static class BasisKernels
         return ((word & Vector256.Create(0x80000000u)) | scaleBits).AsSingle();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static double Dot256(ulong seed, uint block, float scale, BasisDistribution distribution, ReadOnlySpan<float> tile, ulong start)
     {
         var unit = Vector256.Create(scale * SharedRandomness.TwoToMinus24);
@@ -287,6 +288,7 @@ public static class BasisKernels
         return total + Vector256.Sum((acc0 + acc1) + (acc2 + acc3));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Apply256(ulong seed, float coefficient, uint block, float scale, BasisDistribution distribution, Span<float> tile, ulong start)
     {
         var unit = Vector256.Create(scale * SharedRandomness.TwoToMinus24);
@@ -362,6 +364,7 @@ public static class BasisKernels
         return ((word & Vector512.Create(0x80000000u)) | scaleBits).AsSingle();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static double Dot512(ulong seed, uint block, float scale, BasisDistribution distribution, ReadOnlySpan<float> tile, ulong start)
     {
         var unit = Vector512.Create(scale * SharedRandomness.TwoToMinus24);
@@ -388,6 +391,7 @@ public static class BasisKernels
         return total + Vector512.Sum((acc0 + acc1) + (acc2 + acc3));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Apply512(ulong seed, float coefficient, uint block, float scale, BasisDistribution distribution, Span<float> tile, ulong start)
     {
         var unit = Vector512.Create(scale * SharedRandomness.TwoToMinus24);
