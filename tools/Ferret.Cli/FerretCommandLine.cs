@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Ferret.Cli.Commands;
 
 namespace Ferret.Cli;
 
@@ -9,6 +10,8 @@ internal static class FerretCommandLine
     {
         var root = new RootCommand("Ferret.NET: federated full-parameter fine-tuning of LLMs with shared randomness.");
         // Commands register below, one line each.
+        root.Add(BasisCommand.Create());
+        root.Add(BenchCommand.Create(BenchProjectionCommand.Create()));
         return root;
     }
 }
