@@ -63,6 +63,6 @@ internal static class Broadcasting
         var axes = b.Reshape(b.Op("NonZero", [differ])[0], -1);
         var reduced = b.Op("ReduceSum", [grad, axes], 1, new Dictionary<string, AttributeValue> { ["keepdims"] = 1L, ["noop_with_empty_axes"] = 1L },
             [grad.Type])[0];
-        return b.Reshape(reduced, b.Shape(target));
+        return b.Op("Reshape", [reduced, b.Shape(target)], 1, null, [target.Type with { ElementType = grad.ElementType }])[0];
     }
 }

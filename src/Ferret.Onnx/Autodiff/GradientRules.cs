@@ -103,7 +103,9 @@ public static class GradientRules
     private static Value? Ub(GradientContext c, Value grad, int input) => c.Needs(input) ? c.Unbroadcast(grad, c.X(input)) : null;
 
     private static Value ReshapeLike(GradientContext c, Value grad, Value like) =>
-        like.Shape is { } s && s.All(d => d.IsStatic) ? c.B.Reshape(grad, s.Select(d => d.Value!.Value).ToArray()) : c.B.Reshape(grad, c.B.Shape(like));
+        like.Shape is { } s && s.All(d => d.IsStatic)
+            ? c.B.Reshape(grad, s.Select(d => d.Value!.Value).ToArray())
+            : c.B.Op("Reshape", [grad, c.B.Shape(like)], 1, null, [like.Type with { ElementType = grad.ElementType }])[0];
 
     private static Value?[] Pow(GradientContext c)
     {
@@ -173,7 +175,7 @@ public static class GradientRules
             axes = Enumerable.Range(0, x.Rank).Select(i => (long)i).ToArray();
         }
         var g = keep ? gy : c.B.Unsqueeze(gy, axes.Select(a => (long)ShapeInferenceAxis(a, x.Rank)).Order().ToArray());
-        var expanded = c.B.Expand(g, c.B.Shape(x));
+        var expanded = c.B.Op("Expand", [g, c.B.Shape(x)], 1, null, [x.Type with { ElementType = gy.ElementType }])[0];
         if (!mean)
             return expanded;
         var count = axes.Select(a => x.Shape![ShapeInferenceAxis(a, x.Rank)]).ToArray();

@@ -58,7 +58,7 @@ public static class ReverseMode
             }
         }
 
-        var b = new GraphBuilder(forward, opset);
+        var b = new GraphBuilder(forward.Clone(), opset);
         var contributions = new Dictionary<string, List<Value>>(StringComparer.Ordinal);
         void Contribute(string name, Value grad) =>
             (contributions.TryGetValue(name, out var list) ? list : contributions[name] = []).Add(grad);

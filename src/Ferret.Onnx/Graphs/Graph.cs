@@ -91,6 +91,31 @@ public sealed class Graph
 
     public TensorType? TypeOf(string value) => ValueTypes.GetValueOrDefault(value);
 
+    /// <summary>A copy whose node, value and initializer collections can be changed independently (tensor bytes are shared).</summary>
+    public Graph Clone()
+    {
+        var g = new Graph { Name = Name };
+        g.Inputs.AddRange(Inputs);
+        g.Outputs.AddRange(Outputs);
+        g.Nodes.AddRange(Nodes.Select(n => new Node(n.OpType, n.Name, n.Inputs, n.Outputs, n.Attributes, n.Domain)));
+        foreach (var (k, v) in Initializers)
+            g.Initializers[k] = v;
+        foreach (var (k, v) in ValueTypes)
+            g.ValueTypes[k] = v;
+        return g;
+    }
+
+    /// <summary>Drops initializers no node reads and no output names.</summary>
+    public void PruneUnusedInitializers()
+    {
+        var used = new HashSet<string>(Nodes.SelectMany(n => n.Inputs).Concat(Outputs.Select(o => o.Name)), StringComparer.Ordinal);
+        foreach (var name in Initializers.Keys.Where(k => !used.Contains(k)).ToList())
+        {
+            Initializers.Remove(name);
+            ValueTypes.Remove(name);
+        }
+    }
+
     /// <summary>Checks that every node input is defined before use and every value is produced once.</summary>
     public void Validate()
     {

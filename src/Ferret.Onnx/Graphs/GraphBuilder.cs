@@ -313,6 +313,7 @@ public sealed class GraphBuilder
     /// <summary>Finishes the graph and checks it.</summary>
     public Graph Build()
     {
+        _graph.PruneUnusedInitializers();
         _graph.Validate();
         return _graph;
     }

@@ -1,0 +1,111 @@
+using Ferret.Core.Parameters;
+using Ferret.Onnx.Checkpoints;
+using Ferret.Onnx.Models;
+
+namespace Ferret.Onnx.Artifacts;
+
+/// <summary>
+/// A read-only view of an exported artifact package: its manifest, checked against the files beside it,
+/// the flat parameter layout, the block partition and the initial parameters.
+/// </summary>
+public sealed class ArtifactPackage
+{
+    private ArtifactPackage(string directory, ArtifactManifest manifest, ParameterLayout layout, ParameterBlocks blocks, ModelConfig config)
+    {
+        Directory = directory;
+        Manifest = manifest;
+        Layout = layout;
+        Blocks = blocks;
+        Config = config;
+    }
+
+    public string Directory { get; }
+
+    public ArtifactManifest Manifest { get; }
+
+    public ParameterLayout Layout { get; }
+
+    public ParameterBlocks Blocks { get; }
+
+    public ModelConfig Config { get; }
+
+    public string TrainGraphPath => Path.Combine(Directory, Manifest.Train.File);
+
+    public string EvalGraphPath => Path.Combine(Directory, Manifest.Eval.File);
+
+    public string LogitsGraphPath => Path.Combine(Directory, Manifest.Logits.File);
+
+    public string ParametersPath => Path.Combine(Directory, Manifest.ParametersFile);
+
+    public static ArtifactPackage Open(string directory)
+    {
+        if (!System.IO.Directory.Exists(directory))
+            throw new DirectoryNotFoundException($"Artifact package '{directory}' does not exist (export one with 'ferret export').");
+        directory = Path.GetFullPath(directory);
+        var manifestPath = Path.Combine(directory, ArtifactManifest.FileName);
+        if (!File.Exists(manifestPath))
+            throw new FileNotFoundException($"'{directory}' has no {ArtifactManifest.FileName}: not an artifact package.", manifestPath);
+        var m = ArtifactManifest.Parse(File.ReadAllText(manifestPath), manifestPath);
+        foreach (var g in new[] { m.Train, m.Eval, m.Logits })
+        {
+            if (!File.Exists(Path.Combine(directory, g.File)))
+                throw new FileNotFoundException($"'{manifestPath}' names graph '{g.File}', which is missing.", Path.Combine(directory, g.File));
+        }
+        ParameterLayout layout;
+        try
+        {
+            layout = new ParameterLayout(m.Parameters.Select(p => (p.Name, (IReadOnlyList<long>)p.Shape)));
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"'{manifestPath}': parameter table is invalid: {e.Message}", e);
+        }
+        for (int i = 0; i < m.Parameters.Count; i++)
+        {
+            var p = m.Parameters[i];
+            var t = layout.Tensors[i];
+            if (p.Offset != t.Offset || p.Length != t.Length || p.DType != "float32")
+                throw new InvalidDataException($"'{manifestPath}': parameter '{p.Name}' says offset {p.Offset}, length {p.Length}, {p.DType}; the table lays it at {t.Offset}, length {t.Length}, float32.");
+        }
+        if (m.ParameterCount != layout.TotalLength)
+            throw new InvalidDataException($"'{manifestPath}': parameterCount {m.ParameterCount} but the tensors hold {layout.TotalLength}.");
+        ParameterBlocks blocks;
+        try
+        {
+            blocks = ParameterBlocks.FromRanges(layout, m.Blocks.Select(b => (b.Offset, b.Length)).ToArray());
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"'{manifestPath}': block partition is invalid: {e.Message}", e);
+        }
+        var config = ModelConfig.FromManifestJson(m.ModelConfig, manifestPath);
+        if (!File.Exists(Path.Combine(directory, m.ParametersFile)))
+            throw new FileNotFoundException($"'{manifestPath}' names parameters '{m.ParametersFile}', which is missing.");
+        return new ArtifactPackage(directory, m, layout, blocks, config);
+    }
+
+    /// <summary>The initial parameters, flat, in manifest order; checked against the manifest's fingerprint.</summary>
+    public float[] LoadParameters(bool verify = true)
+    {
+        var flat = new float[Layout.TotalLength];
+        using (var reader = SafeTensorsReader.Open(ParametersPath))
+        {
+            foreach (var t in Layout.Tensors)
+            {
+                if (!reader.Contains(t.Name))
+                    throw new InvalidDataException($"'{ParametersPath}' has no tensor '{t.Name}' listed in the manifest.");
+                var info = reader.GetInfo(t.Name);
+                if (!info.Shape.SequenceEqual(t.Shape))
+                    throw new InvalidDataException($"'{ParametersPath}': tensor '{t.Name}' has shape [{string.Join(", ", info.Shape)}]; the manifest says [{string.Join(", ", t.Shape)}].");
+                reader.ReadFloat32(t.Name, flat.AsSpan((int)t.Offset, (int)t.Length));
+            }
+        }
+        if (verify)
+        {
+            var fp = ModelFingerprint.Compute(flat);
+            if (fp != Manifest.ParametersSha256)
+                throw new InvalidDataException($"'{ParametersPath}' has fingerprint {fp}; the manifest says {Manifest.ParametersSha256}. The package was modified or damaged.");
+        }
+        return flat;
+    }
+}
