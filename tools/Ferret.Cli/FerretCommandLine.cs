@@ -11,7 +11,10 @@ internal static class FerretCommandLine
         var root = new RootCommand("Ferret.NET: federated full-parameter fine-tuning of LLMs with shared randomness.");
         // Commands register below, one line each.
         root.Add(BasisCommand.Create());
-        root.Add(BenchCommand.Create(BenchProjectionCommand.Create()));
+        root.Add(ExportCommand.Create());
+        root.Add(InspectCommand.Create());
+        root.Add(GradcheckCommand.Create());
+        root.Add(BenchCommand.Create(BenchProjectionCommand.Create(), BenchTrainCommand.Create()));
         return root;
     }
 }

@@ -1,0 +1,56 @@
+using System.CommandLine;
+using System.Globalization;
+using Ferret.Onnx.Export;
+using Ferret.Onnx.Models;
+using Spectre.Console;
+
+namespace Ferret.Cli.Commands;
+
+/// <summary><c>ferret export</c>: a preset or a Hugging Face folder to an artifact package.</summary>
+internal static class ExportCommand
+{
+    public static Command Create()
+    {
+        var preset = new Option<string?>("--preset") { Description = $"A built-in model with seeded weights: {string.Join(", ", Presets.All.Select(p => p.Name))}." };
+        var hf = new Option<DirectoryInfo?>("--hf") { Description = "A Hugging Face model folder (config.json + model.safetensors or a sharded index)." };
+        var output = new Option<DirectoryInfo>("--out") { Description = "Folder to write the artifact package to.", Required = true };
+        var seed = new Option<int>("--seed") { Description = "Seed of a preset's random weights.", DefaultValueFactory = _ => 1 };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "byte: use the built-in byte-level tokenizer instead of the folder's tokenizer.json." };
+        tokenizer.AcceptOnlyFromAmong("byte");
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing package." };
+        var command = new Command("export", "Export a model to ONNX training artifacts (train.onnx, eval.onnx, logits.onnx, params.safetensors, manifest.json).")
+        {
+            preset, hf, output, seed, tokenizer, overwrite,
+        };
+        CommandAction.Set(command, parse =>
+        {
+            var p = parse.GetValue(preset);
+            var h = parse.GetValue(hf);
+            if ((p is null) == (h is null))
+                throw new ArgumentException("Pass exactly one of --preset NAME or --hf MODEL_DIR.");
+            if (p is not null && parse.GetValue(tokenizer) is not null)
+                throw new ArgumentException("--tokenizer applies to --hf exports; presets always use the byte tokenizer.");
+            ModelSource source = p is not null
+                ? new ModelSource.FromPreset(p, parse.GetValue(seed))
+                : new ModelSource.FromHuggingFace(h!.FullName, parse.GetValue(tokenizer) == "byte");
+            var outDir = parse.GetValue(output)!.FullName;
+            Onnx.Artifacts.ArtifactPackage? package = null;
+            AnsiConsole.Status().Start("exporting", ctx =>
+            {
+                package = ModelExporter.Export(source, outDir, parse.GetValue(overwrite), new Progress<string>(m => ctx.Status($"exporting: {m}")));
+            });
+            var m = package!.Manifest;
+            var table = new Table().AddColumn("artifact").AddColumn("value");
+            table.AddRow("folder", Markup.Escape(package.Directory));
+            table.AddRow("model", $"{m.ModelFamily} {m.Preset ?? ""}");
+            table.AddRow("parameters", m.ParameterCount.ToString("N0", CultureInfo.InvariantCulture));
+            table.AddRow("blocks", m.Blocks.Count.ToString(CultureInfo.InvariantCulture));
+            foreach (var g in new[] { m.Train, m.Eval, m.Logits })
+                table.AddRow(g.File, $"{new FileInfo(Path.Combine(package.Directory, g.File)).Length / 1024.0:F0} KiB");
+            table.AddRow("fingerprint", m.ParametersSha256);
+            AnsiConsole.Write(table);
+            return 0;
+        });
+        return command;
+    }
+}

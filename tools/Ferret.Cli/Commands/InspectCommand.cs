@@ -1,0 +1,75 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Ferret.Core.Parameters;
+using Ferret.Onnx.Artifacts;
+using Spectre.Console;
+
+namespace Ferret.Cli.Commands;
+
+/// <summary><c>ferret inspect</c>: what an artifact package holds.</summary>
+internal static class InspectCommand
+{
+    public static Command Create()
+    {
+        var dir = new Argument<DirectoryInfo>("DIR") { Description = "An artifact package folder." };
+        var json = new Option<bool>("--json") { Description = "Print the summary as JSON." };
+        var verify = new Option<bool>("--verify") { Description = "Recompute the parameters' fingerprint and compare it with the manifest." };
+        var command = new Command("inspect", "Show an artifact package: model, parameters, blocks, tokenizer, graphs, fingerprint.") { dir, json, verify };
+        CommandAction.Set(command, parse =>
+        {
+            var package = ArtifactPackage.Open(parse.GetValue(dir)!.FullName);
+            var m = package.Manifest;
+            string? verified = null;
+            if (parse.GetValue(verify))
+            {
+                package.LoadParameters(verify: true);
+                verified = "ok";
+            }
+            var sizes = m.Blocks.Select(b => b.Length).ToArray();
+            var graphs = new[] { m.Train, m.Eval, m.Logits }.Select(g => new
+            {
+                file = g.File,
+                bytes = new FileInfo(Path.Combine(package.Directory, g.File)).Length,
+                inputs = g.Inputs.Count,
+                outputs = g.Outputs.Count,
+            }).ToList();
+            if (parse.GetValue(json))
+            {
+                parse.InvocationConfiguration.Output.WriteLine(JsonSerializer.Serialize(new
+                {
+                    family = m.ModelFamily,
+                    preset = m.Preset,
+                    parameters = m.ParameterCount,
+                    parameterBytes = m.ParameterCount * 4,
+                    tensors = m.Parameters.Count,
+                    blocks = m.Blocks.Count,
+                    blockMin = sizes.Min(),
+                    blockMax = sizes.Max(),
+                    tokenizer = m.Tokenizer,
+                    graphs,
+                    fingerprint = m.ParametersSha256,
+                    verified,
+                }));
+                return 0;
+            }
+            var summary = new Table().AddColumn("field").AddColumn("value");
+            summary.AddRow("folder", Markup.Escape(package.Directory));
+            summary.AddRow("model", Markup.Escape($"{m.ModelFamily} {m.Preset}"));
+            summary.AddRow("shape", $"hidden {package.Config.HiddenSize}, {package.Config.Layers} layers, {package.Config.Heads} heads ({package.Config.KeyValueHeads} kv), vocabulary {package.Config.VocabSize}");
+            summary.AddRow("parameters", $"{m.ParameterCount.ToString("N0", CultureInfo.InvariantCulture)} ({m.ParameterCount * 4 / 1048576.0:F1} MiB fp32) in {m.Parameters.Count} tensors");
+            summary.AddRow("blocks", $"{m.Blocks.Count}, {sizes.Min():N0} to {sizes.Max():N0} elements (threshold {ParameterBlocks.Threshold(m.Parameters.Select(p => p.Length).ToArray()):N0})");
+            summary.AddRow("tokenizer", Markup.Escape($"{m.Tokenizer.Kind}, vocabulary {m.Tokenizer.VocabSize}, bos {m.Tokenizer.BosTokenId}, eos {m.Tokenizer.EosTokenId}, pad {m.Tokenizer.PadTokenId}"));
+            foreach (var g in graphs)
+                summary.AddRow(g.file, $"{g.bytes / 1024.0:F0} KiB, {g.inputs} inputs, {g.outputs} outputs");
+            summary.AddRow("fingerprint", m.ParametersSha256 + (verified is null ? "" : " (verified)"));
+            AnsiConsole.Write(summary);
+            var tensors = new Table().AddColumn("parameter").AddColumn("shape").AddColumn(new TableColumn("offset").RightAligned()).AddColumn(new TableColumn("length").RightAligned());
+            foreach (var p in m.Parameters)
+                tensors.AddRow(Markup.Escape(p.Name), $"[[{string.Join(", ", p.Shape)}]]", p.Offset.ToString("N0", CultureInfo.InvariantCulture), p.Length.ToString("N0", CultureInfo.InvariantCulture));
+            AnsiConsole.Write(tensors);
+            return 0;
+        });
+        return command;
+    }
+}
