@@ -163,29 +163,29 @@ public sealed class SafeTensorsReader : IDisposable
                 ReadRaw(offset, MemoryMarshal.AsBytes(destination));
                 break;
             case "F16":
-            {
-                var raw = new ushort[t.Count];
-                ReadRaw(offset, MemoryMarshal.AsBytes(raw.AsSpan()));
-                for (int i = 0; i < raw.Length; i++)
-                    destination[i] = (float)BitConverter.UInt16BitsToHalf(raw[i]);
-                break;
-            }
+                {
+                    var raw = new ushort[t.Count];
+                    ReadRaw(offset, MemoryMarshal.AsBytes(raw.AsSpan()));
+                    for (int i = 0; i < raw.Length; i++)
+                        destination[i] = (float)BitConverter.UInt16BitsToHalf(raw[i]);
+                    break;
+                }
             case "BF16":
-            {
-                var raw = new ushort[t.Count];
-                ReadRaw(offset, MemoryMarshal.AsBytes(raw.AsSpan()));
-                for (int i = 0; i < raw.Length; i++)
-                    destination[i] = BitConverter.UInt32BitsToSingle((uint)raw[i] << 16);
-                break;
-            }
+                {
+                    var raw = new ushort[t.Count];
+                    ReadRaw(offset, MemoryMarshal.AsBytes(raw.AsSpan()));
+                    for (int i = 0; i < raw.Length; i++)
+                        destination[i] = BitConverter.UInt32BitsToSingle((uint)raw[i] << 16);
+                    break;
+                }
             case "F64":
-            {
-                var raw = new double[t.Count];
-                ReadRaw(offset, MemoryMarshal.AsBytes(raw.AsSpan()));
-                for (int i = 0; i < raw.Length; i++)
-                    destination[i] = (float)raw[i];
-                break;
-            }
+                {
+                    var raw = new double[t.Count];
+                    ReadRaw(offset, MemoryMarshal.AsBytes(raw.AsSpan()));
+                    for (int i = 0; i < raw.Length; i++)
+                        destination[i] = (float)raw[i];
+                    break;
+                }
             default:
                 throw new NotSupportedException($"Tensor '{name}' in '{Path}' is {t.DType}; only F32, F16, BF16 and F64 weights can be read.");
         }

@@ -41,40 +41,40 @@ public static class ModelExporter
         switch (source)
         {
             case ModelSource.FromPreset p:
-            {
-                var preset = Presets.Get(p.Name);
-                presetName = preset.Name;
-                config = preset.Config;
-                builder = DecoderBuilder.For(config);
-                progress?.Report($"initialising {preset.Name} with seed {p.Seed}");
-                flat = Presets.Initialize(builder, p.Seed);
-                tokenizer = new TokenizerDescription("byte", config.VocabSize, Presets.ByteBos, Presets.ByteEos, Presets.BytePad, []);
-                break;
-            }
-            case ModelSource.FromHuggingFace h:
-            {
-                using var checkpoint = HfCheckpoint.Open(h.Directory);
-                config = checkpoint.Config;
-                builder = DecoderBuilder.For(config);
-                progress?.Report($"reading weights from {checkpoint.Directory}");
-                flat = ReadWeights(checkpoint, builder);
-                if (h.ByteTokenizer)
                 {
-                    if (config.VocabSize < Presets.ByteVocabulary)
-                        throw new InvalidDataException($"A byte tokenizer needs a vocabulary of at least {Presets.ByteVocabulary}; '{h.Directory}' has {config.VocabSize}.");
+                    var preset = Presets.Get(p.Name);
+                    presetName = preset.Name;
+                    config = preset.Config;
+                    builder = DecoderBuilder.For(config);
+                    progress?.Report($"initialising {preset.Name} with seed {p.Seed}");
+                    flat = Presets.Initialize(builder, p.Seed);
                     tokenizer = new TokenizerDescription("byte", config.VocabSize, Presets.ByteBos, Presets.ByteEos, Presets.BytePad, []);
+                    break;
                 }
-                else
+            case ModelSource.FromHuggingFace h:
                 {
-                    if (!checkpoint.TokenizerFiles.Any(f => Path.GetFileName(f) == "tokenizer.json"))
-                        throw new FileNotFoundException($"'{h.Directory}' has no tokenizer.json; pass --tokenizer byte to use the byte-level tokenizer.");
-                    foreach (var f in checkpoint.TokenizerFiles)
-                        writer.CopyFile(f);
-                    tokenizer = new TokenizerDescription("huggingface", config.VocabSize, config.BosTokenId, config.EosTokenId, config.PadTokenId,
-                        checkpoint.TokenizerFiles.Select(Path.GetFileName).ToList()!);
+                    using var checkpoint = HfCheckpoint.Open(h.Directory);
+                    config = checkpoint.Config;
+                    builder = DecoderBuilder.For(config);
+                    progress?.Report($"reading weights from {checkpoint.Directory}");
+                    flat = ReadWeights(checkpoint, builder);
+                    if (h.ByteTokenizer)
+                    {
+                        if (config.VocabSize < Presets.ByteVocabulary)
+                            throw new InvalidDataException($"A byte tokenizer needs a vocabulary of at least {Presets.ByteVocabulary}; '{h.Directory}' has {config.VocabSize}.");
+                        tokenizer = new TokenizerDescription("byte", config.VocabSize, Presets.ByteBos, Presets.ByteEos, Presets.BytePad, []);
+                    }
+                    else
+                    {
+                        if (!checkpoint.TokenizerFiles.Any(f => Path.GetFileName(f) == "tokenizer.json"))
+                            throw new FileNotFoundException($"'{h.Directory}' has no tokenizer.json; pass --tokenizer byte to use the byte-level tokenizer.");
+                        foreach (var f in checkpoint.TokenizerFiles)
+                            writer.CopyFile(f);
+                        tokenizer = new TokenizerDescription("huggingface", config.VocabSize, config.BosTokenId, config.EosTokenId, config.PadTokenId,
+                            checkpoint.TokenizerFiles.Select(Path.GetFileName).ToList()!);
+                    }
+                    break;
                 }
-                break;
-            }
             default:
                 throw new ArgumentException($"Unknown model source {source.GetType().Name}.", nameof(source));
         }

@@ -142,7 +142,9 @@ public sealed record ModelConfig
     }
 
     private static T Required<T>(JsonObject json, string source, string field) =>
-        Get<T>(json, source, field) ?? throw new InvalidDataException($"{source}: required field '{field}' is missing.");
+        json.TryGetPropertyValue(field, out var node) && node is not null
+            ? Get<T>(json, source, field)!
+            : throw new InvalidDataException($"{source}: required field '{field}' is missing.");
 
     private static T? Get<T>(JsonObject json, string source, string field)
     {
