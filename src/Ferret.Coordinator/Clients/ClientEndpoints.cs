@@ -1,0 +1,75 @@
+using System.Security.Claims;
+using System.Text.Json;
+using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.Security;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+
+namespace Ferret.Coordinator.Clients;
+
+public sealed record EnrolmentRequest(string? Label, int? ValidMinutes);
+
+public sealed record EnrolmentResponse(string Token, DateTimeOffset ExpiresUtc);
+
+public sealed record EnrolRequest(string EnrolmentToken, string Name, JsonElement? Capabilities);
+
+public sealed record EnrolResponse(string ClientId, string Token);
+
+public sealed record ClientView(string Id, string Name, DateTimeOffset EnrolledUtc, JsonElement? Capabilities, bool Revoked);
+
+/// <summary>Enrolment and the client registry: admins issue single-use enrolment tokens, devices redeem them.</summary>
+public static class ClientEndpoints
+{
+    public static RouteGroupBuilder MapClients(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api").WithTags("Clients");
+        api.MapPost("/enrolments", IssueEnrolment).RequireAuthorization(Policies.Admin);
+        api.MapPost("/clients/enrol", Enrol).AllowAnonymous();
+        api.MapGet("/clients", List).RequireAuthorization(Policies.Admin);
+        api.MapGet("/clients/me", Me).RequireAuthorization(Policies.Client);
+        api.MapPost("/clients/{id}/revoke", Revoke).RequireAuthorization(Policies.Admin);
+        return api;
+    }
+
+    private static Results<Created<EnrolmentResponse>, ValidationProblem> IssueEnrolment(
+        EnrolmentRequest? request, RoundLog log, IOptions<CoordinatorOptions> options, TimeProvider clock)
+    {
+        int minutes = request?.ValidMinutes ?? options.Value.EnrolmentValidityMinutes;
+        if (minutes is <= 0 or > 60 * 24 * 365)
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["validMinutes"] = [$"{minutes} is outside 1..525600."] });
+        var now = clock.GetUtcNow();
+        var token = Tokens.New("enrol_");
+        var expires = now.AddMinutes(minutes);
+        log.AddEnrolmentToken(Tokens.Digest(token), request?.Label ?? "", now, expires);
+        return TypedResults.Created("/api/clients", new EnrolmentResponse(token, expires));
+    }
+
+    private static Results<Ok<EnrolResponse>, ValidationProblem, ProblemHttpResult> Enrol(EnrolRequest? request, RoundLog log, TimeProvider clock)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (string.IsNullOrWhiteSpace(request?.EnrolmentToken))
+            errors["enrolmentToken"] = ["Required."];
+        if (string.IsNullOrWhiteSpace(request?.Name) || request.Name.Length > 200)
+            errors["name"] = ["Required, at most 200 characters."];
+        if (errors.Count > 0)
+            return TypedResults.ValidationProblem(errors);
+        var now = clock.GetUtcNow();
+        var id = "client-" + Guid.NewGuid().ToString("N")[..12];
+        var token = Tokens.New("ferret_");
+        var capabilities = request!.Capabilities is { } c ? c.GetRawText() : null;
+        if (!log.RedeemEnrolmentToken(Tokens.Digest(request.EnrolmentToken), new ClientRecord(id, request.Name.Trim(), now, capabilities, false), Tokens.Digest(token), now))
+            return TypedResults.Problem("The enrolment token is unknown, expired or already used.", statusCode: StatusCodes.Status401Unauthorized);
+        return TypedResults.Ok(new EnrolResponse(id, token));
+    }
+
+    private static Ok<ClientView[]> List(RoundLog log) => TypedResults.Ok(log.ListClients().Select(View).ToArray());
+
+    private static Results<Ok<ClientView>, NotFound> Me(ClaimsPrincipal user, RoundLog log) =>
+        log.GetClient(user.FindFirstValue(ClaimTypes.NameIdentifier)!) is { } c ? TypedResults.Ok(View(c)) : TypedResults.NotFound();
+
+    private static Results<NoContent, NotFound> Revoke(string id, RoundLog log) =>
+        log.RevokeClient(id) ? TypedResults.NoContent() : TypedResults.NotFound();
+
+    private static ClientView View(ClientRecord c) =>
+        new(c.Id, c.Name, c.EnrolledUtc, c.Capabilities is null ? null : JsonDocument.Parse(c.Capabilities).RootElement.Clone(), c.Revoked);
+}

@@ -1,0 +1,30 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Ferret.Coordinator;
+
+/// <summary>
+/// Coordinator settings, bound from the <c>Ferret</c> section of appsettings.json, environment variables
+/// (<c>Ferret__AdminKey</c>) and the command line (<c>--Ferret:AdminKey</c>).
+/// </summary>
+public sealed class CoordinatorOptions
+{
+    public const string Section = "Ferret";
+
+    /// <summary>SQLite file of the round log.</summary>
+    [Required]
+    public string DatabasePath { get; set; } = "ferret-coordinator.db";
+
+    /// <summary>Bearer secret for the admin API (enrolment tokens, experiments). Required outside Development.</summary>
+    public string? AdminKey { get; set; }
+
+    /// <summary>Folder of artifact packages served to clients by fingerprint.</summary>
+    public string ArtifactsDirectory { get; set; } = "artifacts";
+
+    /// <summary>Largest hub message accepted; full-model payloads travel in chunks below it.</summary>
+    [Range(64 * 1024, 1024 * 1024 * 1024)]
+    public long MaxMessageBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>How long an enrolment token stays valid.</summary>
+    [Range(1, 60 * 24 * 30)]
+    public int EnrolmentValidityMinutes { get; set; } = 60 * 24;
+}

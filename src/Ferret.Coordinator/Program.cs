@@ -1,0 +1,38 @@
+using Ferret.Coordinator;
+using Ferret.Coordinator.Clients;
+using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.Security;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+
+var builder = WebApplication.CreateBuilder(args);
+
+builder.Services.AddOptions<CoordinatorOptions>()
+    .Bind(builder.Configuration.GetSection(CoordinatorOptions.Section))
+    .ValidateDataAnnotations()
+    .Validate(o => builder.Environment.IsDevelopment() || !string.IsNullOrEmpty(o.AdminKey), "Ferret:AdminKey is required outside Development.")
+    .ValidateOnStart();
+builder.Services.AddSingleton(TimeProvider.System);
+builder.Services.AddSingleton(sp => new RoundLog(sp.GetRequiredService<IOptions<CoordinatorOptions>>().Value.DatabasePath));
+builder.Services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
+    .AddScheme<AuthenticationSchemeOptions, BearerAuthenticationHandler>(BearerAuthenticationHandler.SchemeName, null);
+builder.Services.AddAuthorization(Policies.Add);
+builder.Services.AddProblemDetails();
+builder.Services.AddOpenApi();
+builder.Services.AddHealthChecks();
+
+var app = builder.Build();
+
+app.UseExceptionHandler();
+app.UseStatusCodePages();
+app.UseAuthentication();
+app.UseAuthorization();
+
+app.MapOpenApi();
+app.MapHealthChecks("/health");
+app.MapClients();
+
+app.Run();
+
+/// <summary>Entry point; public so integration tests can host the coordinator in-process.</summary>
+public partial class Program;
