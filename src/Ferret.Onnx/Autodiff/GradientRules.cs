@@ -21,7 +21,6 @@ public static class GradientRules
     private static readonly Dictionary<string, GradientRule> Rules = new(StringComparer.Ordinal)
     {
         ["Identity"] = c => [c.DY()],
-        ["Dropout"] = c => [c.DY()],
         ["Add"] = c => [Ub(c, c.DY()!.Value, 0), Ub(c, c.DY()!.Value, 1)],
         ["Sub"] = c => [Ub(c, c.DY()!.Value, 0), c.Needs(1) ? c.Unbroadcast(c.B.Neg(c.DY()!.Value), c.X(1)) : null],
         ["Mul"] = c => [
