@@ -79,7 +79,7 @@ public sealed class AlgorithmSettings
         Require(LocalSteps >= 1, nameof(LocalSteps), LocalSteps, "at least 1");
         Require(MicroBatches >= 1, nameof(MicroBatches), MicroBatches, "at least 1");
         Require(double.IsFinite(LocalLearningRate) && LocalLearningRate >= 0, nameof(LocalLearningRate), LocalLearningRate, "finite, >= 0");
-        Require(CandidateSeeds >= 2, nameof(CandidateSeeds), CandidateSeeds, "at least 2");
+        Require(CandidateSeeds is >= 2 and <= 65536, nameof(CandidateSeeds), CandidateSeeds, "2 to 65,536 (seed indices travel as 16 bits)");
         Require(double.IsFinite(ServerLearningRate) && ServerLearningRate >= 0, nameof(ServerLearningRate), ServerLearningRate, "finite, >= 0");
         Require(double.IsFinite(ServerLearningRateMin) && ServerLearningRateMin >= 0, nameof(ServerLearningRateMin), ServerLearningRateMin, "finite, >= 0");
         Require(ServerMomentum is >= 0 and < 1, nameof(ServerMomentum), ServerMomentum, "in [0, 1)");

@@ -51,12 +51,15 @@ public abstract class ClientUpdate
 public sealed class FerretUpdate : ClientUpdate
 {
     [Key(5)]
+    [MessagePackFormatter(typeof(RawUInt16IndexFormatter))]
     public int[] SeedIndices { get; set; } = [];
 
     [Key(6)]
+    [MessagePackFormatter(typeof(RunLengthInt32Formatter))]
     public int[] Blocks { get; set; } = [];
 
     [Key(7)]
+    [MessagePackFormatter(typeof(RawFloat32Formatter))]
     public float[] Gammas { get; set; } = [];
 }
 
@@ -65,9 +68,11 @@ public sealed class FerretUpdate : ClientUpdate
 public sealed class SeedScalarsUpdate : ClientUpdate
 {
     [Key(5)]
+    [MessagePackFormatter(typeof(RawUInt16IndexFormatter))]
     public int[] SeedIndices { get; set; } = [];
 
     [Key(6)]
+    [MessagePackFormatter(typeof(RawFloat32Formatter))]
     public float[] Scalars { get; set; } = [];
 }
 

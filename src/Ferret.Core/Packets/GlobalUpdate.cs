@@ -32,12 +32,15 @@ public abstract class GlobalUpdate
 public sealed class SeedCoefficientsUpdate : GlobalUpdate
 {
     [Key(4)]
+    [MessagePackFormatter(typeof(RawUInt16IndexFormatter))]
     public int[] SeedIndices { get; set; } = [];
 
     [Key(5)]
+    [MessagePackFormatter(typeof(RunLengthInt32Formatter))]
     public int[] Blocks { get; set; } = [];
 
     [Key(6)]
+    [MessagePackFormatter(typeof(RawFloat32Formatter))]
     public float[] Coefficients { get; set; } = [];
 }
 
@@ -46,9 +49,11 @@ public sealed class SeedCoefficientsUpdate : GlobalUpdate
 public sealed class SeedScalarsGlobalUpdate : GlobalUpdate
 {
     [Key(4)]
+    [MessagePackFormatter(typeof(RawUInt16IndexFormatter))]
     public int[] SeedIndices { get; set; } = [];
 
     [Key(5)]
+    [MessagePackFormatter(typeof(RawFloat32Formatter))]
     public float[] Coefficients { get; set; } = [];
 }
 

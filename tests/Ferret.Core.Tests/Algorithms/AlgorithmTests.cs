@@ -140,7 +140,8 @@ public class AlgorithmTests
         var f = new Federation(FederatedAlgorithms.Ferret, s => Tune(FederatedAlgorithms.Ferret, s), rounds: 1);
         var packet = (FerretUpdate)f.Algorithms[0].Train(1, f.Models[0], new Random(1));
         var bytes = Wire.Serialize<ClientUpdate>(packet);
-        Assert.InRange(bytes.Length, 1, 64 + (9 * packet.Gammas.Length));
+        // Six bytes a seed (uint16 index, float32 gamma) plus a few per block and the envelope.
+        Assert.InRange(bytes.Length, 6 * packet.Gammas.Length, 96 + (6 * packet.Gammas.Length) + (6 * 3));
         var full = Wire.Serialize<ClientUpdate>(new FullDeltaUpdate { ExperimentId = "exp", Round = 1, SampleCount = 1, Delta = new float[f.Global.Length] });
         Assert.InRange(full.Length, 4 * f.Global.Length, (4 * f.Global.Length) + 64);
     }
