@@ -14,6 +14,9 @@ internal static class FerretCommandLine
         root.Add(ExportCommand.Create());
         root.Add(InspectCommand.Create());
         root.Add(GradcheckCommand.Create());
+        root.Add(DataCommand.Create());
+        root.Add(TrainCommand.Create());
+        root.Add(SimulateCommand.Create());
         root.Add(BenchCommand.Create(BenchProjectionCommand.Create(), BenchTrainCommand.Create()));
         return root;
     }

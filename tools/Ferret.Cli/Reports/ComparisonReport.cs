@@ -1,0 +1,53 @@
+using System.Globalization;
+using System.Text;
+using Ferret.Training.Simulation;
+
+namespace Ferret.Cli.Reports;
+
+/// <summary>The side-by-side view of simulation runs: a Markdown table and a PNG of eval loss against rounds.</summary>
+internal static class ComparisonReport
+{
+    public static string Markdown(IReadOnlyList<SimulationResult> results)
+    {
+        ArgumentNullException.ThrowIfNull(results);
+        var sb = new StringBuilder();
+        sb.AppendLine("| algorithm | rounds | eval loss (start -> end) | Rouge-L (start -> end) | wall time | client compute / round | forward + backward passes / client / round | upload / client / round | download / client / round |");
+        sb.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var r in results)
+        {
+            var first = r.Rounds[0];
+            var last = r.Rounds[^1];
+            var trained = r.Rounds.Skip(1).ToList();
+            sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {r.Algorithm} | {trained.Count} | {first.EvalLoss:F3} -> {last.EvalLoss:F3} | {first.RougeL:F3} -> {last.RougeL:F3} | {trained.Sum(x => x.WallSeconds):F1} s | {trained.Average(x => x.ClientComputeSeconds):F2} s | {trained.Average(x => x.ForwardPassesPerClient):F0} + {trained.Average(x => x.BackwardPassesPerClient):F0} | {Bytes(trained.Average(x => x.BytesUpPerClient))} | {Bytes(trained.Average(x => x.BytesDownPerClient))} |"));
+        }
+        return sb.ToString();
+    }
+
+    public static string Bytes(double bytes) => bytes switch
+    {
+        < 1024 => string.Create(CultureInfo.InvariantCulture, $"{bytes:F0} B"),
+        < 1024 * 1024 => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1024:F1} KiB"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024 * 1024):F1} MiB"),
+    };
+
+    public static void Plot(IReadOnlyList<SimulationResult> results, string path)
+    {
+        ArgumentNullException.ThrowIfNull(results);
+        var plot = new ScottPlot.Plot();
+        foreach (var r in results)
+        {
+            var xs = r.Rounds.Select(x => (double)x.Round).ToArray();
+            var ys = r.Rounds.Select(x => x.EvalLoss).ToArray();
+            var line = plot.Add.Scatter(xs, ys);
+            line.LegendText = r.Algorithm;
+        }
+        plot.Title("Eval loss by round");
+        plot.XLabel("round");
+        plot.YLabel("eval loss");
+        plot.ShowLegend();
+        var tmp = path + ".tmp.png";
+        plot.SavePng(tmp, 900, 540);
+        File.Move(tmp, path, overwrite: true);
+    }
+}
