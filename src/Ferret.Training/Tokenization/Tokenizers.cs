@@ -12,8 +12,10 @@ public static class Tokenizers
         return t.Kind switch
         {
             "byte" => new ByteTokenizer(t.VocabSize, t.BosTokenId ?? 256, t.EosTokenId ?? 257, t.PadTokenId ?? 258),
-            _ => throw new NotSupportedException(
-                $"'{package.Directory}' uses a {t.Kind} tokenizer; this build's data pipeline reads byte-level packages only (export with --tokenizer byte)."),
+            "huggingface" => t.Files.Contains("tokenizer.json")
+                ? HuggingFaceTokenizer.Load(Path.Combine(package.Directory, "tokenizer.json"), t.VocabSize, t.BosTokenId, t.EosTokenId, t.PadTokenId)
+                : throw new InvalidDataException($"'{package.Directory}' describes a Hugging Face tokenizer without tokenizer.json."),
+            _ => throw new NotSupportedException($"'{package.Directory}' uses an unknown tokenizer kind '{t.Kind}'."),
         };
     }
 }
