@@ -46,12 +46,13 @@ internal static class SimulateCommand
         var evalExamples = new Option<int>("--eval-examples") { Description = "Held-out examples scored each round.", DefaultValueFactory = _ => 64 };
         var generate = new Option<int>("--generate-examples") { Description = "Held-out examples decoded for Rouge-L each round.", DefaultValueFactory = _ => 16 };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var json = new Option<FileInfo?>("--json") { Description = "Write every round of every run to this JSON file." };
         var report = new Option<DirectoryInfo?>("--report") { Description = "Folder for comparison.md and eval-loss.png (with --compare)." };
         var command = new Command("simulate", "Simulate federated fine-tuning with in-process clients driven through the algorithm interface.")
         {
             algorithm, compare, artifacts, data, test, clients, fraction, rounds, partition, alpha, seed, localSteps, microBatches, localLr, serverLr, seeds,
-            epsilon, maxLength, evalExamples, generate, threads, json, report,
+            epsilon, maxLength, evalExamples, generate, threads, device, json, report,
         };
         CommandAction.Set(command, parse =>
         {
@@ -96,7 +97,7 @@ internal static class SimulateCommand
                     MaxLength = parse.GetValue(maxLength),
                     EvalExamples = parse.GetValue(evalExamples),
                     GenerateExamples = parse.GetValue(generate),
-                    Session = new SessionSettings { IntraOpThreads = parse.GetValue(threads) },
+                    Session = new SessionSettings { IntraOpThreads = parse.GetValue(threads), Device = ExecutionDevice.Parse(parse.GetValue(device)!) },
                 };
                 AnsiConsole.MarkupLine($"[bold]{a}[/]: {options.Clients} clients, {options.Fraction:P0} per round, {options.Rounds} rounds, T = {settings.LocalSteps}, eta = {settings.LocalLearningRate}");
                 results.Add(Simulator.Run(package, trainSet, testSet, options, tokenizer, r => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

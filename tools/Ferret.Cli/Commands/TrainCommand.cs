@@ -28,10 +28,11 @@ internal static class TrainCommand
         var evalEvery = new Option<int>("--eval-every") { Description = "Steps between evaluations.", DefaultValueFactory = _ => 50 };
         var maxLength = new Option<int>("--max-length") { Description = "Tokens per example at most.", DefaultValueFactory = _ => 320 };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing output package." };
         var command = new Command("train", "Fine-tune an exported model centrally and save the tuned parameters as a new package.")
         {
-            artifacts, data, test, output, steps, batch, accumulate, optimizer, lr, clip, evalEvery, maxLength, threads, overwrite,
+            artifacts, data, test, output, steps, batch, accumulate, optimizer, lr, clip, evalEvery, maxLength, threads, device, overwrite,
         };
         CommandAction.Set(command, parse =>
         {
@@ -50,7 +51,7 @@ internal static class TrainCommand
                 LearningRate = parse.GetValue(lr),
                 ClipNorm = parse.GetValue(clip),
                 EvalEvery = Positive(parse.GetValue(evalEvery), "--eval-every"),
-                Session = new SessionSettings { IntraOpThreads = parse.GetValue(threads) },
+                Session = new SessionSettings { IntraOpThreads = parse.GetValue(threads), Device = ExecutionDevice.Parse(parse.GetValue(device)!) },
             };
             var train = trainSet.Select(encoder.Encode).ToList();
             var held = testSet.Select(encoder.Encode).ToList();
