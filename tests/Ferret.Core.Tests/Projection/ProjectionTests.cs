@@ -70,15 +70,6 @@ public class ProjectionTests
         Assert.Contains("block 1", e.Message);
     }
 
-    public static IEnumerable<object[]> Paths()
-    {
-        yield return [KernelPath.Scalar];
-        if (System.Runtime.Intrinsics.X86.Avx2.IsSupported)
-            yield return [KernelPath.Vector256];
-        if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
-            yield return [KernelPath.Vector512];
-    }
-
     [Fact]
     public void Reconstruction_gives_the_same_fingerprint_on_every_path_and_thread_count()
     {
@@ -87,7 +78,7 @@ public class ProjectionTests
         var seeds = SharedRandomness.CandidateSeeds(5, 64);
         var coefficients = Projector.Project(RandomVector((int)blocks.TotalLength, 4, 0.1), blocks, seeds, BasisDistribution.Uniform, new Random(2));
         string? reference = null;
-        foreach (var path in Paths().Select(p => (KernelPath)p[0]))
+        foreach (var path in KernelPaths.Available().Select(p => (KernelPath)p[0]))
         {
             foreach (var threads in new[] { 1, 2, 8 })
             {

@@ -84,17 +84,8 @@ public class SharedRandomnessTests
         Assert.Equal(1f - 5.9604644775390625E-8f, SharedRandomness.Uniform(uint.MaxValue));
     }
 
-    public static IEnumerable<object[]> Paths()
-    {
-        yield return [KernelPath.Scalar];
-        if (System.Runtime.Intrinsics.X86.Avx2.IsSupported)
-            yield return [KernelPath.Vector256];
-        if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
-            yield return [KernelPath.Vector512];
-    }
-
     [Theory]
-    [MemberData(nameof(Paths))]
+    [MemberData(nameof(KernelPaths.Available), MemberType = typeof(KernelPaths))]
     public void Every_kernel_path_fills_the_reference_bits(KernelPath path)
     {
         foreach (var dist in new[] { BasisDistribution.Uniform, BasisDistribution.Rademacher })
@@ -128,7 +119,7 @@ public class SharedRandomnessTests
         var reference = (float[])w.Clone();
         BasisKernels.Apply(seeds, coefficients, block, a, dist, reference, start, KernelPath.Scalar);
         bool same = true;
-        foreach (var path in Paths().Select(p => (KernelPath)p[0]))
+        foreach (var path in KernelPaths.Available().Select(p => (KernelPath)p[0]))
         {
             var v = (float[])w.Clone();
             BasisKernels.Apply(seeds, coefficients, block, a, dist, v, start, path);
@@ -138,7 +129,7 @@ public class SharedRandomnessTests
     }
 
     [Theory]
-    [MemberData(nameof(Paths))]
+    [MemberData(nameof(KernelPaths.Available), MemberType = typeof(KernelPaths))]
     public void Every_kernel_path_computes_the_same_dot_products(KernelPath path)
     {
         var rng = new Random(3);
