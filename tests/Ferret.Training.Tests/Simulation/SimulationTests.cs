@@ -5,7 +5,7 @@ using Ferret.Training.Tokenization;
 
 namespace Ferret.Training.Tests.Simulation;
 
-public sealed class SimulationTests(ArtifactFixture artifacts) : IClassFixture<ArtifactFixture>
+public sealed class SimulationTests(ArtifactFixture artifacts, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<ArtifactFixture>
 {
     private static SimulationOptions Short(string algorithm, int rounds) => new()
     {
@@ -23,7 +23,7 @@ public sealed class SimulationTests(ArtifactFixture artifacts) : IClassFixture<A
 
     private static AlgorithmSettings Tuned(AlgorithmSettings s)
     {
-        s.LocalSteps = 4;
+        s.LocalSteps = 8;
         s.MicroBatches = 2;
         s.LocalLearningRate = 0.05;
         s.ServerLearningRate = 3;
@@ -38,12 +38,13 @@ public sealed class SimulationTests(ArtifactFixture artifacts) : IClassFixture<A
         var test = SyntheticTasks.Sample(SyntheticTasks.Names, 16, 2);
         var result = Simulator.Run(package, train, test, Short(FederatedAlgorithms.Ferret, 3), Tokenizers.FromPackage(package));
         Assert.Equal(4, result.Rounds.Count);
+        output.WriteLine(string.Join(" -> ", result.Rounds.Select(r => r.EvalLoss.ToString("F4", System.Globalization.CultureInfo.InvariantCulture))));
         Assert.True(result.Rounds[^1].EvalLoss < result.Rounds[0].EvalLoss - 0.25, $"eval loss {result.Rounds[0].EvalLoss} -> {result.Rounds[^1].EvalLoss}");
         Assert.All(result.Rounds.Skip(1), r =>
         {
             Assert.Equal(2, r.Participants);
             Assert.InRange(r.BytesUpPerClient, 100, 64 * 1024);
-            Assert.Equal(8, r.ForwardPassesPerClient);
+            Assert.Equal(16, r.ForwardPassesPerClient);
         });
     }
 
