@@ -17,14 +17,8 @@ public static class SeedPerturbations
     {
         options ??= KernelOptions.Default;
         var path = options.Path;
-        int n = destination.Length;
-        int items = (n + options.WorkItemLength - 1) / options.WorkItemLength;
-        Parallel.For(0, items, options.Parallel, i =>
-        {
-            int start = i * options.WorkItemLength;
-            int len = Math.Min(options.WorkItemLength, n - start);
-            BasisKernels.Fill(seed, 0, Scale(distribution), distribution, destination.Span.Slice(start, len), (ulong)start, path);
-        });
+        ForEachTile(destination.Length, options, (start, length) =>
+            BasisKernels.Fill(seed, 0, Scale(distribution), distribution, destination.Span.Slice(start, length), (ulong)start, path));
     }
 
     /// <summary><c>w = w - c_k z_k</c> for each seed in order, element-wise with two roundings.</summary>
@@ -32,13 +26,19 @@ public static class SeedPerturbations
     {
         options ??= KernelOptions.Default;
         var path = options.Path;
-        int n = weights.Length;
-        int items = (n + options.WorkItemLength - 1) / options.WorkItemLength;
+        ForEachTile(weights.Length, options, (start, length) =>
+            BasisKernels.Apply(seeds.Span, coefficients.Span, 0, Scale(distribution), distribution, weights.Span.Slice(start, length), (ulong)start, path));
+    }
+
+    /// <summary>Runs <paramref name="body"/> over work items of the vector in parallel; items are independent.</summary>
+    private static void ForEachTile(int length, KernelOptions options, Action<int, int> body)
+    {
+        options.Validate();
+        int items = (length + options.WorkItemLength - 1) / options.WorkItemLength;
         Parallel.For(0, items, options.Parallel, i =>
         {
             int start = i * options.WorkItemLength;
-            int len = Math.Min(options.WorkItemLength, n - start);
-            BasisKernels.Apply(seeds.Span, coefficients.Span, 0, Scale(distribution), distribution, weights.Span.Slice(start, len), (ulong)start, path);
+            body(start, Math.Min(options.WorkItemLength, length - start));
         });
     }
 }
