@@ -1,5 +1,6 @@
 using Ferret.Coordinator;
 using Ferret.Coordinator.Clients;
+using Ferret.Coordinator.Experiments;
 using Ferret.Coordinator.Persistence;
 using Ferret.Coordinator.Security;
 using Microsoft.AspNetCore.Authentication;
@@ -31,6 +32,7 @@ app.UseAuthorization();
 app.MapOpenApi();
 app.MapHealthChecks("/health");
 app.MapClients();
+app.MapExperiments();
 
 app.Run();
 

@@ -12,6 +12,8 @@ internal sealed class CoordinatorFactory : WebApplicationFactory<Program>
 
     public string DatabasePath => _dir.File("coordinator.db");
 
+    public string ArtifactsDirectory => _dir.Path;
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseEnvironment("Production");

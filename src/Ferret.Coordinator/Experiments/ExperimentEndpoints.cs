@@ -1,0 +1,139 @@
+using System.Globalization;
+using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.Security;
+using Ferret.Core.Algorithms;
+using Ferret.Core.Packets;
+using Ferret.Onnx.Artifacts;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+
+namespace Ferret.Coordinator.Experiments;
+
+/// <summary>What an admin sends to create an experiment; unset hyper-parameters take the algorithm's reference values.</summary>
+public sealed record CreateExperimentRequest(
+    string Name, string Algorithm, string Artifact, int Rounds, double Fraction, ulong? ExperimentSeed,
+    int? LocalSteps, int? MicroBatches, double? LocalLearningRate, int? CandidateSeeds, double? ServerLearningRate);
+
+public sealed record RoundView(int Round, string State, DateTimeOffset OpenedUtc, DateTimeOffset? ClosedUtc, int Aggregated, int Missing);
+
+public sealed record ExperimentView(
+    string Id, string Name, string Algorithm, string State, int Rounds, double Fraction, int CandidateSeeds, int Blocks,
+    long Parameters, string ArtifactFingerprint, DateTimeOffset CreatedUtc, IReadOnlyList<RoundView>? RoundLog);
+
+/// <summary>Experiments: create from an artifact package, list, inspect, stop, and fetch what clients need.</summary>
+public static class ExperimentEndpoints
+{
+    public const string MessagePackType = "application/x-msgpack";
+
+    public static RouteGroupBuilder MapExperiments(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api/experiments").WithTags("Experiments");
+        api.MapPost("/", Create).RequireAuthorization(Policies.Admin);
+        api.MapGet("/", List).RequireAuthorization(Policies.Observer);
+        api.MapGet("/{id}", Get).RequireAuthorization(Policies.Observer);
+        api.MapPost("/{id}/stop", Stop).RequireAuthorization(Policies.Admin);
+        api.MapGet("/{id}/descriptor", Descriptor).RequireAuthorization(Policies.Observer);
+        api.MapGet("/{id}/updates", Updates).RequireAuthorization(Policies.Observer);
+        return api;
+    }
+
+    private static Results<Created<ExperimentView>, ValidationProblem> Create(
+        CreateExperimentRequest? request, RoundLog log, IOptions<CoordinatorOptions> options, TimeProvider clock)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (request is null)
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["body"] = ["A JSON body is required."] });
+        if (string.IsNullOrWhiteSpace(request.Name))
+            errors["name"] = ["Required."];
+        if (!FederatedAlgorithms.Names.Contains(request.Algorithm))
+            errors["algorithm"] = [$"'{request.Algorithm}' is not one of {string.Join(", ", FederatedAlgorithms.Names)}."];
+        if (request.Rounds is < 1 or > 100_000)
+            errors["rounds"] = [$"{request.Rounds} is outside 1..100000."];
+        if (!(request.Fraction is > 0 and <= 1))
+            errors["fraction"] = [$"{request.Fraction.ToString(CultureInfo.InvariantCulture)} is outside (0, 1]."];
+        ArtifactPackage? package = null;
+        if (string.IsNullOrWhiteSpace(request.Artifact) || request.Artifact.Contains("..", StringComparison.Ordinal) || Path.IsPathRooted(request.Artifact))
+        {
+            errors["artifact"] = ["Name an artifact package folder inside the coordinator's artifacts directory."];
+        }
+        else
+        {
+            try
+            {
+                package = ArtifactPackage.Open(Path.Combine(options.Value.ArtifactsDirectory, request.Artifact));
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException)
+            {
+                errors["artifact"] = [e.Message];
+            }
+        }
+        if (errors.Count > 0)
+            return TypedResults.ValidationProblem(errors);
+
+        var settings = FederatedAlgorithms.ReferenceSettings(request.Algorithm);
+        if (request.LocalSteps is int t)
+            settings.LocalSteps = t;
+        if (request.MicroBatches is int m)
+            settings.MicroBatches = m;
+        if (request.LocalLearningRate is double lr)
+            settings.LocalLearningRate = lr;
+        if (request.CandidateSeeds is int k)
+            settings.CandidateSeeds = k;
+        if (request.ServerLearningRate is double slr)
+            settings.ServerLearningRate = slr;
+        ExperimentDescriptor descriptor;
+        try
+        {
+            descriptor = ExperimentDescriptor.Create("exp-" + Guid.NewGuid().ToString("N")[..12], request.Algorithm, settings,
+                request.ExperimentSeed ?? (ulong)Random.Shared.NextInt64(), package!.Blocks, package.Manifest.ParametersSha256, request.Rounds, request.Fraction);
+        }
+        catch (ArgumentException e)
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["settings"] = [e.Message] });
+        }
+        var record = new ExperimentRecord(descriptor.Id, request.Name.Trim(), descriptor.Algorithm, Wire.Serialize(descriptor), ExperimentState.Created,
+            descriptor.Rounds, descriptor.ArtifactFingerprint, clock.GetUtcNow(), null);
+        log.AddExperiment(record);
+        return TypedResults.Created($"/api/experiments/{descriptor.Id}", View(record, descriptor, null));
+    }
+
+    private static Ok<ExperimentView[]> List(RoundLog log) =>
+        TypedResults.Ok(log.ListExperiments().Select(e => View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), null)).ToArray());
+
+    private static Results<Ok<ExperimentView>, NotFound> Get(string id, RoundLog log)
+    {
+        if (log.GetExperiment(id) is not { } e)
+            return TypedResults.NotFound();
+        var rounds = log.GetRounds(id).Select(r => new RoundView(r.Round, r.State.ToString(), r.OpenedUtc, r.ClosedUtc, r.Aggregated, r.Missing)).ToList();
+        return TypedResults.Ok(View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), rounds));
+    }
+
+    private static Results<NoContent, NotFound, Conflict<string>> Stop(string id, RoundLog log, TimeProvider clock)
+    {
+        if (log.GetExperiment(id) is not { } e)
+            return TypedResults.NotFound();
+        if (e.State is ExperimentState.Completed or ExperimentState.Stopped)
+            return TypedResults.Conflict($"Experiment '{id}' is already {e.State.ToString().ToLowerInvariant()}.");
+        log.SetExperimentState(id, ExperimentState.Stopped, clock.GetUtcNow());
+        return TypedResults.NoContent();
+    }
+
+    /// <summary>The MessagePack experiment descriptor a client needs to take part (seeds, blocks, settings).</summary>
+    private static Results<FileContentHttpResult, NotFound> Descriptor(string id, RoundLog log) =>
+        log.GetExperiment(id) is { } e ? TypedResults.File(e.Descriptor, MessagePackType) : TypedResults.NotFound();
+
+    /// <summary>Catch-up: the completed global updates after round <paramref name="after"/>, as a MessagePack array of updates.</summary>
+    private static Results<FileContentHttpResult, NotFound, ValidationProblem> Updates(string id, int? after, RoundLog log)
+    {
+        if (log.GetExperiment(id) is null)
+            return TypedResults.NotFound();
+        if (after is < 0)
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["after"] = [$"{after} is negative."] });
+        var updates = log.GetGlobalUpdates(id, after ?? 0).Select(u => Wire.Deserialize<GlobalUpdate>(u.GlobalUpdate)).ToArray();
+        return TypedResults.File(Wire.Serialize(updates), MessagePackType);
+    }
+
+    private static ExperimentView View(ExperimentRecord e, ExperimentDescriptor d, IReadOnlyList<RoundView>? rounds) =>
+        new(e.Id, e.Name, e.Algorithm, e.State.ToString(), e.Rounds, d.Fraction, d.Settings.CandidateSeeds, d.BlockLengths.Length, d.ParameterCount,
+            e.ArtifactFingerprint, e.CreatedUtc, rounds);
+}
