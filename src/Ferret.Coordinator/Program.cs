@@ -2,6 +2,7 @@ using Ferret.Coordinator;
 using Ferret.Coordinator.Clients;
 using Ferret.Coordinator.Experiments;
 using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.Rounds;
 using Ferret.Coordinator.Security;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
@@ -21,6 +22,11 @@ builder.Services.AddAuthorization(Policies.Add);
 builder.Services.AddProblemDetails();
 builder.Services.AddOpenApi();
 builder.Services.AddHealthChecks();
+builder.Services.AddSingleton<ExperimentAlgorithms>();
+// SignalR's own limit sits above the packet limit, so an oversized packet still gets a reason back;
+// only a message past twice the limit closes the connection.
+builder.Services.AddSignalR(o => o.MaximumReceiveMessageSize = (2 * (builder.Configuration.GetValue<long?>("Ferret:MaxMessageBytes") ?? new CoordinatorOptions().MaxMessageBytes)) + (64 * 1024))
+    .AddMessagePackProtocol();
 
 var app = builder.Build();
 
@@ -33,6 +39,7 @@ app.MapOpenApi();
 app.MapHealthChecks("/health");
 app.MapClients();
 app.MapExperiments();
+app.MapHub<RoundsHub>(RoundsHub.Path);
 
 app.Run();
 

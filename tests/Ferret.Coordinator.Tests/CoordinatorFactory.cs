@@ -8,6 +8,7 @@ namespace Ferret.Coordinator.Tests;
 internal sealed class CoordinatorFactory : WebApplicationFactory<Program>
 {
     public const string AdminKey = "test-admin-key";
+    public const long MaxMessageBytes = 256 * 1024;
     private readonly TempDirectory _dir = new();
 
     public string DatabasePath => _dir.File("coordinator.db");
@@ -20,6 +21,7 @@ internal sealed class CoordinatorFactory : WebApplicationFactory<Program>
         builder.UseSetting("Ferret:DatabasePath", DatabasePath);
         builder.UseSetting("Ferret:AdminKey", AdminKey);
         builder.UseSetting("Ferret:ArtifactsDirectory", _dir.Path);
+        builder.UseSetting("Ferret:MaxMessageBytes", MaxMessageBytes.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
     public HttpClient Admin()

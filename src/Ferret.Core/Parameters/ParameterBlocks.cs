@@ -72,6 +72,17 @@ public sealed class ParameterBlocks
     }
 
     /// <summary>
+    /// A partition known only by its block lengths (an experiment descriptor seen by a coordinator that does
+    /// not load the model): each block stands for one tensor of that length.
+    /// </summary>
+    public static ParameterBlocks FromLengths(IReadOnlyList<long> lengths)
+    {
+        ArgumentNullException.ThrowIfNull(lengths);
+        var layout = new ParameterLayout(lengths.Select((l, i) => ($"block{i}", (IReadOnlyList<long>)new[] { l })));
+        return FromRanges(layout, layout.Tensors.Select(t => (t.Offset, t.Length)).ToArray());
+    }
+
+    /// <summary>
     /// Rebuilds a partition from stored (offset, length) pairs (a manifest or experiment descriptor)
     /// and checks that they tile the layout exactly, on tensor boundaries.
     /// </summary>

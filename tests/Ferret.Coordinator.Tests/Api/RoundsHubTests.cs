@@ -1,0 +1,153 @@
+using System.Net.Http.Json;
+using Ferret.Coordinator.Clients;
+using Ferret.Coordinator.Experiments;
+using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.Rounds;
+using Ferret.Core.Algorithms;
+using Ferret.Core.Packets;
+using Ferret.Core.Parameters;
+using Ferret.Core.Projection;
+using Ferret.Onnx.Export;
+using Microsoft.AspNetCore.Http.Connections;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Ferret.Coordinator.Tests.Api;
+
+/// <summary>The SignalR hub with the MessagePack protocol: validation at the door and live events.</summary>
+public sealed class RoundsHubTests : IAsyncLifetime, IDisposable
+{
+    private readonly CoordinatorFactory _factory = new();
+    private ExperimentView _experiment = null!;
+    private ExperimentDescriptor _descriptor = null!;
+    private EnrolResponse _a = null!;
+    private EnrolResponse _b = null!;
+
+    public async Task InitializeAsync()
+    {
+        ModelExporter.Export(new ModelSource.FromPreset("tiny-gpt2", 1), Path.Combine(_factory.ArtifactsDirectory, "tiny-gpt2"), overwrite: false);
+        var admin = _factory.Admin();
+        var created = await admin.PostAsJsonAsync("/api/experiments", new { name = "hub", algorithm = "ferret", artifact = "tiny-gpt2", rounds = 3, fraction = 0.5, experimentSeed = 7UL, candidateSeeds = 64 });
+        _experiment = (await created.Content.ReadFromJsonAsync<ExperimentView>())!;
+        _descriptor = Wire.Deserialize<ExperimentDescriptor>(await admin.GetByteArrayAsync($"/api/experiments/{_experiment.Id}/descriptor"));
+        _a = await EnrolAsync("edge-a");
+        _b = await EnrolAsync("edge-b");
+        _factory.Services.GetRequiredService<RoundLog>().OpenRound(_experiment.Id, 1, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddMinutes(5), [_a.ClientId]);
+    }
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    public void Dispose() => _factory.Dispose();
+
+    private async Task<EnrolResponse> EnrolAsync(string name)
+    {
+        var enrolment = (await (await _factory.Admin().PostAsJsonAsync("/api/enrolments", new EnrolmentRequest(null, null))).Content.ReadFromJsonAsync<EnrolmentResponse>())!;
+        return (await (await _factory.CreateClient().PostAsJsonAsync("/api/clients/enrol", new { enrolmentToken = enrolment.Token, name })).Content.ReadFromJsonAsync<EnrolResponse>())!;
+    }
+
+    private HubConnection Connect(string? token) => new HubConnectionBuilder()
+        .WithUrl(new Uri(_factory.Server.BaseAddress, RoundsHub.Path), o =>
+        {
+            o.HttpMessageHandlerFactory = _ => _factory.Server.CreateHandler();
+            o.Transports = HttpTransportType.LongPolling;
+            if (token is not null)
+                o.AccessTokenProvider = () => Task.FromResult<string?>(token);
+        })
+        .AddMessagePackProtocol()
+        .Build();
+
+    private byte[] Packet(int round, string? experimentId = null)
+    {
+        var blocks = ParameterBlocks.FromLengths(_descriptor.BlockLengths);
+        var delta = Enumerable.Range(0, (int)blocks.TotalLength).Select(i => (float)Math.Sin(i) * 1e-3f).ToArray();
+        var gammas = Projector.Project(delta, blocks, _descriptor.CandidateSeeds, _descriptor.Settings.Distribution, new Random(1));
+        return Wire.Serialize<ClientUpdate>(new FerretUpdate
+        {
+            ExperimentId = experimentId ?? _experiment.Id,
+            Round = round,
+            SampleCount = 10,
+            Stats = new TrainingStats { Loss = 2.5 },
+            SeedIndices = gammas.SeedIndices,
+            Blocks = gammas.Blocks,
+            Gammas = gammas.Values,
+        });
+    }
+
+    [Fact]
+    public async Task Packets_are_checked_at_the_door_and_observers_see_each_verdict()
+    {
+        await using var observer = Connect(CoordinatorFactory.AdminKey);
+        var events = new List<ClientEvent>();
+        var gotFour = new TaskCompletionSource();
+        observer.On<ClientEvent>("ClientEvent", e =>
+        {
+            lock (events)
+            {
+                events.Add(e);
+                if (events.Count == 4)
+                    gotFour.TrySetResult();
+            }
+        });
+        await observer.StartAsync();
+        await observer.InvokeAsync("Subscribe", _experiment.Id);
+
+        await using var a = Connect(_a.Token);
+        await using var b = Connect(_b.Token);
+        await a.StartAsync();
+        await b.StartAsync();
+        var accepted = await a.InvokeAsync<SubmitResult>("SubmitUpdate", _experiment.Id, 1, Packet(1));
+        Assert.True(accepted.Accepted, accepted.Reason);
+        var replay = await a.InvokeAsync<SubmitResult>("SubmitUpdate", _experiment.Id, 1, Packet(1));
+        Assert.Contains("replay", replay.Reason);
+        var stranger = await b.InvokeAsync<SubmitResult>("SubmitUpdate", _experiment.Id, 1, Packet(1));
+        Assert.Contains("not assigned", stranger.Reason);
+        var malformed = await b.InvokeAsync<SubmitResult>("SubmitUpdate", _experiment.Id, 1, new byte[] { 0xc1, 0x01, 0x02 });
+        Assert.Contains("malformed", malformed.Reason);
+        await gotFour.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(["received", "rejected", "rejected", "rejected"], events.Select(e => e.Kind));
+
+        var log = _factory.Services.GetRequiredService<RoundLog>();
+        Assert.Equal(3, log.CountRejections(_experiment.Id));
+        Assert.Single(log.GetPackets(_experiment.Id, 1));
+    }
+
+    [Fact]
+    public async Task Wrong_round_oversized_and_late_packets_are_rejected_with_a_reason()
+    {
+        await using var a = Connect(_a.Token);
+        await a.StartAsync();
+        var wrongRound = await a.InvokeAsync<SubmitResult>("SubmitUpdate", _experiment.Id, 1, Packet(2));
+        Assert.Contains("round 1 is open", wrongRound.Reason);
+        var oversized = await a.InvokeAsync<SubmitResult>("SubmitUpdate", _experiment.Id, 1, new byte[CoordinatorFactory.MaxMessageBytes + 1]);
+        Assert.Contains("exceeds the limit", oversized.Reason);
+        var log = _factory.Services.GetRequiredService<RoundLog>();
+        log.CompleteRound(_experiment.Id, 1, Wire.Serialize<GlobalUpdate>(new SeedCoefficientsUpdate { ExperimentId = _experiment.Id, Round = 1 }), null, null, DateTimeOffset.UtcNow);
+        var late = await a.InvokeAsync<SubmitResult>("SubmitUpdate", _experiment.Id, 1, Packet(1));
+        Assert.Contains("late", late.Reason);
+        // Nothing of the rejected packets reached the round.
+        Assert.Empty(log.GetPackets(_experiment.Id, 1));
+    }
+
+    [Fact]
+    public async Task Unauthenticated_connections_and_observer_submissions_are_refused()
+    {
+        await using var anonymous = Connect(null);
+        await Assert.ThrowsAnyAsync<Exception>(() => anonymous.StartAsync());
+        await using var admin = Connect(CoordinatorFactory.AdminKey);
+        await admin.StartAsync();
+        var e = await Assert.ThrowsAsync<HubException>(() => admin.InvokeAsync<SubmitResult>("SubmitUpdate", _experiment.Id, 1, Packet(1)));
+        Assert.Contains("Only enrolled clients", e.Message);
+    }
+
+    [Fact]
+    public async Task Disagreeing_fingerprints_are_flagged()
+    {
+        await using var a = Connect(_a.Token);
+        await using var b = Connect(_b.Token);
+        await a.StartAsync();
+        await b.StartAsync();
+        Assert.True(await a.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 1, new string('a', 64)));
+        Assert.False(await b.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 1, new string('b', 64)));
+    }
+}
