@@ -24,6 +24,14 @@ public sealed class CoordinatorOptions
     [Range(64 * 1024, 1024 * 1024 * 1024)]
     public long MaxMessageBytes { get; set; } = 4 * 1024 * 1024;
 
+    /// <summary>Largest packet accepted as a whole, streamed in chunks of <c>RoundsProtocol.ChunkBytes</c> (FedAvg and FedZO send full deltas).</summary>
+    [Range(64 * 1024, int.MaxValue)]
+    public long MaxPacketBytes { get; set; } = 1024L * 1024 * 1024;
+
+    /// <summary>How often the round engine looks at deadlines when nothing wakes it sooner.</summary>
+    [Range(10, 60_000)]
+    public int EngineTickMilliseconds { get; set; } = 500;
+
     /// <summary>How long an enrolment token stays valid.</summary>
     [Range(1, 60 * 24 * 30)]
     public int EnrolmentValidityMinutes { get; set; } = 60 * 24;

@@ -1,4 +1,5 @@
 using Ferret.Coordinator;
+using Ferret.Coordinator.Artifacts;
 using Ferret.Coordinator.Clients;
 using Ferret.Coordinator.Experiments;
 using Ferret.Coordinator.Persistence;
@@ -23,6 +24,10 @@ builder.Services.AddProblemDetails();
 builder.Services.AddOpenApi();
 builder.Services.AddHealthChecks();
 builder.Services.AddSingleton<ExperimentAlgorithms>();
+builder.Services.AddSingleton<Participants>();
+builder.Services.AddSingleton<ArtifactIndex>();
+builder.Services.AddSingleton<RoundEngine>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<RoundEngine>());
 // SignalR's own limit sits above the packet limit, so an oversized packet still gets a reason back;
 // only a message past twice the limit closes the connection.
 builder.Services.AddSignalR(o => o.MaximumReceiveMessageSize = (2 * (builder.Configuration.GetValue<long?>("Ferret:MaxMessageBytes") ?? new CoordinatorOptions().MaxMessageBytes)) + (64 * 1024))
@@ -39,6 +44,7 @@ app.MapOpenApi();
 app.MapHealthChecks("/health");
 app.MapClients();
 app.MapExperiments();
+app.MapArtifacts();
 app.MapHub<RoundsHub>(RoundsHub.Path);
 
 app.Run();

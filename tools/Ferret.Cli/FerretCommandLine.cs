@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Ferret.Cli.Commands;
+using Ferret.Cli.Demo;
 
 namespace Ferret.Cli;
 
@@ -10,6 +11,7 @@ internal static class FerretCommandLine
     {
         var root = new RootCommand("Ferret.NET: federated full-parameter fine-tuning of LLMs with shared randomness.");
         // Commands register below, one line each.
+        root.Add(DemoCommand.Create());
         root.Add(BasisCommand.Create());
         root.Add(ExportCommand.Create());
         root.Add(InspectCommand.Create());

@@ -1,5 +1,7 @@
 using System.Globalization;
+using System.Text.Json;
 using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.Rounds;
 using Ferret.Coordinator.Security;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
@@ -12,12 +14,15 @@ namespace Ferret.Coordinator.Experiments;
 /// <summary>What an admin sends to create an experiment; unset hyper-parameters take the algorithm's reference values.</summary>
 public sealed record CreateExperimentRequest(
     string Name, string Algorithm, string Artifact, int Rounds, double Fraction, ulong? ExperimentSeed,
-    int? LocalSteps, int? MicroBatches, double? LocalLearningRate, int? CandidateSeeds, double? ServerLearningRate);
+    int? LocalSteps, int? MicroBatches, double? LocalLearningRate, int? CandidateSeeds, double? ServerLearningRate,
+    int? MinClients = null, int? RoundDeadlineSeconds = null);
 
-public sealed record RoundView(int Round, string State, DateTimeOffset OpenedUtc, DateTimeOffset? ClosedUtc, int Aggregated, int Missing);
+public sealed record RoundView(
+    int Round, string State, DateTimeOffset OpenedUtc, DateTimeOffset DeadlineUtc, DateTimeOffset? ClosedUtc, int Aggregated, int Missing,
+    RoundMetrics? Metrics, string? Reason);
 
 public sealed record ExperimentView(
-    string Id, string Name, string Algorithm, string State, int Rounds, double Fraction, int CandidateSeeds, int Blocks,
+    string Id, string Name, string Algorithm, string State, int Rounds, double Fraction, int MinClients, int RoundDeadlineSeconds, int CandidateSeeds, int Blocks,
     long Parameters, string ArtifactFingerprint, DateTimeOffset CreatedUtc, IReadOnlyList<RoundView>? RoundLog);
 
 /// <summary>Experiments: create from an artifact package, list, inspect, stop, and fetch what clients need.</summary>
@@ -86,6 +91,9 @@ public static class ExperimentEndpoints
         {
             descriptor = ExperimentDescriptor.Create("exp-" + Guid.NewGuid().ToString("N")[..12], request.Algorithm, settings,
                 request.ExperimentSeed ?? (ulong)Random.Shared.NextInt64(), package!.Blocks, package.Manifest.ParametersSha256, request.Rounds, request.Fraction);
+            descriptor.MinClients = request.MinClients ?? descriptor.MinClients;
+            descriptor.RoundDeadlineSeconds = request.RoundDeadlineSeconds ?? descriptor.RoundDeadlineSeconds;
+            descriptor.Validate();
         }
         catch (ArgumentException e)
         {
@@ -104,7 +112,9 @@ public static class ExperimentEndpoints
     {
         if (log.GetExperiment(id) is not { } e)
             return TypedResults.NotFound();
-        var rounds = log.GetRounds(id).Select(r => new RoundView(r.Round, r.State.ToString(), r.OpenedUtc, r.ClosedUtc, r.Aggregated, r.Missing)).ToList();
+        var rounds = log.GetRounds(id).Select(r => new RoundView(r.Round, r.State.ToString(), r.OpenedUtc, r.DeadlineUtc, r.ClosedUtc, r.Aggregated, r.Missing,
+            r.State == RoundState.Completed && r.MetricsJson is { } m ? JsonSerializer.Deserialize<RoundMetrics>(m) : null,
+            r.State == RoundState.Abandoned ? r.MetricsJson : null)).ToList();
         return TypedResults.Ok(View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), rounds));
     }
 
@@ -134,6 +144,6 @@ public static class ExperimentEndpoints
     }
 
     private static ExperimentView View(ExperimentRecord e, ExperimentDescriptor d, IReadOnlyList<RoundView>? rounds) =>
-        new(e.Id, e.Name, e.Algorithm, e.State.ToString(), e.Rounds, d.Fraction, d.Settings.CandidateSeeds, d.BlockLengths.Length, d.ParameterCount,
+        new(e.Id, e.Name, e.Algorithm, e.State.ToString(), e.Rounds, d.Fraction, d.MinClients, d.RoundDeadlineSeconds, d.Settings.CandidateSeeds, d.BlockLengths.Length, d.ParameterCount,
             e.ArtifactFingerprint, e.CreatedUtc, rounds);
 }

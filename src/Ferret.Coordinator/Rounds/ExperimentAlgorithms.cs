@@ -24,4 +24,7 @@ public sealed class ExperimentAlgorithms(RoundLog log)
             algorithm.ImportState(state);
         return _cache.GetOrAdd(experimentId, (descriptor, algorithm));
     }
+
+    /// <summary>Drops the cached aggregator so the next use rebuilds it from the round log.</summary>
+    public void Evict(string experimentId) => _cache.TryRemove(experimentId, out _);
 }

@@ -1,63 +1,31 @@
+using System.Buffers;
 using System.Security.Claims;
 using System.Security.Cryptography;
+using System.Text.Json;
 using Ferret.Coordinator.Persistence;
 using Ferret.Coordinator.Security;
 using Ferret.Core.Packets;
-using MessagePack;
+using Ferret.Core.Protocol;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
 
 namespace Ferret.Coordinator.Rounds;
 
-/// <summary>The answer to a submitted packet: accepted, or rejected with the reason.</summary>
-[MessagePackObject]
-public sealed class SubmitResult
-{
-    [Key(0)]
-    public bool Accepted { get; set; }
-
-    [Key(1)]
-    public string? Reason { get; set; }
-}
-
-/// <summary>A client's status change, pushed to the experiment's observers.</summary>
-[MessagePackObject]
-public sealed class ClientEvent
-{
-    [Key(0)]
-    public string ExperimentId { get; set; } = "";
-
-    [Key(1)]
-    public int Round { get; set; }
-
-    [Key(2)]
-    public string ClientId { get; set; } = "";
-
-    /// <summary><c>received</c>, <c>rejected</c> or <c>fingerprint</c>.</summary>
-    [Key(3)]
-    public string Kind { get; set; } = "";
-
-    [Key(4)]
-    public long Bytes { get; set; }
-
-    [Key(5)]
-    public double? TrainLoss { get; set; }
-
-    [Key(6)]
-    public string? Detail { get; set; }
-}
-
 /// <summary>
-/// The SignalR hub (MessagePack protocol) at <c>/hubs/rounds</c>. Clients submit packets and report
-/// fingerprints; observers subscribe to an experiment's live events. Every packet is checked at the door
-/// (size, format, sender assigned to that open round, one per client per round, then the algorithm's own
-/// checks); a bad packet gets a reason back, is logged and counted, and never disturbs the round.
+/// The SignalR hub (MessagePack protocol) at <c>/hubs/rounds</c>. Clients join experiments, submit packets
+/// and report fingerprints; observers subscribe to an experiment's live events. Every packet is checked at
+/// the door (size, format, sender assigned to that open round, one per client per round, then the
+/// algorithm's own checks); a bad packet gets a reason back, is logged and counted, and never disturbs the
+/// round. Packets over one hub message stream in chunks (<see cref="SubmitUpdateStream"/>).
 /// </summary>
 [Authorize(Policy = Policies.Observer)]
-public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, IOptions<CoordinatorOptions> options, TimeProvider clock, ILogger<RoundsHub> logger) : Hub
+public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Participants participants, RoundEngine engine,
+    IOptions<CoordinatorOptions> options, TimeProvider clock, ILogger<RoundsHub> logger) : Hub
 {
-    public const string Path = "/hubs/rounds";
+    public const string Path = RoundsProtocol.Path;
+
+    private const int MaxCapabilitiesChars = 8 * 1024;
 
     public static string Group(string experimentId) => "experiment:" + experimentId;
 
@@ -73,36 +41,126 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, IOp
         await Groups.AddToGroupAsync(Context.ConnectionId, Group(experimentId)).ConfigureAwait(false);
     }
 
-    /// <summary>A client's packet for a round, as MessagePack bytes of a ClientUpdate.</summary>
-    public async Task<SubmitResult> SubmitUpdate(string experimentId, int round, byte[] packet)
+    /// <summary>
+    /// An enrolled client takes part in an experiment: it becomes eligible for its rounds, receives its
+    /// events, and learns the descriptor, the last completed round and any assignment still waiting for it
+    /// (after a reconnect or a coordinator restart).
+    /// </summary>
+    public async Task<JoinResult> Join(string experimentId, string? capabilitiesJson)
+    {
+        if (!IsClient)
+            throw new HubException("Only enrolled clients join experiments; observers subscribe.");
+        if (log.GetExperiment(experimentId) is not { } experiment)
+            throw new HubException($"No experiment '{experimentId}'.");
+        string client = ClientId;
+        if (!string.IsNullOrEmpty(capabilitiesJson))
+        {
+            if (capabilitiesJson.Length > MaxCapabilitiesChars)
+                throw new HubException($"Capabilities of {capabilitiesJson.Length} characters exceed {MaxCapabilitiesChars}.");
+            try
+            {
+                using var _ = JsonDocument.Parse(capabilitiesJson);
+            }
+            catch (JsonException e)
+            {
+                throw new HubException($"Capabilities are not JSON: {e.Message}");
+            }
+            log.SetClientCapabilities(client, capabilitiesJson);
+        }
+        await Groups.AddToGroupAsync(Context.ConnectionId, Group(experimentId)).ConfigureAwait(false);
+        var rounds = log.GetRounds(experimentId);
+        int lastCompleted = rounds.LastOrDefault(r => r.State == RoundState.Completed)?.Round ?? 0;
+        RoundAssignment? assignment = null;
+        if (rounds.FirstOrDefault(r => r.State == RoundState.Open) is { } open
+            && log.GetAssignments(experimentId, open.Round).Any(a => a.ClientId == client && a.State == AssignmentState.Assigned))
+        {
+            assignment = new RoundAssignment { ExperimentId = experimentId, Round = open.Round, BaseRound = lastCompleted, DeadlineUtc = open.DeadlineUtc };
+        }
+        participants.Join(Context.ConnectionId, client, experimentId);
+        await Notify(new ClientEvent { ExperimentId = experimentId, Round = lastCompleted, ClientId = client, Kind = ClientEvent.Joined }).ConfigureAwait(false);
+        return new JoinResult { Descriptor = experiment.Descriptor, State = experiment.State.ToString(), LastCompletedRound = lastCompleted, OpenAssignment = assignment };
+    }
+
+    /// <summary>A client's packet for a round in one message, as MessagePack bytes of a ClientUpdate.</summary>
+    public Task<SubmitResult> SubmitUpdate(string experimentId, int round, byte[] packet)
+    {
+        long limit = options.Value.MaxMessageBytes;
+        return packet is not null && packet.LongLength > limit
+            ? Reject(experimentId, round, packet.LongLength, $"packet of {packet.LongLength} bytes exceeds the message limit of {limit}; stream it in chunks")
+            : Submit(experimentId, round, packet);
+    }
+
+    /// <summary>A large packet (a full delta) streamed in chunks; the whole is checked exactly like a one-message packet.</summary>
+    public async Task<SubmitResult> SubmitUpdateStream(string experimentId, int round, IAsyncEnumerable<byte[]> chunks)
+    {
+        ArgumentNullException.ThrowIfNull(chunks);
+        long limit = options.Value.MaxPacketBytes;
+        var buffer = new ArrayBufferWriter<byte>();
+        long total = 0;
+        await foreach (var chunk in chunks.ConfigureAwait(false))
+        {
+            total += chunk.LongLength;
+            if (total <= limit)
+                buffer.Write(chunk);
+        }
+        if (total > limit)
+            return await Reject(experimentId, round, total, $"streamed packet of {total} bytes exceeds the limit of {limit}").ConfigureAwait(false);
+        return await Submit(experimentId, round, buffer.WrittenSpan.ToArray()).ConfigureAwait(false);
+    }
+
+    /// <summary>A client could not train its assignment (out of memory, bad data): the round stops waiting for it.</summary>
+    public async Task ReportFailure(string experimentId, int round, string reason)
+    {
+        if (!IsClient)
+            throw new HubException("Only enrolled clients report failures.");
+        string client = ClientId;
+        reason = string.IsNullOrWhiteSpace(reason) ? "unspecified" : reason.Length > 500 ? reason[..500] : reason;
+        if (!log.MarkAssignmentFailed(experimentId, round, client, reason))
+            throw new HubException($"This client has no open assignment in round {round} of '{experimentId}'.");
+        engine.Wake();
+        await Notify(new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = client, Kind = ClientEvent.Failed, Detail = reason }).ConfigureAwait(false);
+    }
+
+    /// <summary>The model fingerprint a participant holds after applying a round; disagreement is flagged to observers.</summary>
+    public async Task<bool> ReportFingerprint(string experimentId, int round, string fingerprint)
+    {
+        if (string.IsNullOrEmpty(fingerprint) || fingerprint.Length != 64 || !fingerprint.All(char.IsAsciiHexDigitLower))
+            throw new HubException("A fingerprint is 64 lower-case hex digits.");
+        if (log.GetRound(experimentId, round) is not { State: RoundState.Completed })
+            throw new HubException($"Round {round} of '{experimentId}' has no global update to fingerprint.");
+        string client = ClientId;
+        log.RecordFingerprint(new FingerprintRecord(experimentId, round, client, fingerprint, clock.GetUtcNow()));
+        bool agrees = log.GetFingerprints(experimentId, round).Select(f => f.Fingerprint).Distinct().Count() == 1;
+        await Notify(new ClientEvent
+        {
+            ExperimentId = experimentId,
+            Round = round,
+            ClientId = client,
+            Kind = ClientEvent.Fingerprint,
+            Detail = agrees ? fingerprint : $"MISMATCH {fingerprint}",
+        }).ConfigureAwait(false);
+        return agrees;
+    }
+
+    public override async Task OnDisconnectedAsync(Exception? exception)
+    {
+        if (participants.Leave(Context.ConnectionId) is { } left && !participants.IsConnected(left.ClientId, left.ExperimentId))
+        {
+            await Notify(new ClientEvent { ExperimentId = left.ExperimentId, ClientId = left.ClientId, Kind = ClientEvent.Left, Detail = exception?.Message })
+                .ConfigureAwait(false);
+        }
+        await base.OnDisconnectedAsync(exception).ConfigureAwait(false);
+    }
+
+    private async Task<SubmitResult> Submit(string experimentId, int round, byte[]? packet)
     {
         if (!IsClient)
             throw new HubException("Only enrolled clients submit packets.");
-        string client = ClientId;
-        var now = clock.GetUtcNow();
         long bytes = packet?.LongLength ?? 0;
-        async Task<SubmitResult> Reject(string reason)
-        {
-            log.RecordRejection(experimentId, round, client, reason, bytes, now);
-            HubLog.Rejected(logger, client, experimentId, round, reason);
-            await Clients.Group(Group(experimentId)).SendAsync("ClientEvent", new ClientEvent
-            {
-                ExperimentId = experimentId,
-                Round = round,
-                ClientId = client,
-                Kind = "rejected",
-                Bytes = bytes,
-                Detail = reason,
-            }).ConfigureAwait(false);
-            return new SubmitResult { Accepted = false, Reason = reason };
-        }
-
         if (packet is null || packet.Length == 0)
-            return await Reject("empty packet").ConfigureAwait(false);
-        if (bytes > options.Value.MaxMessageBytes)
-            return await Reject($"packet of {bytes} bytes exceeds the limit of {options.Value.MaxMessageBytes}").ConfigureAwait(false);
+            return await Reject(experimentId, round, bytes, "empty packet").ConfigureAwait(false);
         if (algorithms.Get(experimentId) is not { } experiment)
-            return await Reject($"no experiment '{experimentId}'").ConfigureAwait(false);
+            return await Reject(experimentId, round, bytes, $"no experiment '{experimentId}'").ConfigureAwait(false);
         ClientUpdate update;
         try
         {
@@ -110,51 +168,48 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, IOp
         }
         catch (InvalidDataException e)
         {
-            return await Reject($"malformed packet: {e.Message}").ConfigureAwait(false);
+            return await Reject(experimentId, round, bytes, $"malformed packet: {e.Message}").ConfigureAwait(false);
         }
         var verdict = experiment.Algorithm.Check(update, round);
         if (!verdict.Accepted)
-            return await Reject(verdict.Reason!).ConfigureAwait(false);
-        var outcome = log.RecordPacket(experimentId, round, client, packet, Convert.ToHexStringLower(SHA256.HashData(packet)), update.Stats.Loss, now);
+            return await Reject(experimentId, round, bytes, verdict.Reason!).ConfigureAwait(false);
+        string client = ClientId;
+        var outcome = log.RecordPacket(experimentId, round, client, packet, Convert.ToHexStringLower(SHA256.HashData(packet)), update.Stats.Loss, clock.GetUtcNow());
         if (outcome != PacketOutcome.Accepted)
         {
-            return await Reject(outcome switch
+            return await Reject(experimentId, round, bytes, outcome switch
             {
                 PacketOutcome.Duplicate => $"a packet for round {round} was already received from this client (replay)",
                 PacketOutcome.RoundClosed => $"round {round} is closed (late packet)",
                 _ => $"this client is not assigned to round {round}",
             }).ConfigureAwait(false);
         }
-        await Clients.Group(Group(experimentId)).SendAsync("ClientEvent", new ClientEvent
+        engine.Wake();
+        await Notify(new ClientEvent
         {
             ExperimentId = experimentId,
             Round = round,
             ClientId = client,
-            Kind = "received",
+            Kind = ClientEvent.Received,
             Bytes = bytes,
             TrainLoss = update.Stats.Loss,
         }).ConfigureAwait(false);
         return new SubmitResult { Accepted = true };
     }
 
-    /// <summary>The model fingerprint a participant holds after applying a round; disagreement is flagged to observers.</summary>
-    public async Task<bool> ReportFingerprint(string experimentId, int round, string fingerprint)
+    private async Task<SubmitResult> Reject(string experimentId, int round, long bytes, string reason)
     {
-        if (string.IsNullOrEmpty(fingerprint) || fingerprint.Length != 64)
-            throw new HubException("A fingerprint is 64 lower-case hex digits.");
+        if (!IsClient)
+            throw new HubException("Only enrolled clients submit packets.");
         string client = ClientId;
-        log.RecordFingerprint(new FingerprintRecord(experimentId, round, client, fingerprint, clock.GetUtcNow()));
-        bool agrees = log.GetFingerprints(experimentId, round).Select(f => f.Fingerprint).Distinct().Count() == 1;
-        await Clients.Group(Group(experimentId)).SendAsync("ClientEvent", new ClientEvent
-        {
-            ExperimentId = experimentId,
-            Round = round,
-            ClientId = client,
-            Kind = "fingerprint",
-            Detail = agrees ? fingerprint : $"MISMATCH {fingerprint}",
-        }).ConfigureAwait(false);
-        return agrees;
+        log.RecordRejection(experimentId, round, client, reason, bytes, clock.GetUtcNow());
+        HubLog.Rejected(logger, client, experimentId, round, reason);
+        await Notify(new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = client, Kind = ClientEvent.Rejected, Bytes = bytes, Detail = reason })
+            .ConfigureAwait(false);
+        return new SubmitResult { Accepted = false, Reason = reason };
     }
+
+    private Task Notify(ClientEvent e) => Clients.Group(Group(e.ExperimentId)).SendAsync(RoundsProtocol.ClientEvent, e);
 }
 
 internal static partial class HubLog

@@ -140,6 +140,14 @@ public sealed class ExperimentDescriptor
     [Key(11)]
     public double Fraction { get; set; } = 0.05;
 
+    /// <summary>Connected, eligible clients a round waits for before it opens.</summary>
+    [Key(12)]
+    public int MinClients { get; set; } = 1;
+
+    /// <summary>Seconds a round waits for packets after its assignments go out; whatever arrived by then is aggregated.</summary>
+    [Key(13)]
+    public int RoundDeadlineSeconds { get; set; } = 600;
+
     /// <summary>A descriptor with the candidate seeds derived from the experiment seed and the layout's block partition.</summary>
     public static ExperimentDescriptor Create(string id, string algorithm, AlgorithmSettings settings, ulong experimentSeed,
         ParameterBlocks blocks, string artifactFingerprint, int rounds, double fraction)
@@ -183,6 +191,10 @@ public sealed class ExperimentDescriptor
             throw new ArgumentException($"Experiment descriptor field 'Rounds' = {Rounds}: at least 1.");
         if (!(Fraction is > 0 and <= 1))
             throw new ArgumentException($"Experiment descriptor field 'Fraction' = {Fraction}: in (0, 1].");
+        if (MinClients is < 1 or > 1_000_000)
+            throw new ArgumentException($"Experiment descriptor field 'MinClients' = {MinClients}: 1 to 1,000,000.");
+        if (RoundDeadlineSeconds is < 1 or > 7 * 24 * 3600)
+            throw new ArgumentException($"Experiment descriptor field 'RoundDeadlineSeconds' = {RoundDeadlineSeconds}: 1 second to 7 days.");
         if (ParameterCount != BlockLengths.Sum())
             throw new ArgumentException($"Experiment descriptor: blocks cover {BlockLengths.Sum()} parameters, ParameterCount says {ParameterCount}.");
     }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
 using Ferret.Core.Parameters;
+using Ferret.Core.Randomness;
 using Ferret.Onnx.Artifacts;
 using Ferret.Training.Data;
 using Ferret.Training.Evaluation;
@@ -103,8 +104,8 @@ public static class Simulator
             foreach (var c in chosen)
             {
                 global.CopyTo(trainer.Parameters, 0);
-                models[c].StartRound(unchecked((int)Mix(options.Seed, (ulong)round, (ulong)c, 1)));
-                var packet = client.Train(round, models[c], new Random(unchecked((int)Mix(options.Seed, (ulong)round, (ulong)c, 2))), cancellationToken);
+                models[c].StartRound(unchecked((int)SeedMix.Combine(options.Seed, (ulong)round, (ulong)c, 1)));
+                var packet = client.Train(round, models[c], new Random(unchecked((int)SeedMix.Combine(options.Seed, (ulong)round, (ulong)c, 2))), cancellationToken);
                 var bytes = Wire.Serialize(packet);
                 up += bytes.Length;
                 var received = Wire.Deserialize<ClientUpdate>(bytes);
@@ -131,23 +132,6 @@ public static class Simulator
             onRound?.Invoke(report);
         }
         return new SimulationResult(options.Algorithm, options, reports, ModelFingerprint.Compute(global));
-    }
-
-    /// <summary>
-    /// A deterministic seed from several numbers (SplitMix64 finaliser), so runs reproduce across processes;
-    /// HashCode.Combine is randomised per process.
-    /// </summary>
-    internal static ulong Mix(params ulong[] values)
-    {
-        ulong h = 0x9E3779B97F4A7C15UL;
-        foreach (var v in values)
-        {
-            h ^= v + 0x9E3779B97F4A7C15UL + (h << 6) + (h >> 2);
-            h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9UL;
-            h = (h ^ (h >> 27)) * 0x94D049BB133111EBUL;
-            h ^= h >> 31;
-        }
-        return h;
     }
 
     /// <summary>Mean eval loss over held-out examples (weighted by supervised tokens), Rouge-L and exact match of greedy answers.</summary>

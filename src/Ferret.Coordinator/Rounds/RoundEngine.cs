@@ -1,0 +1,232 @@
+using System.Diagnostics.Metrics;
+using System.Text.Json;
+using System.Threading.Channels;
+using Ferret.Coordinator.Persistence;
+using Ferret.Core.Algorithms;
+using Ferret.Core.Packets;
+using Ferret.Core.Protocol;
+using Ferret.Core.Randomness;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.Extensions.Options;
+
+namespace Ferret.Coordinator.Rounds;
+
+/// <summary>What the round log keeps about a closed round besides the update itself (JSON).</summary>
+public sealed record RoundMetrics(int Assigned, int Aggregated, int Missing, double? MeanTrainLoss, long BytesUp, long BytesDown, double Seconds);
+
+/// <summary>
+/// Runs every experiment's rounds: waits for enough joined clients, samples the fraction, sends
+/// assignments, waits until every assigned client answered or the deadline passed, aggregates what
+/// arrived (failures and silence recorded, never blocking), persists the global update with the
+/// aggregator's state in one transaction, and only then broadcasts it. Everything it decides is in the
+/// round log first, so a coordinator killed at any moment restarts where the log says: an open round
+/// keeps its assignments and deadline, a completed one is never redone.
+/// </summary>
+public sealed partial class RoundEngine : BackgroundService
+{
+    /// <summary>Global updates up to this size travel inside the round event; larger ones are fetched over HTTP.</summary>
+    public const int InlineUpdateBytes = 256 * 1024;
+
+    private static readonly Meter Meter = new("Ferret.Coordinator");
+    private static readonly Counter<long> RoundsCompleted = Meter.CreateCounter<long>("ferret.rounds.completed");
+    private static readonly Histogram<double> RoundSeconds = Meter.CreateHistogram<double>("ferret.round.duration", "s");
+
+    private readonly RoundLog _log;
+    private readonly ExperimentAlgorithms _algorithms;
+    private readonly Participants _participants;
+    private readonly IHubContext<RoundsHub> _hub;
+    private readonly TimeProvider _clock;
+    private readonly IOptions<CoordinatorOptions> _options;
+    private readonly ILogger<RoundEngine> _logger;
+    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+
+    public RoundEngine(RoundLog log, ExperimentAlgorithms algorithms, Participants participants, IHubContext<RoundsHub> hub,
+        TimeProvider clock, IOptions<CoordinatorOptions> options, ILogger<RoundEngine> logger)
+    {
+        ArgumentNullException.ThrowIfNull(participants);
+        _log = log;
+        _algorithms = algorithms;
+        _participants = participants;
+        _hub = hub;
+        _clock = clock;
+        _options = options;
+        _logger = logger;
+        participants.Changed += Wake;
+    }
+
+    /// <summary>Asks the engine to look at the experiments now (a packet arrived, a client joined).</summary>
+    public void Wake() => _wake.Writer.TryWrite(true);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var tick = TimeSpan.FromMilliseconds(_options.Value.EngineTickMilliseconds);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            foreach (var experiment in _log.ListExperiments())
+            {
+                if (experiment.State is ExperimentState.Completed)
+                    continue;
+                try
+                {
+                    await StepAsync(experiment, stoppingToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // One experiment's fault (a corrupt packet that passed the door, a full disk) must not stop the others.
+                    _algorithms.Evict(experiment.Id);
+                    EngineLog.StepFailed(_logger, e, experiment.Id);
+                }
+            }
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+            timeout.CancelAfter(tick);
+            try
+            {
+                await _wake.Reader.ReadAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
+            {
+            }
+        }
+    }
+
+    /// <summary>One look at one experiment: close its open round if it is done, or open the next one.</summary>
+    internal async Task StepAsync(ExperimentRecord experiment, CancellationToken cancellationToken)
+    {
+        var rounds = _log.GetRounds(experiment.Id);
+        var open = rounds.FirstOrDefault(r => r.State == RoundState.Open);
+        var now = _clock.GetUtcNow();
+        if (experiment.State == ExperimentState.Stopped)
+        {
+            if (open is not null)
+            {
+                _log.AbandonRound(experiment.Id, open.Round, "experiment stopped", now);
+                await BroadcastAsync(new RoundEvent
+                {
+                    ExperimentId = experiment.Id, Round = open.Round, Kind = RoundEvent.Abandoned, BaseRound = LastCompleted(rounds),
+                    ExperimentEnded = true, AtUtc = now, Seconds = (now - open.OpenedUtc).TotalSeconds, Detail = "experiment stopped",
+                }, cancellationToken).ConfigureAwait(false);
+            }
+            return;
+        }
+        if (open is not null)
+        {
+            var assignments = _log.GetAssignments(experiment.Id, open.Round);
+            if (now >= open.DeadlineUtc || assignments.All(a => a.State != AssignmentState.Assigned))
+                await CloseAsync(experiment, open, assignments, LastCompleted(rounds), now, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+        int next = rounds.Count == 0 ? 1 : rounds[^1].Round + 1;
+        if (next > experiment.Rounds)
+        {
+            _log.SetExperimentState(experiment.Id, ExperimentState.Completed, now);
+            return;
+        }
+        if (_algorithms.Get(experiment.Id) is not { } algorithm)
+            return;
+        var descriptor = algorithm.Descriptor;
+        var eligible = _participants.Connected(experiment.Id).Where(c => _log.GetClient(c) is { Revoked: false }).ToList();
+        if (eligible.Count < descriptor.MinClients)
+            return;
+        var chosen = Sample(eligible, descriptor, next);
+        var deadline = now.AddSeconds(descriptor.RoundDeadlineSeconds);
+        _log.OpenRound(experiment.Id, next, now, deadline, chosen);
+        int baseRound = LastCompleted(rounds);
+        EngineLog.Opened(_logger, experiment.Id, next, chosen.Count, eligible.Count);
+        foreach (var client in chosen)
+        {
+            await _hub.Clients.User(client).SendAsync(RoundsProtocol.Assignment, new RoundAssignment
+            {
+                ExperimentId = experiment.Id, Round = next, BaseRound = baseRound, DeadlineUtc = deadline,
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        await BroadcastAsync(new RoundEvent
+        {
+            ExperimentId = experiment.Id, Round = next, Kind = RoundEvent.Opened, BaseRound = baseRound, Assigned = chosen.Count, AtUtc = now,
+            Detail = string.Join(',', chosen),
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The round's participants: <c>max(1, round(m * eligible))</c> clients drawn without replacement,
+    /// reproducibly from the experiment seed and the round (the eligible list is in ordinal order).
+    /// </summary>
+    public static List<string> Sample(IReadOnlyList<string> eligible, ExperimentDescriptor descriptor, int round)
+    {
+        ArgumentNullException.ThrowIfNull(eligible);
+        ArgumentNullException.ThrowIfNull(descriptor);
+        int n = Math.Clamp((int)Math.Round(descriptor.Fraction * eligible.Count, MidpointRounding.AwayFromZero), 1, eligible.Count);
+        var pool = eligible.ToArray();
+        SeedMix.Random(descriptor.ExperimentSeed, (ulong)round, 0x5A3D1E).Shuffle(pool);
+        return [.. pool.Take(n).Order(StringComparer.Ordinal)];
+    }
+
+    private async Task CloseAsync(ExperimentRecord experiment, RoundRecord open, IReadOnlyList<AssignmentRecord> assignments, int baseRound,
+        DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        double seconds = (now - open.OpenedUtc).TotalSeconds;
+        var packets = _log.GetPackets(experiment.Id, open.Round);
+        bool last = open.Round >= experiment.Rounds;
+        if (packets.Count == 0)
+        {
+            _log.AbandonRound(experiment.Id, open.Round, "no packet arrived before the deadline", now);
+            if (last)
+                _log.SetExperimentState(experiment.Id, ExperimentState.Completed, now);
+            EngineLog.Abandoned(_logger, experiment.Id, open.Round);
+            await BroadcastAsync(new RoundEvent
+            {
+                ExperimentId = experiment.Id, Round = open.Round, Kind = RoundEvent.Abandoned, BaseRound = baseRound, Assigned = assignments.Count,
+                Missing = assignments.Count, Seconds = seconds, ExperimentEnded = last, AtUtc = now, Detail = "no packet arrived before the deadline",
+            }, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+        var experimentAlgorithm = _algorithms.Get(experiment.Id) ?? throw new InvalidOperationException($"Experiment '{experiment.Id}' vanished.");
+        var updates = packets.Select(p => Wire.Deserialize<ClientUpdate>(p.Packet)).ToList();
+        var failures = assignments.Where(a => a.State != AssignmentState.Received)
+            .Select(a => new ClientFailure(a.ClientId, a.Reason ?? a.State.ToString().ToLowerInvariant())).ToList();
+        var update = experimentAlgorithm.Algorithm.Aggregate(open.Round, updates, failures);
+        var bytes = Wire.Serialize(update);
+        long up = packets.Sum(p => (long)p.Packet.Length);
+        double? loss = updates.Count > 0 ? updates.Average(u => u.Stats.Loss) : null;
+        var metrics = new RoundMetrics(assignments.Count, updates.Count, assignments.Count - updates.Count, loss, up, bytes.Length, seconds);
+        try
+        {
+            _log.CompleteRound(experiment.Id, open.Round, bytes, experimentAlgorithm.Algorithm.ExportState(), JsonSerializer.Serialize(metrics), now);
+        }
+        catch
+        {
+            // The aggregator has advanced in memory but the log has not: forget it, the next step reloads from the log.
+            _algorithms.Evict(experiment.Id);
+            throw;
+        }
+        RoundsCompleted.Add(1);
+        RoundSeconds.Record(seconds);
+        EngineLog.Completed(_logger, experiment.Id, open.Round, updates.Count, assignments.Count, bytes.Length, seconds);
+        await BroadcastAsync(new RoundEvent
+        {
+            ExperimentId = experiment.Id, Round = open.Round, Kind = RoundEvent.Completed, BaseRound = baseRound, Assigned = assignments.Count,
+            Aggregated = updates.Count, Missing = metrics.Missing, MeanTrainLoss = loss, BytesUp = up, BytesDown = bytes.Length, Seconds = seconds,
+            GlobalUpdate = bytes.Length <= InlineUpdateBytes ? bytes : null, ExperimentEnded = last, AtUtc = now,
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    private Task BroadcastAsync(RoundEvent e, CancellationToken cancellationToken) =>
+        _hub.Clients.Group(RoundsHub.Group(e.ExperimentId)).SendAsync(RoundsProtocol.RoundEvent, e, cancellationToken);
+
+    private static int LastCompleted(IReadOnlyList<RoundRecord> rounds) =>
+        rounds.LastOrDefault(r => r.State == RoundState.Completed)?.Round ?? 0;
+
+    private static partial class EngineLog
+    {
+        [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "{Experiment} round {Round} opened: {Chosen} of {Eligible} connected clients assigned")]
+        public static partial void Opened(ILogger logger, string experiment, int round, int chosen, int eligible);
+
+        [LoggerMessage(EventId = 11, Level = LogLevel.Information, Message = "{Experiment} round {Round} completed: {Aggregated} of {Assigned} packets aggregated, global update {Bytes} bytes, {Seconds:F2} s")]
+        public static partial void Completed(ILogger logger, string experiment, int round, int aggregated, int assigned, int bytes, double seconds);
+
+        [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "{Experiment} round {Round} abandoned: no packet arrived before the deadline")]
+        public static partial void Abandoned(ILogger logger, string experiment, int round);
+
+        [LoggerMessage(EventId = 13, Level = LogLevel.Error, Message = "Round engine step failed for {Experiment}; retrying from the round log")]
+        public static partial void StepFailed(ILogger logger, Exception exception, string experiment);
+    }
+}

@@ -1,0 +1,192 @@
+using MessagePack;
+
+namespace Ferret.Core.Protocol;
+
+/// <summary>
+/// Names of the rounds hub (SignalR, MessagePack protocol) shared by the coordinator, the edge client and
+/// observers: the methods a caller invokes and the messages the coordinator pushes.
+/// </summary>
+public static class RoundsProtocol
+{
+    public const string Path = "/hubs/rounds";
+
+    /// <summary>Packets at most this large travel in one hub message; larger ones stream in chunks of this size.</summary>
+    public const int ChunkBytes = 1024 * 1024;
+
+    // ---- invoked by callers ----------------------------------------------------------------------------
+
+    /// <summary><c>Join(experimentId, capabilitiesJson) -> JoinResult</c>: a client takes part in an experiment.</summary>
+    public const string Join = "Join";
+
+    /// <summary><c>Subscribe(experimentId)</c>: an observer receives the experiment's live events.</summary>
+    public const string Subscribe = "Subscribe";
+
+    /// <summary><c>SubmitUpdate(experimentId, round, packet) -> SubmitResult</c>: a packet in one message.</summary>
+    public const string SubmitUpdate = "SubmitUpdate";
+
+    /// <summary><c>SubmitUpdateStream(experimentId, round, chunks) -> SubmitResult</c>: a large packet streamed in chunks.</summary>
+    public const string SubmitUpdateStream = "SubmitUpdateStream";
+
+    /// <summary><c>ReportFailure(experimentId, round, reason)</c>: a client could not train its assignment.</summary>
+    public const string ReportFailure = "ReportFailure";
+
+    /// <summary><c>ReportFingerprint(experimentId, round, fingerprint) -> bool</c>: true when every report so far agrees.</summary>
+    public const string ReportFingerprint = "ReportFingerprint";
+
+    // ---- pushed by the coordinator ---------------------------------------------------------------------
+
+    /// <summary>A <see cref="RoundAssignment"/>, sent to the assigned client only.</summary>
+    public const string Assignment = "Assignment";
+
+    /// <summary>A <see cref="RoundEvent"/>, sent to the experiment's participants and observers.</summary>
+    public const string RoundEvent = "RoundEvent";
+
+    /// <summary>A <see cref="ClientEvent"/>, sent to the experiment's participants and observers.</summary>
+    public const string ClientEvent = "ClientEvent";
+}
+
+/// <summary>What a client learns when it joins an experiment.</summary>
+[MessagePackObject]
+public sealed class JoinResult
+{
+    /// <summary>The MessagePack <see cref="Algorithms.ExperimentDescriptor"/>.</summary>
+    [Key(0)]
+    public byte[] Descriptor { get; set; } = [];
+
+    /// <summary><c>Created</c>, <c>Running</c>, <c>Completed</c> or <c>Stopped</c>.</summary>
+    [Key(1)]
+    public string State { get; set; } = "";
+
+    /// <summary>The last round whose global update is in the log (0 before the first).</summary>
+    [Key(2)]
+    public int LastCompletedRound { get; set; }
+
+    /// <summary>The client's open assignment, when a round it was assigned to is still waiting for its packet.</summary>
+    [Key(3)]
+    public RoundAssignment? OpenAssignment { get; set; }
+}
+
+/// <summary>A round's work for one client: train from the model after <see cref="BaseRound"/> and answer before the deadline.</summary>
+[MessagePackObject]
+public sealed class RoundAssignment
+{
+    [Key(0)]
+    public string ExperimentId { get; set; } = "";
+
+    [Key(1)]
+    public int Round { get; set; }
+
+    /// <summary>The last completed round: the model to train from is the initial one with every update up to it applied.</summary>
+    [Key(2)]
+    public int BaseRound { get; set; }
+
+    [Key(3)]
+    public DateTimeOffset DeadlineUtc { get; set; }
+}
+
+/// <summary>The answer to a submitted packet: accepted, or rejected with the reason.</summary>
+[MessagePackObject]
+public sealed class SubmitResult
+{
+    [Key(0)]
+    public bool Accepted { get; set; }
+
+    [Key(1)]
+    public string? Reason { get; set; }
+}
+
+/// <summary>A round's state change, for participants and observers.</summary>
+[MessagePackObject]
+public sealed class RoundEvent
+{
+    public const string Opened = "opened";
+    public const string Completed = "completed";
+    public const string Abandoned = "abandoned";
+
+    [Key(0)]
+    public string ExperimentId { get; set; } = "";
+
+    [Key(1)]
+    public int Round { get; set; }
+
+    /// <summary><c>opened</c>, <c>completed</c> or <c>abandoned</c>.</summary>
+    [Key(2)]
+    public string Kind { get; set; } = "";
+
+    /// <summary>The last completed round before this one; a participant at it may apply this round's update directly.</summary>
+    [Key(3)]
+    public int BaseRound { get; set; }
+
+    [Key(4)]
+    public int Assigned { get; set; }
+
+    [Key(5)]
+    public int Aggregated { get; set; }
+
+    /// <summary>Assigned clients whose packet did not count (missed, failed or rejected).</summary>
+    [Key(6)]
+    public int Missing { get; set; }
+
+    [Key(7)]
+    public double? MeanTrainLoss { get; set; }
+
+    /// <summary>Bytes of all accepted packets of the round.</summary>
+    [Key(8)]
+    public long BytesUp { get; set; }
+
+    /// <summary>Bytes of the global update.</summary>
+    [Key(9)]
+    public long BytesDown { get; set; }
+
+    /// <summary>Seconds from opening to closing (completed and abandoned rounds).</summary>
+    [Key(10)]
+    public double Seconds { get; set; }
+
+    /// <summary>The MessagePack global update, inline when small; otherwise fetch it from the updates endpoint.</summary>
+    [Key(11)]
+    public byte[]? GlobalUpdate { get; set; }
+
+    /// <summary>True on the event that ends the experiment (its last round, or a stop).</summary>
+    [Key(12)]
+    public bool ExperimentEnded { get; set; }
+
+    [Key(13)]
+    public DateTimeOffset AtUtc { get; set; }
+
+    [Key(14)]
+    public string? Detail { get; set; }
+}
+
+/// <summary>A client's status change, pushed to the experiment's observers.</summary>
+[MessagePackObject]
+public sealed class ClientEvent
+{
+    public const string Joined = "joined";
+    public const string Left = "left";
+    public const string Received = "received";
+    public const string Rejected = "rejected";
+    public const string Failed = "failed";
+    public const string Fingerprint = "fingerprint";
+
+    [Key(0)]
+    public string ExperimentId { get; set; } = "";
+
+    [Key(1)]
+    public int Round { get; set; }
+
+    [Key(2)]
+    public string ClientId { get; set; } = "";
+
+    /// <summary><c>joined</c>, <c>left</c>, <c>received</c>, <c>rejected</c>, <c>failed</c> or <c>fingerprint</c>.</summary>
+    [Key(3)]
+    public string Kind { get; set; } = "";
+
+    [Key(4)]
+    public long Bytes { get; set; }
+
+    [Key(5)]
+    public double? TrainLoss { get; set; }
+
+    [Key(6)]
+    public string? Detail { get; set; }
+}

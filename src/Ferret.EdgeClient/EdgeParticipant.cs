@@ -1,0 +1,422 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Threading.Channels;
+using Ferret.Core.Algorithms;
+using Ferret.Core.Packets;
+using Ferret.Core.Parameters;
+using Ferret.Core.Protocol;
+using Ferret.Core.Randomness;
+using Ferret.Onnx.Artifacts;
+using Ferret.Training.Data;
+using Ferret.Training.Runtime;
+using Ferret.Training.Simulation;
+using Ferret.Training.Tokenization;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Ferret.EdgeClient;
+
+/// <summary>How an edge client is started (the command line, see Program).</summary>
+public sealed record EdgeClientOptions
+{
+    public required Uri Coordinator { get; init; }
+
+    public required string Token { get; init; }
+
+    /// <summary>The experiment to join; null picks the newest one that is not finished.</summary>
+    public string? ExperimentId { get; init; }
+
+    /// <summary>The artifact package folder; downloaded from the coordinator by fingerprint when missing.</summary>
+    public required string ArtifactsDirectory { get; init; }
+
+    public required string DataPath { get; init; }
+
+    public DataFormat DataFormat { get; init; } = DataFormat.Auto;
+
+    public MalformedRecords Malformed { get; init; } = MalformedRecords.Skip;
+
+    public int MaxLength { get; init; } = 320;
+
+    public SessionSettings Session { get; init; } = new();
+
+    /// <summary>Exit once the experiment has ended (its last round, or a stop).</summary>
+    public bool ExitWhenDone { get; init; } = true;
+}
+
+/// <summary>
+/// One edge device taking part in one experiment. It connects to the rounds hub (reconnecting with backoff
+/// for as long as it runs), joins, replays the global updates it missed, trains each assignment through
+/// the experiment's algorithm on its own data, sends the packet, applies every global update bit-exactly
+/// and reports the resulting model fingerprint. All model work happens on one worker loop, in the order the
+/// coordinator's messages arrived, so the model is never touched by two things at once.
+/// </summary>
+public sealed class EdgeParticipant : IAsyncDisposable
+{
+    private readonly EdgeClientOptions _options;
+    private readonly TextWriter _out;
+    private readonly CoordinatorApi _api;
+    private readonly HubConnection _hub;
+    private readonly Channel<object> _work = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
+    private string _experimentId = "";
+    private ExperimentDescriptor? _descriptor;
+    private IFederatedAlgorithm? _algorithm;
+    private OnnxTrainer? _trainer;
+    private OnnxLocalModel? _model;
+    private float[] _global = [];
+    private int _round;
+    private int _lastTrained;
+    private string _clientId = "";
+
+    public EdgeParticipant(EdgeClientOptions options, TextWriter output)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+        _out = output;
+        _api = new CoordinatorApi(options.Coordinator, options.Token);
+        _hub = new HubConnectionBuilder()
+            .WithUrl(new Uri(options.Coordinator, RoundsProtocol.Path), o => o.AccessTokenProvider = () => Task.FromResult<string?>(options.Token))
+            .AddMessagePackProtocol()
+            .WithAutomaticReconnect(Backoff.Default)
+            .Build();
+        _hub.ServerTimeout = TimeSpan.FromSeconds(60);
+        _hub.On<RoundAssignment>(RoundsProtocol.Assignment, a => _work.Writer.TryWrite(a));
+        _hub.On<RoundEvent>(RoundsProtocol.RoundEvent, e => _work.Writer.TryWrite(e));
+        _hub.Reconnecting += e =>
+        {
+            Say($"connection lost ({e?.Message ?? "closed"}); reconnecting");
+            return Task.CompletedTask;
+        };
+        _hub.Reconnected += async _ =>
+        {
+            Say("reconnected; joining again");
+            await JoinAsync(CancellationToken.None).ConfigureAwait(false);
+        };
+    }
+
+    /// <summary>The model fingerprint after the last applied round.</summary>
+    public string Fingerprint => ModelFingerprint.Compute(_global);
+
+    public int Round => _round;
+
+    /// <summary>Runs until the experiment ends (with <see cref="EdgeClientOptions.ExitWhenDone"/>) or cancellation.</summary>
+    public async Task RunAsync(CancellationToken ct)
+    {
+        var data = LoadData();
+        _clientId = await UntilReachableAsync(_api.WhoAmIAsync, ct).ConfigureAwait(false);
+        Say($"client {_clientId}");
+        _experimentId = _options.ExperimentId ?? await PickExperimentAsync(ct).ConfigureAwait(false);
+        await ConnectAsync(ct).ConfigureAwait(false);
+        var join = await JoinAsync(ct).ConfigureAwait(false);
+        Prepare(join, data);
+        await CatchUpAsync(ct).ConfigureAwait(false);
+        if (join.State is "Completed" or "Stopped")
+        {
+            Say($"experiment {_experimentId} is {join.State.ToLowerInvariant()}; model at round {_round}, fingerprint {Fingerprint[..16]}");
+            if (_options.ExitWhenDone)
+                return;
+        }
+        await foreach (var item in _work.Reader.ReadAllAsync(ct).ConfigureAwait(false))
+        {
+            bool ended = item switch
+            {
+                RoundAssignment a => await TrainAsync(a, ct).ConfigureAwait(false),
+                RoundEvent e => await OnRoundEventAsync(e, ct).ConfigureAwait(false),
+                JoinResult j => j.State is "Completed" or "Stopped",
+                _ => false,
+            };
+            if (ended && _options.ExitWhenDone)
+            {
+                Say($"experiment {_experimentId} ended at round {_round}; final fingerprint {Fingerprint}");
+                return;
+            }
+        }
+    }
+
+    private List<InstructionExample> LoadData()
+    {
+        var set = InstructionData.Read(_options.DataPath, _options.DataFormat, _options.Malformed);
+        foreach (var p in set.Problems.Take(5))
+            Say($"skipped {p}");
+        if (set.Problems.Count > 5)
+            Say($"skipped {set.Problems.Count - 5} more malformed records in {_options.DataPath}");
+        if (set.Examples.Count == 0)
+            throw new InvalidDataException($"'{_options.DataPath}' holds no usable examples.");
+        return [.. set.Examples];
+    }
+
+    private async Task<string> PickExperimentAsync(CancellationToken ct)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            var pick = (await UntilReachableAsync(_api.ListExperimentsAsync, ct).ConfigureAwait(false))
+                .Where(e => e.State is "Created" or "Running").OrderByDescending(e => e.CreatedUtc).FirstOrDefault();
+            if (pick is not null)
+            {
+                Say($"joining experiment {pick.Id} ({pick.Name}, {pick.Algorithm}, {pick.Rounds} rounds)");
+                return pick.Id;
+            }
+            if (attempt == 0)
+                Say("no running experiment yet; waiting");
+            await Task.Delay(Backoff.Default.Delay(attempt), ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Calls the coordinator, retrying with backoff while it cannot be reached (not while it refuses).</summary>
+    private async Task<T> UntilReachableAsync<T>(Func<CancellationToken, Task<T>> call, CancellationToken ct)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await call(ct).ConfigureAwait(false);
+            }
+            catch (HttpRequestException e) when (e.StatusCode is null)
+            {
+                if (attempt == 0)
+                    Say($"coordinator not reachable ({e.Message}); retrying with backoff");
+            }
+            await Task.Delay(Backoff.Default.Delay(attempt), ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task ConnectAsync(CancellationToken ct)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                await _hub.StartAsync(ct).ConfigureAwait(false);
+                Say($"connected to {_options.Coordinator}");
+                return;
+            }
+            catch (HttpRequestException e) when (e.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
+            {
+                throw new UnauthorizedAccessException($"The coordinator refused the token ({(int)e.StatusCode}); enrol again or check --token.", e);
+            }
+            catch (HttpRequestException e)
+            {
+                if (attempt == 0)
+                    Say($"coordinator not reachable ({e.Message}); retrying with backoff");
+            }
+            await Task.Delay(Backoff.Default.Delay(attempt), ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<JoinResult> JoinAsync(CancellationToken ct)
+    {
+        var capabilities = JsonSerializer.Serialize(new
+        {
+            device = _options.Session.Device.ToString(),
+            os = RuntimeInformation.OSDescription,
+            arch = RuntimeInformation.ProcessArchitecture.ToString(),
+            cores = Environment.ProcessorCount,
+            memoryBytes = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes,
+            runtime = RuntimeInformation.FrameworkDescription,
+        });
+        var join = await _hub.InvokeAsync<JoinResult>(RoundsProtocol.Join, _experimentId, capabilities, ct).ConfigureAwait(false);
+        if (_descriptor is not null)
+        {
+            // A rejoin after a reconnect: the worker replays what was missed and picks up a waiting assignment.
+            _work.Writer.TryWrite(new RoundEvent { ExperimentId = _experimentId, Round = join.LastCompletedRound, Kind = "rejoined", BaseRound = -1 });
+            if (join.OpenAssignment is { } pending)
+                _work.Writer.TryWrite(pending);
+            _work.Writer.TryWrite(join);
+        }
+        else if (join.OpenAssignment is { } pending)
+        {
+            _work.Writer.TryWrite(pending);
+        }
+        return join;
+    }
+
+    private void Prepare(JoinResult join, List<InstructionExample> data)
+    {
+        var descriptor = Wire.Deserialize<ExperimentDescriptor>(join.Descriptor);
+        descriptor.Validate();
+        if (!File.Exists(Path.Combine(_options.ArtifactsDirectory, ArtifactManifest.FileName)))
+        {
+            Say($"artifact package not in '{_options.ArtifactsDirectory}'; downloading {descriptor.ArtifactFingerprint[..16]} from the coordinator");
+            _api.DownloadArtifactAsync(descriptor.ArtifactFingerprint, _options.ArtifactsDirectory, new Progress<string>(Say), CancellationToken.None)
+                .GetAwaiter().GetResult();
+        }
+        var package = ArtifactPackage.Open(_options.ArtifactsDirectory);
+        if (package.Manifest.ParametersSha256 != descriptor.ArtifactFingerprint)
+        {
+            throw new InvalidDataException(
+                $"'{_options.ArtifactsDirectory}' holds the model {package.Manifest.ParametersSha256[..16]}, but experiment {descriptor.Id} starts from {descriptor.ArtifactFingerprint[..16]}.");
+        }
+        _descriptor = descriptor;
+        _algorithm = FederatedAlgorithms.Create(descriptor, descriptor.Blocks(package.Layout));
+        _global = package.LoadParameters(verify: true);
+        _trainer = new OnnxTrainer(package.Layout, package.TrainGraphPath, package.EvalGraphPath, _options.Session);
+        var encoder = new ExampleEncoder(Tokenizers.FromPackage(package), _options.MaxLength);
+        _model = new OnnxLocalModel(_trainer, encoder, data.Select(encoder.Encode).ToList(), descriptor.Settings.MicroBatches);
+        Say($"{descriptor.Algorithm} on {package.Manifest.ModelFamily} ({descriptor.ParameterCount:N0} parameters), {data.Count} local examples, device {_options.Session.Device}");
+    }
+
+    /// <summary>Replays every completed global update after the current round.</summary>
+    private async Task CatchUpAsync(CancellationToken ct)
+    {
+        var updates = await _api.UpdatesAfterAsync(_experimentId, _round, ct).ConfigureAwait(false);
+        if (updates.Length == 0)
+            return;
+        int from = _round;
+        foreach (var u in updates)
+            Apply(u);
+        Say($"caught up from round {from} to {_round} ({updates.Length} global updates replayed)");
+        await ReportFingerprintAsync(ct).ConfigureAwait(false);
+    }
+
+    private void Apply(GlobalUpdate update)
+    {
+        if (update.ExperimentId != _experimentId)
+            throw new InvalidDataException($"A global update of experiment '{update.ExperimentId}' arrived for '{_experimentId}'.");
+        if (update.Round <= _round)
+            return;
+        _algorithm!.Apply(update, _global);
+        _round = update.Round;
+    }
+
+    private async Task<bool> OnRoundEventAsync(RoundEvent e, CancellationToken ct)
+    {
+        if (e.ExperimentId != _experimentId)
+            return false;
+        switch (e.Kind)
+        {
+            case RoundEvent.Completed when e.Round > _round:
+                if (e.GlobalUpdate is { } inline && e.BaseRound == _round)
+                {
+                    Apply(Wire.Deserialize<GlobalUpdate>(inline));
+                    Say(string.Create(CultureInfo.InvariantCulture,
+                        $"round {e.Round} applied: {e.Aggregated}/{e.Assigned} packets aggregated, mean train loss {e.MeanTrainLoss:F4}, update {e.BytesDown:N0} bytes"));
+                    await ReportFingerprintAsync(ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    await CatchUpAsync(ct).ConfigureAwait(false);
+                }
+                break;
+            case "rejoined":
+                await CatchUpAsync(ct).ConfigureAwait(false);
+                break;
+            case RoundEvent.Abandoned:
+                Say($"round {e.Round} abandoned: {e.Detail}");
+                break;
+        }
+        return e.ExperimentEnded;
+    }
+
+    private async Task ReportFingerprintAsync(CancellationToken ct)
+    {
+        if (_round == 0)
+            return;
+        var fingerprint = Fingerprint;
+        try
+        {
+            bool agrees = await _hub.InvokeAsync<bool>(RoundsProtocol.ReportFingerprint, _experimentId, _round, fingerprint, ct).ConfigureAwait(false);
+            Say(agrees ? $"round {_round} fingerprint {fingerprint[..16]} agrees" : $"round {_round} fingerprint {fingerprint[..16]} DISAGREES with another participant");
+        }
+        catch (Exception e) when (e is InvalidOperationException or HubException)
+        {
+            Say($"could not report the fingerprint of round {_round}: {e.Message}");
+        }
+    }
+
+    /// <summary>Trains one assignment and submits its packet; returns false (the experiment goes on).</summary>
+    private async Task<bool> TrainAsync(RoundAssignment a, CancellationToken ct)
+    {
+        if (a.ExperimentId != _experimentId || a.Round <= _lastTrained)
+            return false;
+        if (_round < a.BaseRound)
+            await CatchUpAsync(ct).ConfigureAwait(false);
+        if (_round != a.BaseRound)
+        {
+            await FailAsync(a, $"model is at round {_round} but the assignment builds on round {a.BaseRound}", ct).ConfigureAwait(false);
+            return false;
+        }
+        _lastTrained = a.Round;
+        Say($"round {a.Round}: training ({_descriptor!.Settings.LocalSteps} local steps, deadline {a.DeadlineUtc:HH:mm:ss} UTC)");
+        var timer = Stopwatch.StartNew();
+        ClientUpdate packet;
+        try
+        {
+            _global.CopyTo(_trainer!.Parameters, 0);
+            var clientSeed = SeedMix.Of(_clientId);
+            _model!.StartRound(unchecked((int)SeedMix.Combine(_descriptor.ExperimentSeed, (ulong)a.Round, clientSeed, 1)));
+            packet = await Task.Run(() => _algorithm!.Train(a.Round, _model, SeedMix.Random(_descriptor.ExperimentSeed, (ulong)a.Round, clientSeed, 2), ct), ct)
+                .ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or OutOfMemoryException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException)
+        {
+            await FailAsync(a, $"training failed: {e.Message}", ct).ConfigureAwait(false);
+            return false;
+        }
+        var bytes = Wire.Serialize(packet);
+        var result = await SubmitAsync(a, bytes, ct).ConfigureAwait(false);
+        Say(string.Create(CultureInfo.InvariantCulture,
+            $"round {a.Round}: trained in {timer.Elapsed.TotalSeconds:F1} s, train loss {packet.Stats.Loss:F4}, packet {bytes.Length:N0} bytes -> {(result.Accepted ? "accepted" : "rejected: " + result.Reason)}"));
+        return false;
+    }
+
+    /// <summary>Sends the packet, in one message or streamed in chunks; retries across reconnects until the deadline.</summary>
+    private async Task<SubmitResult> SubmitAsync(RoundAssignment a, byte[] packet, CancellationToken ct)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return packet.Length <= RoundsProtocol.ChunkBytes
+                    ? await _hub.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, a.ExperimentId, a.Round, packet, ct).ConfigureAwait(false)
+                    : await _hub.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdateStream, a.ExperimentId, a.Round, Chunks(packet), ct).ConfigureAwait(false);
+            }
+            catch (InvalidOperationException) when (DateTimeOffset.UtcNow < a.DeadlineUtc)
+            {
+                // Not connected right now (the coordinator restarts, the network drops): wait for the reconnect.
+                await Task.Delay(Backoff.Default.Delay(attempt), ct).ConfigureAwait(false);
+            }
+            catch (InvalidOperationException e)
+            {
+                return new SubmitResult { Accepted = false, Reason = $"not delivered before the deadline: {e.Message}" };
+            }
+        }
+    }
+
+    private static async IAsyncEnumerable<byte[]> Chunks(byte[] packet)
+    {
+        for (int offset = 0; offset < packet.Length; offset += RoundsProtocol.ChunkBytes)
+        {
+            yield return packet.AsSpan(offset, Math.Min(RoundsProtocol.ChunkBytes, packet.Length - offset)).ToArray();
+            await Task.Yield();
+        }
+    }
+
+    private async Task FailAsync(RoundAssignment a, string reason, CancellationToken ct)
+    {
+        Say($"round {a.Round}: {reason}");
+        try
+        {
+            await _hub.InvokeAsync(RoundsProtocol.ReportFailure, a.ExperimentId, a.Round, reason, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is InvalidOperationException or HubException)
+        {
+            Say($"round {a.Round}: could not report the failure: {e.Message}");
+        }
+    }
+
+    private void Say(string message)
+    {
+        lock (_out)
+            _out.WriteLine($"[{DateTime.Now:HH:mm:ss}] {message}");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _hub.DisposeAsync().ConfigureAwait(false);
+        _trainer?.Dispose();
+        _api.Dispose();
+    }
+}

@@ -1,0 +1,80 @@
+using System.CommandLine;
+using Ferret.EdgeClient;
+using Ferret.Training.Data;
+using Ferret.Training.Runtime;
+
+var coordinator = new Option<string>("--coordinator") { Description = "Coordinator base URL, e.g. http://10.0.0.5:5000.", Required = true };
+var token = new Option<string?>("--token") { Description = "Client token (default: $FERRET_TOKEN, then --token-file)." };
+var enrolment = new Option<string?>("--enrolment-token") { Description = "Single-use enrolment token from an admin; redeemed once for a client token." };
+var name = new Option<string>("--name") { Description = "Device name shown to the coordinator (with --enrolment-token).", DefaultValueFactory = _ => Environment.MachineName };
+var tokenFile = new Option<FileInfo?>("--token-file") { Description = "Where the client token is kept: read when present, written after enrolment." };
+var experiment = new Option<string?>("--experiment") { Description = "Experiment id (default: the newest experiment that is not finished)." };
+var artifacts = new Option<DirectoryInfo>("--artifacts") { Description = "Artifact package folder; downloaded from the coordinator by fingerprint when missing.", Required = true };
+var data = new Option<FileInfo>("--data") { Description = "This device's training data (Alpaca, Dolly, GSM8K or Code Alpaca JSON/JSONL).", Required = true };
+var format = new Option<DataFormat>("--format") { Description = "Data format (default: detected from the file).", DefaultValueFactory = _ => DataFormat.Auto };
+var malformed = new Option<MalformedRecords>("--malformed") { Description = "Skip (and report) or Fail on malformed records.", DefaultValueFactory = _ => MalformedRecords.Skip };
+var maxLength = new Option<int>("--max-length") { Description = "Tokens per example at most.", DefaultValueFactory = _ => 320 };
+var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
+var keepRunning = new Option<bool>("--keep-running") { Description = "Stay connected after the experiment ends." };
+
+var root = new RootCommand("ferret-edge: a Ferret.NET edge client. Joins an experiment, trains its assignments, sends compact packets, applies global updates.")
+{
+    coordinator, token, enrolment, name, tokenFile, experiment, artifacts, data, format, malformed, maxLength, device, threads, keepRunning,
+};
+root.SetAction(async (parse, ct) =>
+{
+    try
+    {
+        var text = parse.GetValue(coordinator)!;
+        if (!Uri.TryCreate(text, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+            throw new ArgumentException($"--coordinator '{text}' is not an http(s) URL.");
+        var options = new EdgeClientOptions
+        {
+            Coordinator = url,
+            Token = await ResolveTokenAsync(url, parse.GetValue(token), parse.GetValue(enrolment), parse.GetValue(name)!, parse.GetValue(tokenFile), ct),
+            ExperimentId = parse.GetValue(experiment),
+            ArtifactsDirectory = parse.GetValue(artifacts)!.FullName,
+            DataPath = parse.GetValue(data)!.FullName,
+            DataFormat = parse.GetValue(format),
+            Malformed = parse.GetValue(malformed),
+            MaxLength = parse.GetValue(maxLength) is > 1 and var m ? m : throw new ArgumentException("--max-length must be at least 2."),
+            Session = new SessionSettings { Device = ExecutionDevice.Parse(parse.GetValue(device)!), IntraOpThreads = parse.GetValue(threads) },
+            ExitWhenDone = !parse.GetValue(keepRunning),
+        };
+        await using var participant = new EdgeParticipant(options, Console.Out);
+        await participant.RunAsync(ct);
+        return 0;
+    }
+    catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException or UnauthorizedAccessException or NotSupportedException or FormatException)
+    {
+        Console.Error.WriteLine($"ferret-edge: {e.Message}");
+        return 2;
+    }
+    catch (OperationCanceledException)
+    {
+        Console.Error.WriteLine("ferret-edge: stopped.");
+        return 130;
+    }
+});
+return await root.Parse(args).InvokeAsync();
+
+static async Task<string> ResolveTokenAsync(Uri coordinator, string? token, string? enrolment, string name, FileInfo? tokenFile, CancellationToken ct)
+{
+    token ??= Environment.GetEnvironmentVariable("FERRET_TOKEN");
+    if (!string.IsNullOrWhiteSpace(token))
+        return token.Trim();
+    if (tokenFile is { Exists: true })
+        return (await File.ReadAllTextAsync(tokenFile.FullName, ct)).Trim();
+    if (string.IsNullOrWhiteSpace(enrolment))
+        throw new ArgumentException("No client token: pass --token, set FERRET_TOKEN, or enrol with --enrolment-token (and --token-file to keep it).");
+    var (clientId, issued) = await CoordinatorApi.EnrolAsync(coordinator, enrolment, name, new { device = Environment.MachineName }, ct);
+    Console.WriteLine($"enrolled as {clientId}");
+    if (tokenFile is not null)
+    {
+        var tmp = tokenFile.FullName + ".tmp";
+        await File.WriteAllTextAsync(tmp, issued, ct);
+        File.Move(tmp, tokenFile.FullName, overwrite: true);
+    }
+    return issued;
+}

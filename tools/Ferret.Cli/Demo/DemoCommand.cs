@@ -1,0 +1,293 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Ferret.Core.Algorithms;
+using Ferret.Core.Packets;
+using Ferret.Core.Parameters;
+using Ferret.Core.Protocol;
+using Ferret.Onnx.Artifacts;
+using Ferret.Onnx.Export;
+using Ferret.Training.Data;
+using Ferret.Training.Evaluation;
+using Ferret.Training.Runtime;
+using Ferret.Training.Simulation;
+using Ferret.Training.Tokenization;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
+using Spectre.Console;
+
+namespace Ferret.Cli.Demo;
+
+/// <summary>
+/// <c>ferret demo</c>: the whole product on one machine. Exports the tiny-llama preset if missing, writes
+/// synthetic instruction data, starts a coordinator on loopback with its SQLite round log in a temporary
+/// folder, starts edge clients as separate processes on their own shards of the data, watches the rounds
+/// live as an observer, and prints the eval loss and Rouge-L of the model before and after.
+/// </summary>
+internal static partial class DemoCommand
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public static Command Create()
+    {
+        var clients = new Option<int>("--clients") { Description = "Edge-client processes.", DefaultValueFactory = _ => 4 };
+        var rounds = new Option<int>("--rounds") { Description = "Ferret rounds.", DefaultValueFactory = _ => 5 };
+        var artifacts = new Option<DirectoryInfo>("--artifacts") { Description = "Folder of artifact packages; tiny-llama is exported into it when missing.", DefaultValueFactory = _ => new DirectoryInfo("artifacts") };
+        var keep = new Option<bool>("--keep") { Description = "Keep the temporary folder (round log, data, process logs)." };
+        var timeout = new Option<int>("--timeout") { Description = "Give up after this many seconds.", DefaultValueFactory = _ => 900 };
+        var command = new Command("demo", "Run a coordinator and edge-client processes on loopback: five Ferret rounds on tiny-llama with synthetic tasks.")
+        {
+            clients, rounds, artifacts, keep, timeout,
+        };
+        CommandAction.SetAsync(command, async (parse, ct) =>
+        {
+            try
+            {
+                return await RunAsync(parse.GetValue(clients), parse.GetValue(rounds), parse.GetValue(artifacts)!.FullName, parse.GetValue(keep),
+                    parse.GetValue(timeout), ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is InvalidOperationException or HttpRequestException or TimeoutException)
+            {
+                Console.Error.WriteLine($"ferret demo: {e.Message}");
+                return 1;
+            }
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(int clientCount, int roundCount, string artifactsRoot, bool keep, int timeoutSeconds, CancellationToken cancel)
+    {
+        if (clientCount is < 1 or > 32)
+            throw new ArgumentException($"--clients {clientCount} is outside 1..32.");
+        if (roundCount is < 1 or > 1000)
+            throw new ArgumentException($"--rounds {roundCount} is outside 1..1000.");
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        deadline.CancelAfter(TimeSpan.FromSeconds(timeoutSeconds));
+        var ct = deadline.Token;
+        var total = Stopwatch.StartNew();
+        var work = Directory.CreateTempSubdirectory("ferret-demo-").FullName;
+        var children = new List<ChildProcess>();
+        bool ok = false;
+        try
+        {
+            // 1. The model and the data.
+            var package = EnsurePreset(artifactsRoot, "tiny-llama");
+            var (shards, testSet) = WriteData(work, clientCount);
+
+            // 2. The coordinator, on a free loopback port, its round log in the temporary folder.
+            string adminKey = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+            var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var coordinator = new ChildProcess("coordinator", Deployables.Coordinator,
+                ["--urls", "http://127.0.0.1:0", "--Ferret:AdminKey", adminKey, "--Ferret:DatabasePath", Path.Combine(work, "coordinator.db"),
+                 "--Ferret:ArtifactsDirectory", artifactsRoot, "--Ferret:EngineTickMilliseconds", "200"],
+                Path.Combine(work, "coordinator.log"),
+                line =>
+                {
+                    if (ListeningLine().Match(line) is { Success: true } m)
+                        listening.TrySetResult(new Uri(m.Groups[1].Value));
+                },
+                new Dictionary<string, string> { ["ASPNETCORE_ENVIRONMENT"] = "Production" });
+            children.Add(coordinator);
+            var url = await listening.Task.WaitAsync(TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
+            AnsiConsole.MarkupLine($"coordinator listening on [bold]{url}[/] (round log {Markup.Escape(Path.Combine(work, "coordinator.db"))})");
+
+            // 3. An experiment and one enrolment token per device.
+            using var admin = new HttpClient { BaseAddress = url };
+            admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
+            var experimentId = await CreateExperimentAsync(admin, Path.GetFileName(package.Directory), roundCount, clientCount, ct).ConfigureAwait(false);
+            var descriptor = Wire.Deserialize<ExperimentDescriptor>(await admin.GetByteArrayAsync(new Uri($"api/experiments/{experimentId}/descriptor", UriKind.Relative), ct).ConfigureAwait(false));
+            AnsiConsole.MarkupLine($"experiment [bold]{experimentId}[/]: ferret, K = {descriptor.Settings.CandidateSeeds}, {roundCount} rounds, {clientCount} clients, T = {descriptor.Settings.LocalSteps}");
+            AnsiConsole.MarkupLine($"watch it: hub [bold]{new Uri(url, RoundsProtocol.Path)}[/] (Subscribe(\"{experimentId}\")), status [bold]{new Uri(url, $"api/experiments/{experimentId}")}[/] (bearer: the admin key in {Markup.Escape(Path.Combine(work, "admin-key.txt"))})");
+            await File.WriteAllTextAsync(Path.Combine(work, "admin-key.txt"), adminKey, ct).ConfigureAwait(false);
+
+            // 4. The model before, scored while nothing else runs.
+            var tokenizer = Tokenizers.FromPackage(package);
+            var encoder = new ExampleEncoder(tokenizer, 320);
+            var initial = package.LoadParameters();
+            var before = Evaluate(package, initial, testSet, encoder);
+            AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture, $"before: eval loss [bold]{before.Loss:F4}[/], Rouge-L {before.RougeL:F3}"));
+
+            // 5. Watch live, then start the devices.
+            var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var roundEvents = new List<RoundEvent>();
+            var fingerprints = new Dictionary<int, HashSet<string>>();
+            await using var observer = new HubConnectionBuilder()
+                .WithUrl(new Uri(url, RoundsProtocol.Path), o => o.AccessTokenProvider = () => Task.FromResult<string?>(adminKey))
+                .AddMessagePackProtocol()
+                .Build();
+            observer.On<RoundEvent>(RoundsProtocol.RoundEvent, e =>
+            {
+                lock (roundEvents)
+                    roundEvents.Add(e);
+                Live(e.Kind switch
+                {
+                    RoundEvent.Opened => $"[blue]round {e.Round} opened[/]: {e.Assigned} clients assigned",
+                    RoundEvent.Completed => string.Create(CultureInfo.InvariantCulture,
+                        $"[green]round {e.Round} completed[/] in {e.Seconds:F1} s: {e.Aggregated}/{e.Assigned} packets, mean train loss {e.MeanTrainLoss:F4}, {e.BytesUp:N0} bytes up, update {e.BytesDown:N0} bytes"),
+                    _ => $"[yellow]round {e.Round} {Markup.Escape(e.Kind)}[/]: {Markup.Escape(e.Detail ?? "")}",
+                });
+                if (e.ExperimentEnded)
+                    ended.TrySetResult();
+            });
+            observer.On<ClientEvent>(RoundsProtocol.ClientEvent, e =>
+            {
+                if (e.Kind == ClientEvent.Fingerprint)
+                {
+                    lock (fingerprints)
+                    {
+                        if (!fingerprints.TryGetValue(e.Round, out var set))
+                            fingerprints[e.Round] = set = [];
+                        set.Add(e.Detail ?? "");
+                    }
+                    return;
+                }
+                Live(e.Kind switch
+                {
+                    ClientEvent.Received => string.Create(CultureInfo.InvariantCulture, $"  {e.ClientId}: packet for round {e.Round}, {e.Bytes:N0} bytes, train loss {e.TrainLoss:F4}"),
+                    ClientEvent.Joined => $"  {e.ClientId} joined",
+                    _ => $"  [yellow]{e.ClientId} {Markup.Escape(e.Kind)}[/] {Markup.Escape(e.Detail ?? "")}",
+                });
+            });
+            await observer.StartAsync(ct).ConfigureAwait(false);
+            await observer.InvokeAsync(RoundsProtocol.Subscribe, experimentId, ct).ConfigureAwait(false);
+
+            for (int i = 0; i < clientCount; i++)
+            {
+                var enrolment = await PostAsync(admin, "api/enrolments", new { label = $"demo edge {i + 1}" }, ct).ConfigureAwait(false);
+                children.Add(new ChildProcess($"edge-{i + 1}", Deployables.EdgeClient,
+                    ["--coordinator", url.ToString(), "--enrolment-token", enrolment.GetProperty("token").GetString()!, "--name", $"edge-{i + 1}",
+                     "--token-file", Path.Combine(work, $"edge-{i + 1}.token"), "--experiment", experimentId, "--artifacts", package.Directory,
+                     "--data", shards[i], "--threads", "1"],
+                    Path.Combine(work, $"edge-{i + 1}.log")));
+            }
+            AnsiConsole.MarkupLine($"started {clientCount} edge clients (logs in {Markup.Escape(work)})");
+
+            while (!ended.Task.IsCompleted)
+            {
+                if (children.FirstOrDefault(c => c.HasExited && c.ExitCode != 0) is { } dead)
+                    throw new InvalidOperationException($"{dead.Name} exited with code {dead.ExitCode}; see {dead.LogPath}.");
+                await Task.WhenAny(ended.Task, Task.Delay(500, ct)).ConfigureAwait(false);
+            }
+
+            // 6. The model after: the initial parameters with every global update in the log applied.
+            var updates = Wire.Deserialize<GlobalUpdate[]>(await admin.GetByteArrayAsync(new Uri($"api/experiments/{experimentId}/updates?after=0", UriKind.Relative), ct).ConfigureAwait(false));
+            var algorithm = FederatedAlgorithms.Create(descriptor, descriptor.Blocks(package.Layout));
+            var tuned = (float[])initial.Clone();
+            foreach (var u in updates)
+                algorithm.Apply(u, tuned);
+            string fingerprint = ModelFingerprint.Compute(tuned);
+            var after = Evaluate(package, tuned, testSet, encoder);
+            foreach (var edge in children.Skip(1))
+                await edge.WaitAsync(ct).WaitAsync(TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
+
+            Summarise(roundEvents, fingerprints, updates.Length, fingerprint, before, after, total.Elapsed);
+            var failed = children.Skip(1).Where(c => c.ExitCode != 0).Select(c => c.Name).ToList();
+            if (failed.Count > 0)
+                throw new InvalidOperationException($"edge clients {string.Join(", ", failed)} did not exit cleanly; see their logs in {work}.");
+            ok = true;
+            return 0;
+        }
+        finally
+        {
+            foreach (var c in children.AsEnumerable().Reverse())
+                c.Dispose();
+            if (ok && !keep)
+                Directory.Delete(work, recursive: true);
+            else
+                AnsiConsole.MarkupLine($"kept [bold]{Markup.Escape(work)}[/] (round log, data, process logs)");
+        }
+    }
+
+    private static ArtifactPackage EnsurePreset(string artifactsRoot, string preset)
+    {
+        var dir = Path.Combine(artifactsRoot, preset);
+        if (File.Exists(Path.Combine(dir, ArtifactManifest.FileName)))
+            return ArtifactPackage.Open(dir);
+        AnsiConsole.MarkupLine($"exporting the [bold]{preset}[/] preset to {Markup.Escape(dir)}");
+        return ModelExporter.Export(new ModelSource.FromPreset(preset, 1), dir, overwrite: false);
+    }
+
+    /// <summary>Synthetic tasks: an IID shard per client as Alpaca JSONL, plus a held-out set.</summary>
+    private static (string[] Shards, List<InstructionExample> Test) WriteData(string work, int clients)
+    {
+        var train = SyntheticTasks.Sample(SyntheticTasks.Names, 2000, 1);
+        var test = SyntheticTasks.Sample(SyntheticTasks.Names, 200, 1_000_004);
+        var parts = Partitioner.Partition(train, clients, PartitionScheme.Iid, 1);
+        var shards = new string[clients];
+        for (int i = 0; i < clients; i++)
+        {
+            shards[i] = Path.Combine(work, $"edge-{i + 1}.jsonl");
+            SyntheticTasks.WriteJsonLines(shards[i], parts[i].Select(j => train[j]));
+        }
+        return (shards, test);
+    }
+
+    private static async Task<string> CreateExperimentAsync(HttpClient admin, string artifact, int rounds, int clients, CancellationToken ct)
+    {
+        var created = await PostAsync(admin, "api/experiments", new
+        {
+            name = "demo",
+            algorithm = FederatedAlgorithms.Ferret,
+            artifact,
+            rounds,
+            fraction = 1.0,
+            experimentSeed = 42UL,
+            localLearningRate = 0.05,
+            serverLearningRate = 3.0,
+            minClients = clients,
+            roundDeadlineSeconds = 180,
+        }, ct).ConfigureAwait(false);
+        return created.GetProperty("id").GetString()!;
+    }
+
+    private static async Task<JsonElement> PostAsync(HttpClient http, string path, object body, CancellationToken ct)
+    {
+        using var response = await http.PostAsJsonAsync(path, body, Json, ct).ConfigureAwait(false);
+        var text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+        if (!response.IsSuccessStatusCode)
+            throw new InvalidOperationException($"POST {path} answered {(int)response.StatusCode}: {text}");
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    private static (double Loss, double RougeL) Evaluate(ArtifactPackage package, float[] parameters, List<InstructionExample> test, ExampleEncoder encoder)
+    {
+        var session = new SessionSettings { IntraOpThreads = 0 };
+        using var trainer = new OnnxTrainer(package.Layout, package.TrainGraphPath, package.EvalGraphPath, session);
+        using var generator = new GreedyGenerator(package.Layout, package.LogitsGraphPath, new float[parameters.Length], package.Manifest.Tokenizer.VocabSize, session);
+        var (loss, rouge, _) = Simulator.Evaluate(trainer, generator, parameters, test.Take(64).Select(encoder.Encode).ToList(), test.Take(16).ToList(), encoder);
+        return (loss, rouge);
+    }
+
+    private static void Summarise(List<RoundEvent> events, Dictionary<int, HashSet<string>> fingerprints, int updates, string fingerprint,
+        (double Loss, double RougeL) before, (double Loss, double RougeL) after, TimeSpan elapsed)
+    {
+        var table = new Table().AddColumn("round").AddColumn(new TableColumn("packets").RightAligned()).AddColumn(new TableColumn("mean train loss").RightAligned())
+            .AddColumn(new TableColumn("bytes up / client").RightAligned()).AddColumn(new TableColumn("update bytes").RightAligned())
+            .AddColumn(new TableColumn("latency").RightAligned()).AddColumn("fingerprints");
+        foreach (var e in events.Where(e => e.Kind == RoundEvent.Completed).OrderBy(e => e.Round))
+        {
+            var reported = fingerprints.GetValueOrDefault(e.Round) ?? [];
+            string agreement = reported.Count == 0 ? "none reported"
+                : reported.Any(f => f.StartsWith("MISMATCH", StringComparison.Ordinal)) ? "[red]MISMATCH[/]" : $"agree ({reported.First()[..12]})";
+            table.AddRow(e.Round.ToString(CultureInfo.InvariantCulture), $"{e.Aggregated}/{e.Assigned}",
+                e.MeanTrainLoss?.ToString("F4", CultureInfo.InvariantCulture) ?? "-", (e.BytesUp / Math.Max(1, e.Aggregated)).ToString("N0", CultureInfo.InvariantCulture),
+                e.BytesDown.ToString("N0", CultureInfo.InvariantCulture), e.Seconds.ToString("F1", CultureInfo.InvariantCulture) + " s", agreement);
+        }
+        AnsiConsole.Write(table);
+        var result = new Table().AddColumn("").AddColumn(new TableColumn("before").RightAligned()).AddColumn(new TableColumn("after").RightAligned());
+        result.AddRow("eval loss", before.Loss.ToString("F4", CultureInfo.InvariantCulture), after.Loss.ToString("F4", CultureInfo.InvariantCulture));
+        result.AddRow("Rouge-L", before.RougeL.ToString("F3", CultureInfo.InvariantCulture), after.RougeL.ToString("F3", CultureInfo.InvariantCulture));
+        AnsiConsole.Write(result);
+        AnsiConsole.MarkupLine($"{updates} global updates in the round log; model fingerprint {fingerprint[..16]}; {elapsed.TotalSeconds:F0} s in all");
+    }
+
+    private static void Live(string markup) => AnsiConsole.MarkupLine($"[grey]{DateTime.Now:HH:mm:ss}[/] {markup}");
+
+    [GeneratedRegex(@"Now listening on: (http://\S+)")]
+    private static partial Regex ListeningLine();
+}

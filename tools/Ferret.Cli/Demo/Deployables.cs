@@ -1,0 +1,31 @@
+namespace Ferret.Cli.Demo;
+
+/// <summary>
+/// Finds the coordinator and edge-client assemblies the CLI was built with. The CLI's project references
+/// both (without referencing their assemblies), so building it builds them, in the same configuration.
+/// </summary>
+internal static class Deployables
+{
+    public static string Coordinator => Locate("Ferret.Coordinator", "Ferret.Coordinator.dll");
+
+    public static string EdgeClient => Locate("Ferret.EdgeClient", "ferret-edge.dll");
+
+    private static string Locate(string project, string assembly)
+    {
+        var baseDir = new DirectoryInfo(AppContext.BaseDirectory);
+        // tools/Ferret.Cli/bin/<Configuration>/<tfm>/ -> the repository root is four levels up.
+        string tfm = baseDir.Name, configuration = baseDir.Parent?.Name ?? "Release";
+        var repo = baseDir;
+        while (repo is not null && !File.Exists(Path.Combine(repo.FullName, "Ferret.sln")))
+            repo = repo.Parent;
+        if (repo is null)
+            throw new FileNotFoundException($"Cannot find the Ferret.NET repository above '{AppContext.BaseDirectory}' to locate {assembly}; run the demo from a clone (dotnet run --project tools/Ferret.Cli -- demo).");
+        foreach (var config in new[] { configuration, "Release", "Debug" }.Distinct())
+        {
+            var path = Path.Combine(repo.FullName, "src", project, "bin", config, tfm, assembly);
+            if (File.Exists(path))
+                return path;
+        }
+        throw new FileNotFoundException($"{assembly} is not built under src/{project}/bin; build the solution first (dotnet build -c {configuration}).");
+    }
+}
