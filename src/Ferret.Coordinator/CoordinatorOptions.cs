@@ -28,6 +28,9 @@ public sealed class CoordinatorOptions
     [Range(64 * 1024, int.MaxValue)]
     public long MaxPacketBytes { get; set; } = 1024L * 1024 * 1024;
 
+    /// <summary>Run the round engine. Off, the coordinator serves its API and round log without opening or closing rounds (maintenance, inspection).</summary>
+    public bool RunRounds { get; set; } = true;
+
     /// <summary>How often the round engine looks at deadlines when nothing wakes it sooner.</summary>
     [Range(10, 60_000)]
     public int EngineTickMilliseconds { get; set; } = 500;

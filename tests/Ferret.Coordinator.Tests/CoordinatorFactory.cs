@@ -1,14 +1,21 @@
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using Ferret.Coordinator.Clients;
+using Ferret.Core.Protocol;
+using Microsoft.AspNetCore.Http.Connections;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 
 namespace Ferret.Coordinator.Tests;
 
 /// <summary>The coordinator hosted in-process on a fresh round log.</summary>
-internal sealed class CoordinatorFactory : WebApplicationFactory<Program>
+internal sealed class CoordinatorFactory(bool runRounds = true) : WebApplicationFactory<Program>
 {
     public const string AdminKey = "test-admin-key";
     public const long MaxMessageBytes = 256 * 1024;
+    public const long MaxPacketBytes = 8 * 1024 * 1024;
     private readonly TempDirectory _dir = new();
 
     public string DatabasePath => _dir.File("coordinator.db");
@@ -21,6 +28,9 @@ internal sealed class CoordinatorFactory : WebApplicationFactory<Program>
         builder.UseSetting("Ferret:DatabasePath", DatabasePath);
         builder.UseSetting("Ferret:AdminKey", AdminKey);
         builder.UseSetting("Ferret:ArtifactsDirectory", _dir.Path);
+        builder.UseSetting("Ferret:MaxPacketBytes", MaxPacketBytes.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        builder.UseSetting("Ferret:RunRounds", runRounds ? "true" : "false");
+        builder.UseSetting("Ferret:EngineTickMilliseconds", "50");
         builder.UseSetting("Ferret:MaxMessageBytes", MaxMessageBytes.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
@@ -36,6 +46,25 @@ internal sealed class CoordinatorFactory : WebApplicationFactory<Program>
         var c = CreateClient();
         c.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         return c;
+    }
+
+    /// <summary>A hub connection through the in-memory test server (long polling), with a bearer token or none.</summary>
+    public HubConnection ConnectHub(string? token) => new HubConnectionBuilder()
+        .WithUrl(new Uri(Server.BaseAddress, RoundsProtocol.Path), o =>
+        {
+            o.HttpMessageHandlerFactory = _ => Server.CreateHandler();
+            o.Transports = HttpTransportType.LongPolling;
+            if (token is not null)
+                o.AccessTokenProvider = () => Task.FromResult<string?>(token);
+        })
+        .AddMessagePackProtocol()
+        .Build();
+
+    /// <summary>Issues an enrolment token and redeems it: a new client's id and token.</summary>
+    public async Task<EnrolResponse> EnrolAsync(string name)
+    {
+        var enrolment = (await (await Admin().PostAsJsonAsync("/api/enrolments", new EnrolmentRequest(null, null))).Content.ReadFromJsonAsync<EnrolmentResponse>())!;
+        return (await (await CreateClient().PostAsJsonAsync("/api/clients/enrol", new { enrolmentToken = enrolment.Token, name })).Content.ReadFromJsonAsync<EnrolResponse>())!;
     }
 
     protected override void Dispose(bool disposing)

@@ -59,6 +59,8 @@ public sealed partial class RoundEngine : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        if (!_options.Value.RunRounds)
+            return;
         var tick = TimeSpan.FromMilliseconds(_options.Value.EngineTickMilliseconds);
         while (!stoppingToken.IsCancellationRequested)
         {

@@ -5,10 +5,8 @@ using Ferret.Coordinator.Persistence;
 using Ferret.Coordinator.Rounds;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
-using Ferret.Core.Parameters;
-using Ferret.Core.Projection;
+using Ferret.Core.Protocol;
 using Ferret.Onnx.Export;
-using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
@@ -18,7 +16,8 @@ namespace Ferret.Coordinator.Tests.Api;
 /// <summary>The SignalR hub with the MessagePack protocol: validation at the door and live events.</summary>
 public sealed class RoundsHubTests : IAsyncLifetime, IDisposable
 {
-    private readonly CoordinatorFactory _factory = new();
+    // Rounds are opened and closed by hand here, so the engine stays off.
+    private readonly CoordinatorFactory _factory = new(runRounds: false);
     private ExperimentView _experiment = null!;
     private ExperimentDescriptor _descriptor = null!;
     private EnrolResponse _a = null!;
@@ -31,8 +30,8 @@ public sealed class RoundsHubTests : IAsyncLifetime, IDisposable
         var created = await admin.PostAsJsonAsync("/api/experiments", new { name = "hub", algorithm = "ferret", artifact = "tiny-gpt2", rounds = 3, fraction = 0.5, experimentSeed = 7UL, candidateSeeds = 64 });
         _experiment = (await created.Content.ReadFromJsonAsync<ExperimentView>())!;
         _descriptor = Wire.Deserialize<ExperimentDescriptor>(await admin.GetByteArrayAsync($"/api/experiments/{_experiment.Id}/descriptor"));
-        _a = await EnrolAsync("edge-a");
-        _b = await EnrolAsync("edge-b");
+        _a = await _factory.EnrolAsync("edge-a");
+        _b = await _factory.EnrolAsync("edge-b");
         _factory.Services.GetRequiredService<RoundLog>().OpenRound(_experiment.Id, 1, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddMinutes(5), [_a.ClientId]);
     }
 
@@ -40,39 +39,9 @@ public sealed class RoundsHubTests : IAsyncLifetime, IDisposable
 
     public void Dispose() => _factory.Dispose();
 
-    private async Task<EnrolResponse> EnrolAsync(string name)
-    {
-        var enrolment = (await (await _factory.Admin().PostAsJsonAsync("/api/enrolments", new EnrolmentRequest(null, null))).Content.ReadFromJsonAsync<EnrolmentResponse>())!;
-        return (await (await _factory.CreateClient().PostAsJsonAsync("/api/clients/enrol", new { enrolmentToken = enrolment.Token, name })).Content.ReadFromJsonAsync<EnrolResponse>())!;
-    }
+    private HubConnection Connect(string? token) => _factory.ConnectHub(token);
 
-    private HubConnection Connect(string? token) => new HubConnectionBuilder()
-        .WithUrl(new Uri(_factory.Server.BaseAddress, RoundsHub.Path), o =>
-        {
-            o.HttpMessageHandlerFactory = _ => _factory.Server.CreateHandler();
-            o.Transports = HttpTransportType.LongPolling;
-            if (token is not null)
-                o.AccessTokenProvider = () => Task.FromResult<string?>(token);
-        })
-        .AddMessagePackProtocol()
-        .Build();
-
-    private byte[] Packet(int round, string? experimentId = null)
-    {
-        var blocks = ParameterBlocks.FromLengths(_descriptor.BlockLengths);
-        var delta = Enumerable.Range(0, (int)blocks.TotalLength).Select(i => (float)Math.Sin(i) * 1e-3f).ToArray();
-        var gammas = Projector.Project(delta, blocks, _descriptor.CandidateSeeds, _descriptor.Settings.Distribution, new Random(1));
-        return Wire.Serialize<ClientUpdate>(new FerretUpdate
-        {
-            ExperimentId = experimentId ?? _experiment.Id,
-            Round = round,
-            SampleCount = 10,
-            Stats = new TrainingStats { Loss = 2.5 },
-            SeedIndices = gammas.SeedIndices,
-            Blocks = gammas.Blocks,
-            Gammas = gammas.Values,
-        });
-    }
+    private byte[] Packet(int round, string? experimentId = null) => TestPackets.Ferret(_descriptor, round, experimentId);
 
     [Fact]
     public async Task Packets_are_checked_at_the_door_and_observers_see_each_verdict()
@@ -120,7 +89,7 @@ public sealed class RoundsHubTests : IAsyncLifetime, IDisposable
         var wrongRound = await a.InvokeAsync<SubmitResult>("SubmitUpdate", _experiment.Id, 1, Packet(2));
         Assert.Contains("round 1 is open", wrongRound.Reason);
         var oversized = await a.InvokeAsync<SubmitResult>("SubmitUpdate", _experiment.Id, 1, new byte[CoordinatorFactory.MaxMessageBytes + 1]);
-        Assert.Contains("exceeds the limit", oversized.Reason);
+        Assert.Contains("exceeds the message limit", oversized.Reason);
         var log = _factory.Services.GetRequiredService<RoundLog>();
         log.CompleteRound(_experiment.Id, 1, Wire.Serialize<GlobalUpdate>(new SeedCoefficientsUpdate { ExperimentId = _experiment.Id, Round = 1 }), null, null, DateTimeOffset.UtcNow);
         var late = await a.InvokeAsync<SubmitResult>("SubmitUpdate", _experiment.Id, 1, Packet(1));
@@ -147,6 +116,10 @@ public sealed class RoundsHubTests : IAsyncLifetime, IDisposable
         await using var b = Connect(_b.Token);
         await a.StartAsync();
         await b.StartAsync();
+        // Only a round with a global update can be fingerprinted.
+        await Assert.ThrowsAsync<HubException>(() => a.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 1, new string('a', 64)));
+        _factory.Services.GetRequiredService<RoundLog>().CompleteRound(_experiment.Id, 1,
+            Wire.Serialize<GlobalUpdate>(new SeedCoefficientsUpdate { ExperimentId = _experiment.Id, Round = 1 }), null, null, DateTimeOffset.UtcNow);
         Assert.True(await a.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 1, new string('a', 64)));
         Assert.False(await b.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 1, new string('b', 64)));
     }
