@@ -93,7 +93,15 @@ public sealed class EdgeParticipant : IAsyncDisposable
         _hub.Reconnected += async _ =>
         {
             Say("reconnected; joining again");
-            await JoinAsync(CancellationToken.None).ConfigureAwait(false);
+            try
+            {
+                await JoinAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is HubException || IsConnectionLoss(e, CancellationToken.None))
+            {
+                // Lost again before the join went through; the next reconnect joins.
+                Say($"rejoin failed: {e.Message}");
+            }
         };
     }
 
@@ -320,7 +328,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
             bool agrees = await _hub.InvokeAsync<bool>(RoundsProtocol.ReportFingerprint, _experimentId, _round, fingerprint, ct).ConfigureAwait(false);
             Say(agrees ? $"round {_round} fingerprint {fingerprint[..16]} agrees" : $"round {_round} fingerprint {fingerprint[..16]} DISAGREES with another participant");
         }
-        catch (Exception e) when (e is InvalidOperationException or HubException)
+        catch (Exception e) when (e is HubException || IsConnectionLoss(e, ct))
         {
             Say($"could not report the fingerprint of round {_round}: {e.Message}");
         }
@@ -373,17 +381,24 @@ public sealed class EdgeParticipant : IAsyncDisposable
                     ? await _hub.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, a.ExperimentId, a.Round, packet, ct).ConfigureAwait(false)
                     : await _hub.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdateStream, a.ExperimentId, a.Round, Chunks(packet), ct).ConfigureAwait(false);
             }
-            catch (InvalidOperationException) when (DateTimeOffset.UtcNow < a.DeadlineUtc)
+            catch (Exception e) when (IsConnectionLoss(e, ct) && DateTimeOffset.UtcNow < a.DeadlineUtc)
             {
                 // Not connected right now (the coordinator restarts, the network drops): wait for the reconnect.
+                if (attempt == 0)
+                    Say($"round {a.Round}: packet not delivered ({e.Message}); retrying until the deadline");
                 await Task.Delay(Backoff.Default.Delay(attempt), ct).ConfigureAwait(false);
             }
-            catch (InvalidOperationException e)
+            catch (Exception e) when (IsConnectionLoss(e, ct))
             {
                 return new SubmitResult { Accepted = false, Reason = $"not delivered before the deadline: {e.Message}" };
             }
         }
     }
+
+    /// <summary>The connection is down or dropped mid-call (not a refusal by the coordinator, not our own cancellation).</summary>
+    private static bool IsConnectionLoss(Exception e, CancellationToken ct) =>
+        e is InvalidOperationException or IOException or System.Net.WebSockets.WebSocketException or HttpRequestException
+        || (e is OperationCanceledException && !ct.IsCancellationRequested);
 
     private static async IAsyncEnumerable<byte[]> Chunks(byte[] packet)
     {
@@ -401,7 +416,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
         {
             await _hub.InvokeAsync(RoundsProtocol.ReportFailure, a.ExperimentId, a.Round, reason, ct).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is InvalidOperationException or HubException)
+        catch (Exception e) when (e is HubException || IsConnectionLoss(e, ct))
         {
             Say($"round {a.Round}: could not report the failure: {e.Message}");
         }

@@ -23,7 +23,7 @@ public sealed record RoundView(
 
 public sealed record ExperimentView(
     string Id, string Name, string Algorithm, string State, int Rounds, double Fraction, int MinClients, int RoundDeadlineSeconds, int CandidateSeeds, int Blocks,
-    long Parameters, string ArtifactFingerprint, DateTimeOffset CreatedUtc, IReadOnlyList<RoundView>? RoundLog);
+    long Parameters, string ArtifactFingerprint, DateTimeOffset CreatedUtc, IReadOnlyList<RoundView>? RoundLog, long? Rejections = null);
 
 /// <summary>Experiments: create from an artifact package, list, inspect, stop, and fetch what clients need.</summary>
 public static class ExperimentEndpoints
@@ -115,7 +115,7 @@ public static class ExperimentEndpoints
         var rounds = log.GetRounds(id).Select(r => new RoundView(r.Round, r.State.ToString(), r.OpenedUtc, r.DeadlineUtc, r.ClosedUtc, r.Aggregated, r.Missing,
             r.State == RoundState.Completed && r.MetricsJson is { } m ? JsonSerializer.Deserialize<RoundMetrics>(m) : null,
             r.State == RoundState.Abandoned ? r.MetricsJson : null)).ToList();
-        return TypedResults.Ok(View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), rounds));
+        return TypedResults.Ok(View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), rounds) with { Rejections = log.CountRejections(id) });
     }
 
     private static Results<NoContent, NotFound, Conflict<string>> Stop(string id, RoundLog log, TimeProvider clock)

@@ -1,0 +1,179 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+using Ferret.Cli.Demo;
+using Ferret.Onnx.Artifacts;
+using Ferret.Onnx.Export;
+using Ferret.Training.Data;
+
+namespace Ferret.Cli.Tests.EndToEnd;
+
+/// <summary>
+/// A coordinator and edge clients as real processes on loopback, in a scratch folder: the tiny-gpt2 preset,
+/// synthetic data shards, the coordinator's SQLite round log, and every process's log. Disposing kills
+/// whatever still runs.
+/// </summary>
+internal sealed class Federation : IDisposable
+{
+    public const string AdminKey = "end-to-end-admin-key";
+    private readonly string _dir = Directory.CreateTempSubdirectory("ferret-e2e-").FullName;
+    private readonly List<ChildProcess> _processes = [];
+
+    public Federation(int shards)
+    {
+        Package = ModelExporter.Export(new ModelSource.FromPreset("tiny-gpt2", 1), Path.Combine(ArtifactsRoot, "tiny-gpt2"), overwrite: false);
+        var examples = SyntheticTasks.Sample(["reverse", "upper", "copy"], 40 * shards, 3);
+        Shards = new string[shards];
+        for (int i = 0; i < shards; i++)
+        {
+            Shards[i] = Path.Combine(_dir, $"edge-{i + 1}.jsonl");
+            SyntheticTasks.WriteJsonLines(Shards[i], examples.Skip(40 * i).Take(40));
+        }
+        // A port of our own, fixed for the federation's life, so a restarted coordinator comes back at the same address.
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        Port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        Admin = new HttpClient { BaseAddress = Url };
+        Admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
+    }
+
+    public string ArtifactsRoot => Path.Combine(_dir, "artifacts");
+
+    public ArtifactPackage Package { get; }
+
+    public string[] Shards { get; }
+
+    public int Port { get; }
+
+    public Uri Url => new($"http://127.0.0.1:{Port}/");
+
+    public HttpClient Admin { get; }
+
+    public string DatabasePath => Path.Combine(_dir, "coordinator.db");
+
+    /// <summary>Starts the coordinator process and waits until it listens.</summary>
+    public async Task<ChildProcess> StartCoordinatorAsync(string logName = "coordinator")
+    {
+        var listening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var process = new ChildProcess(logName, Deployables.Coordinator,
+            ["--urls", Url.ToString().TrimEnd('/'), "--Ferret:AdminKey", AdminKey, "--Ferret:DatabasePath", DatabasePath,
+             "--Ferret:ArtifactsDirectory", ArtifactsRoot, "--Ferret:EngineTickMilliseconds", "100"],
+            Path.Combine(_dir, logName + ".log"),
+            line =>
+            {
+                if (line.Contains("Now listening on", StringComparison.Ordinal))
+                    listening.TrySetResult();
+            },
+            new Dictionary<string, string> { ["ASPNETCORE_ENVIRONMENT"] = "Production" });
+        _processes.Add(process);
+        await listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        return process;
+    }
+
+    /// <summary>A Ferret experiment on tiny-gpt2 with two cheap local steps a round.</summary>
+    public async Task<string> CreateExperimentAsync(int rounds, int minClients, int deadlineSeconds)
+    {
+        var response = await Admin.PostAsJsonAsync("api/experiments", new
+        {
+            name = "e2e", algorithm = "ferret", artifact = "tiny-gpt2", rounds, fraction = 1.0, experimentSeed = 3UL, candidateSeeds = 64,
+            localSteps = 2, microBatches = 1, localLearningRate = 0.05, serverLearningRate = 3.0, minClients, roundDeadlineSeconds = deadlineSeconds,
+        });
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, text);
+        return JsonDocument.Parse(text).RootElement.GetProperty("id").GetString()!;
+    }
+
+    public async Task<string> EnrolmentTokenAsync()
+    {
+        var response = await Admin.PostAsJsonAsync("api/enrolments", new { label = "e2e" });
+        response.EnsureSuccessStatusCode();
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString()!;
+    }
+
+    /// <summary>
+    /// Starts edge client <paramref name="index"/> (1-based) as a process. Its token lives in a file, so a
+    /// restarted process with the same index is the same client.
+    /// </summary>
+    public async Task<ChildProcess> StartEdgeAsync(int index, string experimentId, Action<string>? onLine = null, string? logName = null)
+    {
+        var tokenFile = Path.Combine(_dir, $"edge-{index}.token");
+        var enrolment = File.Exists(tokenFile) ? null : await EnrolmentTokenAsync();
+        string[] args = ["--coordinator", Url.ToString(), "--token-file", tokenFile, "--experiment", experimentId, "--artifacts", Package.Directory,
+            "--data", Shards[index - 1], "--max-length", "64", "--threads", "1", "--name", $"edge-{index}"];
+        if (enrolment is not null)
+            args = [.. args, "--enrolment-token", enrolment];
+        logName ??= $"edge-{index}";
+        var process = new ChildProcess(logName, Deployables.EdgeClient, args, Path.Combine(_dir, logName + ".log"), onLine);
+        _processes.Add(process);
+        return process;
+    }
+
+    public async Task<JsonElement> ExperimentAsync(string id) => await Admin.GetFromJsonAsync<JsonElement>($"api/experiments/{id}");
+
+    /// <summary>Polls the experiment's status until the condition holds.</summary>
+    public async Task<JsonElement> WaitForAsync(string id, Func<JsonElement, bool> condition, double seconds)
+    {
+        var until = DateTime.UtcNow.AddSeconds(seconds);
+        JsonElement last = default;
+        while (DateTime.UtcNow < until)
+        {
+            try
+            {
+                last = await ExperimentAsync(id);
+                if (condition(last))
+                    return last;
+            }
+            catch (HttpRequestException)
+            {
+                // the coordinator is restarting
+            }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"Experiment {id} did not reach the expected state in {seconds} s. Last status: {last}. Logs: {_dir}");
+    }
+
+    public static IEnumerable<JsonElement> Rounds(JsonElement experiment) => experiment.GetProperty("roundLog").EnumerateArray();
+
+    public static bool RoundIs(JsonElement experiment, int round, string state) =>
+        Rounds(experiment).Any(r => r.GetProperty("round").GetInt32() == round && r.GetProperty("state").GetString() == state);
+
+    /// <summary>The final fingerprint an edge client printed before exiting.</summary>
+    public static string FinalFingerprint(ChildProcess edge)
+    {
+        var line = File.ReadLines(edge.LogPath).LastOrDefault(l => l.Contains("final fingerprint", StringComparison.Ordinal))
+            ?? throw new InvalidOperationException($"{edge.Name} printed no final fingerprint; see {edge.LogPath}.");
+        return line[(line.LastIndexOf(' ') + 1)..];
+    }
+
+    public static async Task ExitsCleanlyAsync(ChildProcess process, double seconds)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
+        try
+        {
+            await process.WaitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"{process.Name} still runs after {seconds} s; see {process.LogPath}.");
+        }
+        Assert.True(process.ExitCode == 0, $"{process.Name} exited with {process.ExitCode}: {File.ReadAllText(process.LogPath)}");
+    }
+
+    public void Dispose()
+    {
+        foreach (var p in _processes)
+            p.Dispose();
+        Admin.Dispose();
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+            // a process may hold a file for a moment longer; the temp cleaner gets it
+        }
+    }
+}

@@ -1,0 +1,224 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Ferret.Core.Algorithms;
+using Ferret.Core.Packets;
+using Ferret.Core.Parameters;
+using Ferret.Core.Projection;
+using Ferret.Core.Protocol;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Ferret.Cli.Tests.EndToEnd;
+
+/// <summary>Processes that share the machine's two cores run one test at a time.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class SharedMachine
+{
+    public const string Name = "processes";
+}
+
+/// <summary>
+/// The coordinator and edge clients as separate processes talking over real sockets on loopback: rounds
+/// complete with identical fingerprints everywhere, a client killed mid-round does not stop its round, a
+/// coordinator killed mid-experiment resumes from its database, and bad messages are turned away.
+/// </summary>
+[Collection(SharedMachine.Name)]
+public sealed class FederationTests
+{
+    [Fact]
+    public async Task Three_edge_clients_complete_three_rounds_and_end_with_identical_fingerprints()
+    {
+        using var federation = new Federation(shards: 3);
+        await federation.StartCoordinatorAsync();
+        var id = await federation.CreateExperimentAsync(rounds: 3, minClients: 3, deadlineSeconds: 120);
+        var edges = new List<Cli.Demo.ChildProcess>();
+        for (int i = 1; i <= 3; i++)
+            edges.Add(await federation.StartEdgeAsync(i, id));
+        foreach (var edge in edges)
+            await Federation.ExitsCleanlyAsync(edge, 180);
+
+        var experiment = await federation.ExperimentAsync(id);
+        Assert.Equal("Completed", experiment.GetProperty("state").GetString());
+        Assert.All(Federation.Rounds(experiment), r =>
+        {
+            Assert.Equal("Completed", r.GetProperty("state").GetString());
+            Assert.Equal(3, r.GetProperty("aggregated").GetInt32());
+        });
+        var fingerprints = edges.Select(Federation.FinalFingerprint).Distinct().ToList();
+        // Everyone agrees, and with an independent replay of the round log from the initial parameters.
+        Assert.Equal(await ReplayAsync(federation, id), Assert.Single(fingerprints));
+    }
+
+    [Fact]
+    public async Task A_client_killed_mid_round_does_not_stop_the_round_and_its_restart_catches_up()
+    {
+        using var federation = new Federation(shards: 3);
+        await federation.StartCoordinatorAsync();
+        var id = await federation.CreateExperimentAsync(rounds: 2, minClients: 3, deadlineSeconds: 10);
+        var edge1 = await federation.StartEdgeAsync(1, id);
+        var edge2 = await federation.StartEdgeAsync(2, id);
+        Cli.Demo.ChildProcess? victim = null;
+        victim = await federation.StartEdgeAsync(3, id, line =>
+        {
+            if (line.Contains("round 1: training", StringComparison.Ordinal))
+                victim?.Kill();
+        });
+
+        var afterRound1 = await federation.WaitForAsync(id, e => Federation.RoundIs(e, 1, "Completed"), 120);
+        var round1 = Federation.Rounds(afterRound1).Single(r => r.GetProperty("round").GetInt32() == 1);
+        Assert.True(victim.HasExited);
+        Assert.Equal(2, round1.GetProperty("aggregated").GetInt32());
+        Assert.Equal(1, round1.GetProperty("missing").GetInt32());
+
+        // The same device comes back (same token): it replays round 1 and takes part in round 2.
+        var restarted = await federation.StartEdgeAsync(3, id, logName: "edge-3-restarted");
+        foreach (var edge in new[] { edge1, edge2, restarted })
+            await Federation.ExitsCleanlyAsync(edge, 180);
+        Assert.Contains(File.ReadLines(restarted.LogPath), l => l.Contains("caught up from round 0 to 1", StringComparison.Ordinal));
+        var experiment = await federation.ExperimentAsync(id);
+        Assert.Equal(3, Federation.Rounds(experiment).Single(r => r.GetProperty("round").GetInt32() == 2).GetProperty("aggregated").GetInt32());
+        var fingerprints = new[] { edge1, edge2, restarted }.Select(Federation.FinalFingerprint).Distinct();
+        Assert.Equal(await ReplayAsync(federation, id), Assert.Single(fingerprints));
+    }
+
+    [Fact]
+    public async Task A_coordinator_killed_mid_experiment_restarts_from_its_database_and_loses_no_round()
+    {
+        using var federation = new Federation(shards: 2);
+        var coordinator = await federation.StartCoordinatorAsync();
+        var id = await federation.CreateExperimentAsync(rounds: 3, minClients: 2, deadlineSeconds: 60);
+        // Killed the moment a client has applied round 1: round 2 is opening or open, packets may be in flight.
+        var killed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var edge1 = await federation.StartEdgeAsync(1, id, line =>
+        {
+            if (line.Contains("round 1 applied", StringComparison.Ordinal))
+            {
+                coordinator.Kill();
+                killed.TrySetResult();
+            }
+        });
+        var edge2 = await federation.StartEdgeAsync(2, id);
+        await killed.Task.WaitAsync(TimeSpan.FromSeconds(120));
+        await coordinator.WaitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+
+        await Task.Delay(1000); // the clients see the connection drop and back off
+        await federation.StartCoordinatorAsync("coordinator-restarted");
+        foreach (var edge in new[] { edge1, edge2 })
+            await Federation.ExitsCleanlyAsync(edge, 180);
+
+        var experiment = await federation.ExperimentAsync(id);
+        Assert.Equal("Completed", experiment.GetProperty("state").GetString());
+        Assert.Equal([1, 2, 3], Federation.Rounds(experiment).Where(r => r.GetProperty("state").GetString() == "Completed").Select(r => r.GetProperty("round").GetInt32()));
+        Assert.All(new[] { edge1, edge2 }, e => Assert.Contains(File.ReadLines(e.LogPath), l => l.Contains("reconnected", StringComparison.Ordinal)));
+        // Edge 1 applied round 1 before the kill and never again; its final model equals a replay of the log
+        // the restarted coordinator holds, so round 1 in the log is the round 1 it applied: nothing redone, nothing lost.
+        Assert.Single(File.ReadLines(edge1.LogPath), l => l.Contains("round 1 applied", StringComparison.Ordinal));
+        Assert.Equal(await ReplayAsync(federation, id), Assert.Single(new[] { edge1, edge2 }.Select(Federation.FinalFingerprint).Distinct()));
+    }
+
+    [Fact]
+    public async Task Bad_messages_over_a_real_socket_are_rejected_and_the_round_still_completes()
+    {
+        using var federation = new Federation(shards: 1);
+        await federation.StartCoordinatorAsync();
+        var id = await federation.CreateExperimentAsync(rounds: 1, minClients: 1, deadlineSeconds: 60);
+        var descriptor = Wire.Deserialize<ExperimentDescriptor>(await federation.Admin.GetByteArrayAsync($"api/experiments/{id}/descriptor"));
+
+        await using var anonymous = Hub(federation, null);
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => anonymous.StartAsync());
+        await using var forged = Hub(federation, "ferret_forged-token");
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => forged.StartAsync());
+
+        var token = await EnrolAsync(federation);
+        await using var hub = Hub(federation, token);
+        var assigned = new TaskCompletionSource<RoundAssignment>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var completed = new TaskCompletionSource<RoundEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
+        hub.On<RoundAssignment>(RoundsProtocol.Assignment, a => assigned.TrySetResult(a));
+        hub.On<RoundEvent>(RoundsProtocol.RoundEvent, e =>
+        {
+            if (e.Kind == RoundEvent.Completed)
+                completed.TrySetResult(e);
+        });
+        await hub.StartAsync();
+        await hub.InvokeAsync<JoinResult>(RoundsProtocol.Join, id, null);
+        var assignment = await assigned.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        async Task<string?> Submit(byte[] packet) => (await hub.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, id, assignment.Round, packet)).Reason;
+        Assert.Contains("malformed", await Submit([0x93, 0xc1, 0xff]));
+        Assert.Contains("experiment", await Submit(Packet(descriptor, assignment.Round, experimentId: "exp-other")));
+        Assert.Contains("round", await Submit(Packet(descriptor, assignment.Round + 1)));
+        Assert.Contains("exceeds the message limit", await Submit(new byte[(4 * 1024 * 1024) + 1]));
+        Assert.Null(await Submit(Packet(descriptor, assignment.Round)));
+        var done = await completed.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(1, done.Aggregated);
+        Assert.Contains("late", await Submit(Packet(descriptor, assignment.Round)));
+
+        // A message past SignalR's own limit closes that connection, and only that connection.
+        await using var flooder = Hub(federation, await EnrolAsync(federation));
+        await flooder.StartAsync();
+        await Assert.ThrowsAnyAsync<Exception>(() => flooder.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, id, 1, new byte[12 * 1024 * 1024]));
+        var experiment = await federation.ExperimentAsync(id);
+        Assert.Equal("Completed", experiment.GetProperty("state").GetString());
+        Assert.Equal(5, experiment.GetProperty("rejections").GetInt64());
+        Assert.Equal(1, Assert.Single(Wire.Deserialize<GlobalUpdate[]>(await federation.Admin.GetByteArrayAsync($"api/experiments/{id}/updates?after=0"))).Round);
+    }
+
+    [Fact]
+    public void The_demo_runs_a_coordinator_and_edge_processes_to_the_end_and_exits_zero()
+    {
+        var artifacts = Directory.CreateTempSubdirectory("ferret-demo-test-").FullName;
+        try
+        {
+            var (code, _, error) = CliRunner.Run("demo", "--clients", "2", "--rounds", "2", "--artifacts", artifacts, "--timeout", "300");
+            Assert.True(code == 0, error);
+            // It exported the preset it needed, and left nothing else behind.
+            Assert.True(File.Exists(Path.Combine(artifacts, "tiny-llama", "manifest.json")));
+            Assert.Equal(["tiny-llama"], Directory.GetDirectories(artifacts).Select(Path.GetFileName));
+        }
+        finally
+        {
+            Directory.Delete(artifacts, recursive: true);
+        }
+    }
+
+    private static HubConnection Hub(Federation federation, string? token) => new HubConnectionBuilder()
+        .WithUrl(new Uri(federation.Url, RoundsProtocol.Path), o =>
+        {
+            if (token is not null)
+                o.AccessTokenProvider = () => Task.FromResult<string?>(token);
+        })
+        .AddMessagePackProtocol()
+        .Build();
+
+    private static async Task<string> EnrolAsync(Federation federation)
+    {
+        using var anonymous = new HttpClient { BaseAddress = federation.Url };
+        var response = await anonymous.PostAsJsonAsync("api/clients/enrol", new { enrolmentToken = await federation.EnrolmentTokenAsync(), name = "probe" });
+        response.EnsureSuccessStatusCode();
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString()!;
+    }
+
+    private static byte[] Packet(ExperimentDescriptor descriptor, int round, string? experimentId = null)
+    {
+        var blocks = ParameterBlocks.FromLengths(descriptor.BlockLengths);
+        var delta = Enumerable.Range(0, (int)blocks.TotalLength).Select(i => MathF.Cos(i) * 1e-3f).ToArray();
+        var c = Projector.Project(delta, blocks, descriptor.CandidateSeeds, descriptor.Settings.Distribution, new Random(round));
+        return Wire.Serialize<ClientUpdate>(new FerretUpdate
+        {
+            ExperimentId = experimentId ?? descriptor.Id, Round = round, SampleCount = 1, Stats = new TrainingStats { Loss = 1 },
+            SeedIndices = c.SeedIndices, Blocks = c.Blocks, Gammas = c.Values,
+        });
+    }
+
+    /// <summary>The model fingerprint after replaying the coordinator's round log onto the package's initial parameters, independently of every client.</summary>
+    private static async Task<string> ReplayAsync(Federation federation, string id)
+    {
+        var descriptor = Wire.Deserialize<ExperimentDescriptor>(await federation.Admin.GetByteArrayAsync($"api/experiments/{id}/descriptor"));
+        var updates = Wire.Deserialize<GlobalUpdate[]>(await federation.Admin.GetByteArrayAsync($"api/experiments/{id}/updates?after=0"));
+        var algorithm = FederatedAlgorithms.Create(descriptor, descriptor.Blocks(federation.Package.Layout));
+        var parameters = federation.Package.LoadParameters();
+        foreach (var u in updates)
+            algorithm.Apply(u, parameters);
+        return ModelFingerprint.Compute(parameters);
+    }
+}
