@@ -215,6 +215,18 @@ public sealed class RoundLog
         return list;
     }
 
+    /// <summary>Ids of revoked clients (a revoked client may still hold a connection it opened before).</summary>
+    public HashSet<string> RevokedClientIds()
+    {
+        using var c = Open();
+        using var cmd = Command(c, null, "SELECT id FROM clients WHERE revoked = 1");
+        using var rd = cmd.ExecuteReader();
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        while (rd.Read())
+            ids.Add(rd.GetString(0));
+        return ids;
+    }
+
     public void SetClientCapabilities(string clientId, string capabilitiesJson)
     {
         using var c = Open();

@@ -104,8 +104,14 @@ public sealed partial class RoundEngine : BackgroundService
                 _log.AbandonRound(experiment.Id, open.Round, "experiment stopped", now);
                 await BroadcastAsync(new RoundEvent
                 {
-                    ExperimentId = experiment.Id, Round = open.Round, Kind = RoundEvent.Abandoned, BaseRound = LastCompleted(rounds),
-                    ExperimentEnded = true, AtUtc = now, Seconds = (now - open.OpenedUtc).TotalSeconds, Detail = "experiment stopped",
+                    ExperimentId = experiment.Id,
+                    Round = open.Round,
+                    Kind = RoundEvent.Abandoned,
+                    BaseRound = LastCompleted(rounds),
+                    ExperimentEnded = true,
+                    AtUtc = now,
+                    Seconds = (now - open.OpenedUtc).TotalSeconds,
+                    Detail = "experiment stopped",
                 }, cancellationToken).ConfigureAwait(false);
             }
             return;
@@ -126,7 +132,11 @@ public sealed partial class RoundEngine : BackgroundService
         if (_algorithms.Get(experiment.Id) is not { } algorithm)
             return;
         var descriptor = algorithm.Descriptor;
-        var eligible = _participants.Connected(experiment.Id).Where(c => _log.GetClient(c) is { Revoked: false }).ToList();
+        var connected = _participants.Connected(experiment.Id);
+        if (connected.Count < descriptor.MinClients)
+            return; // the common idle case, decided without touching the database
+        var revoked = _log.RevokedClientIds();
+        var eligible = connected.Where(c => !revoked.Contains(c)).ToList();
         if (eligible.Count < descriptor.MinClients)
             return;
         var chosen = Sample(eligible, descriptor, next);
@@ -138,12 +148,20 @@ public sealed partial class RoundEngine : BackgroundService
         {
             await _hub.Clients.User(client).SendAsync(RoundsProtocol.Assignment, new RoundAssignment
             {
-                ExperimentId = experiment.Id, Round = next, BaseRound = baseRound, DeadlineUtc = deadline,
+                ExperimentId = experiment.Id,
+                Round = next,
+                BaseRound = baseRound,
+                DeadlineUtc = deadline,
             }, cancellationToken).ConfigureAwait(false);
         }
         await BroadcastAsync(new RoundEvent
         {
-            ExperimentId = experiment.Id, Round = next, Kind = RoundEvent.Opened, BaseRound = baseRound, Assigned = chosen.Count, AtUtc = now,
+            ExperimentId = experiment.Id,
+            Round = next,
+            Kind = RoundEvent.Opened,
+            BaseRound = baseRound,
+            Assigned = chosen.Count,
+            AtUtc = now,
             Detail = string.Join(',', chosen),
         }, cancellationToken).ConfigureAwait(false);
     }
@@ -176,8 +194,16 @@ public sealed partial class RoundEngine : BackgroundService
             EngineLog.Abandoned(_logger, experiment.Id, open.Round);
             await BroadcastAsync(new RoundEvent
             {
-                ExperimentId = experiment.Id, Round = open.Round, Kind = RoundEvent.Abandoned, BaseRound = baseRound, Assigned = assignments.Count,
-                Missing = assignments.Count, Seconds = seconds, ExperimentEnded = last, AtUtc = now, Detail = "no packet arrived before the deadline",
+                ExperimentId = experiment.Id,
+                Round = open.Round,
+                Kind = RoundEvent.Abandoned,
+                BaseRound = baseRound,
+                Assigned = assignments.Count,
+                Missing = assignments.Count,
+                Seconds = seconds,
+                ExperimentEnded = last,
+                AtUtc = now,
+                Detail = "no packet arrived before the deadline",
             }, cancellationToken).ConfigureAwait(false);
             return;
         }
@@ -205,9 +231,20 @@ public sealed partial class RoundEngine : BackgroundService
         EngineLog.Completed(_logger, experiment.Id, open.Round, updates.Count, assignments.Count, bytes.Length, seconds);
         await BroadcastAsync(new RoundEvent
         {
-            ExperimentId = experiment.Id, Round = open.Round, Kind = RoundEvent.Completed, BaseRound = baseRound, Assigned = assignments.Count,
-            Aggregated = updates.Count, Missing = metrics.Missing, MeanTrainLoss = loss, BytesUp = up, BytesDown = bytes.Length, Seconds = seconds,
-            GlobalUpdate = bytes.Length <= InlineUpdateBytes ? bytes : null, ExperimentEnded = last, AtUtc = now,
+            ExperimentId = experiment.Id,
+            Round = open.Round,
+            Kind = RoundEvent.Completed,
+            BaseRound = baseRound,
+            Assigned = assignments.Count,
+            Aggregated = updates.Count,
+            Missing = metrics.Missing,
+            MeanTrainLoss = loss,
+            BytesUp = up,
+            BytesDown = bytes.Length,
+            Seconds = seconds,
+            GlobalUpdate = bytes.Length <= InlineUpdateBytes ? bytes : null,
+            ExperimentEnded = last,
+            AtUtc = now,
         }, cancellationToken).ConfigureAwait(false);
     }
 

@@ -57,19 +57,9 @@ internal sealed class Federation : IDisposable
     /// <summary>Starts the coordinator process and waits until it listens.</summary>
     public async Task<ChildProcess> StartCoordinatorAsync(string logName = "coordinator")
     {
-        var listening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var process = new ChildProcess(logName, Deployables.Coordinator,
-            ["--urls", Url.ToString().TrimEnd('/'), "--Ferret:AdminKey", AdminKey, "--Ferret:DatabasePath", DatabasePath,
-             "--Ferret:ArtifactsDirectory", ArtifactsRoot, "--Ferret:EngineTickMilliseconds", "100"],
-            Path.Combine(_dir, logName + ".log"),
-            line =>
-            {
-                if (line.Contains("Now listening on", StringComparison.Ordinal))
-                    listening.TrySetResult();
-            },
-            new Dictionary<string, string> { ["ASPNETCORE_ENVIRONMENT"] = "Production" });
+        var (process, _) = await CoordinatorProcess.StartAsync(logName, Url.ToString().TrimEnd('/'), AdminKey, DatabasePath, ArtifactsRoot,
+            Path.Combine(_dir, logName + ".log"), ["--Ferret:EngineTickMilliseconds", "100"]);
         _processes.Add(process);
-        await listening.Task.WaitAsync(TimeSpan.FromSeconds(60));
         return process;
     }
 
@@ -78,8 +68,19 @@ internal sealed class Federation : IDisposable
     {
         var response = await Admin.PostAsJsonAsync("api/experiments", new
         {
-            name = "e2e", algorithm = "ferret", artifact = "tiny-gpt2", rounds, fraction = 1.0, experimentSeed = 3UL, candidateSeeds = 64,
-            localSteps = 2, microBatches = 1, localLearningRate = 0.05, serverLearningRate = 3.0, minClients, roundDeadlineSeconds = deadlineSeconds,
+            name = "e2e",
+            algorithm = "ferret",
+            artifact = "tiny-gpt2",
+            rounds,
+            fraction = 1.0,
+            experimentSeed = 3UL,
+            candidateSeeds = 64,
+            localSteps = 2,
+            microBatches = 1,
+            localLearningRate = 0.05,
+            serverLearningRate = 3.0,
+            minClients,
+            roundDeadlineSeconds = deadlineSeconds,
         });
         var text = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, text);

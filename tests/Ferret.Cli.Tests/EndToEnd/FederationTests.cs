@@ -205,8 +205,13 @@ public sealed class FederationTests
         var c = Projector.Project(delta, blocks, descriptor.CandidateSeeds, descriptor.Settings.Distribution, new Random(round));
         return Wire.Serialize<ClientUpdate>(new FerretUpdate
         {
-            ExperimentId = experimentId ?? descriptor.Id, Round = round, SampleCount = 1, Stats = new TrainingStats { Loss = 1 },
-            SeedIndices = c.SeedIndices, Blocks = c.Blocks, Gammas = c.Values,
+            ExperimentId = experimentId ?? descriptor.Id,
+            Round = round,
+            SampleCount = 1,
+            Stats = new TrainingStats { Loss = 1 },
+            SeedIndices = c.SeedIndices,
+            Blocks = c.Blocks,
+            Gammas = c.Values,
         });
     }
 

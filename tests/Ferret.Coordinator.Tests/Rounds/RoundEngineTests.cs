@@ -34,7 +34,14 @@ public sealed class RoundEngineTests : IDisposable
     {
         var response = await _factory.Admin().PostAsJsonAsync("/api/experiments", new
         {
-            name = "engine", algorithm, artifact = "tiny-gpt2", rounds, fraction, experimentSeed = 11UL, candidateSeeds = 64, minClients,
+            name = "engine",
+            algorithm,
+            artifact = "tiny-gpt2",
+            rounds,
+            fraction,
+            experimentSeed = 11UL,
+            candidateSeeds = 64,
+            minClients,
             roundDeadlineSeconds = deadline,
         });
         response.EnsureSuccessStatusCode();

@@ -52,6 +52,8 @@ internal sealed class ChildProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    public int Id => _process.Id;
+
     public int ExitCode => _process.ExitCode;
 
     public Task WaitAsync(CancellationToken ct) => _process.WaitForExitAsync(ct);

@@ -5,7 +5,6 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
 using Ferret.Core.Parameters;
@@ -29,7 +28,7 @@ namespace Ferret.Cli.Demo;
 /// folder, starts edge clients as separate processes on their own shards of the data, watches the rounds
 /// live as an observer, and prints the eval loss and Rouge-L of the model before and after.
 /// </summary>
-internal static partial class DemoCommand
+internal static class DemoCommand
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -81,19 +80,9 @@ internal static partial class DemoCommand
 
             // 2. The coordinator, on a free loopback port, its round log in the temporary folder.
             string adminKey = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-            var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
-            var coordinator = new ChildProcess("coordinator", Deployables.Coordinator,
-                ["--urls", "http://127.0.0.1:0", "--Ferret:AdminKey", adminKey, "--Ferret:DatabasePath", Path.Combine(work, "coordinator.db"),
-                 "--Ferret:ArtifactsDirectory", artifactsRoot, "--Ferret:EngineTickMilliseconds", "200"],
-                Path.Combine(work, "coordinator.log"),
-                line =>
-                {
-                    if (ListeningLine().Match(line) is { Success: true } m)
-                        listening.TrySetResult(new Uri(m.Groups[1].Value));
-                },
-                new Dictionary<string, string> { ["ASPNETCORE_ENVIRONMENT"] = "Production" });
+            var (coordinator, url) = await CoordinatorProcess.StartAsync("coordinator", "http://127.0.0.1:0", adminKey, Path.Combine(work, "coordinator.db"),
+                artifactsRoot, Path.Combine(work, "coordinator.log"), ["--Ferret:EngineTickMilliseconds", "200"], ct).ConfigureAwait(false);
             children.Add(coordinator);
-            var url = await listening.Task.WaitAsync(TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
             AnsiConsole.MarkupLine($"coordinator listening on [bold]{url}[/] (round log {Markup.Escape(Path.Combine(work, "coordinator.db"))})");
 
             // 3. An experiment and one enrolment token per device.
@@ -287,7 +276,4 @@ internal static partial class DemoCommand
     }
 
     private static void Live(string markup) => AnsiConsole.MarkupLine($"[grey]{DateTime.Now:HH:mm:ss}[/] {markup}");
-
-    [GeneratedRegex(@"Now listening on: (http://\S+)")]
-    private static partial Regex ListeningLine();
 }

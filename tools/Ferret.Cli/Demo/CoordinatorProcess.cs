@@ -1,0 +1,42 @@
+using System.Text.RegularExpressions;
+
+namespace Ferret.Cli.Demo;
+
+/// <summary>Starts the coordinator as a separate process on loopback and waits until it listens.</summary>
+internal static partial class CoordinatorProcess
+{
+    /// <summary>
+    /// Starts <c>Ferret.Coordinator</c> at <paramref name="url"/> (port 0 picks a free one) with its round log
+    /// at <paramref name="databasePath"/>; returns the process and the address it actually listens on.
+    /// </summary>
+    public static async Task<(ChildProcess Process, Uri Url)> StartAsync(string name, string url, string adminKey, string databasePath,
+        string artifactsRoot, string logPath, IEnumerable<string>? settings = null, CancellationToken ct = default)
+    {
+        var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var process = new ChildProcess(name, Deployables.Coordinator,
+            ["--urls", url, "--Ferret:AdminKey", adminKey, "--Ferret:DatabasePath", databasePath, "--Ferret:ArtifactsDirectory", artifactsRoot, .. settings ?? []],
+            logPath,
+            line =>
+            {
+                if (ListeningLine().Match(line) is { Success: true } m)
+                    listening.TrySetResult(new Uri(m.Groups[1].Value));
+            },
+            new Dictionary<string, string> { ["ASPNETCORE_ENVIRONMENT"] = "Production" });
+        try
+        {
+            var exited = process.WaitAsync(ct).ContinueWith(_ => (Uri?)null, TaskScheduler.Default);
+            var first = await Task.WhenAny(listening.Task!, exited!).WaitAsync(TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
+            var actual = await first.ConfigureAwait(false)
+                ?? throw new InvalidOperationException($"The coordinator exited with code {process.ExitCode} before listening; see {logPath}.");
+            return (process, actual);
+        }
+        catch
+        {
+            process.Dispose();
+            throw;
+        }
+    }
+
+    [GeneratedRegex(@"Now listening on: (http://\S+)")]
+    private static partial Regex ListeningLine();
+}
