@@ -121,7 +121,7 @@ public sealed class FederationTests
     {
         using var federation = new Federation(shards: 1);
         await federation.StartCoordinatorAsync();
-        var id = await federation.CreateExperimentAsync(rounds: 1, minClients: 1, deadlineSeconds: 60);
+        var id = await federation.CreateExperimentAsync(rounds: 1, minClients: 2, deadlineSeconds: 60);
         var descriptor = Wire.Deserialize<ExperimentDescriptor>(await federation.Admin.GetByteArrayAsync($"api/experiments/{id}/descriptor"));
 
         await using var anonymous = Hub(federation, null);
@@ -129,8 +129,9 @@ public sealed class FederationTests
         await using var forged = Hub(federation, "ferret_forged-token");
         await Assert.ThrowsAnyAsync<HttpRequestException>(() => forged.StartAsync());
 
-        var token = await EnrolAsync(federation);
-        await using var hub = Hub(federation, token);
+        // Two enrolled clients over WebSockets; the round waits for both.
+        await using var hub = Hub(federation, await EnrolAsync(federation));
+        await using var other = Hub(federation, await EnrolAsync(federation));
         var assigned = new TaskCompletionSource<RoundAssignment>(TaskCreationOptions.RunContinuationsAsynchronously);
         var completed = new TaskCompletionSource<RoundEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
         hub.On<RoundAssignment>(RoundsProtocol.Assignment, a => assigned.TrySetResult(a));
@@ -139,19 +140,24 @@ public sealed class FederationTests
             if (e.Kind == RoundEvent.Completed)
                 completed.TrySetResult(e);
         });
-        await hub.StartAsync();
-        await hub.InvokeAsync<JoinResult>(RoundsProtocol.Join, id, null);
+        foreach (var h in new[] { hub, other })
+        {
+            await h.StartAsync();
+            await h.InvokeAsync<JoinResult>(RoundsProtocol.Join, id, null);
+        }
         var assignment = await assigned.Task.WaitAsync(TimeSpan.FromSeconds(30));
 
-        async Task<string?> Submit(byte[] packet) => (await hub.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, id, assignment.Round, packet)).Reason;
-        Assert.Contains("malformed", await Submit([0x93, 0xc1, 0xff]));
-        Assert.Contains("experiment", await Submit(Packet(descriptor, assignment.Round, experimentId: "exp-other")));
-        Assert.Contains("round", await Submit(Packet(descriptor, assignment.Round + 1)));
-        Assert.Contains("exceeds the message limit", await Submit(new byte[(4 * 1024 * 1024) + 1]));
-        Assert.Null(await Submit(Packet(descriptor, assignment.Round)));
+        async Task<string?> Submit(HubConnection h, byte[] packet) => (await h.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, id, assignment.Round, packet)).Reason;
+        Assert.Contains("malformed", await Submit(hub, [0x93, 0xc1, 0xff]));
+        Assert.Contains("experiment", await Submit(hub, Packet(descriptor, assignment.Round, experimentId: "exp-other")));
+        Assert.Contains("round", await Submit(hub, Packet(descriptor, assignment.Round + 1)));
+        Assert.Contains("exceeds the message limit", await Submit(hub, new byte[(4 * 1024 * 1024) + 1]));
+        Assert.Null(await Submit(hub, Packet(descriptor, assignment.Round)));
+        Assert.Contains("replay", await Submit(hub, Packet(descriptor, assignment.Round)));
+        Assert.Null(await Submit(other, Packet(descriptor, assignment.Round)));
         var done = await completed.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.Equal(1, done.Aggregated);
-        Assert.Contains("late", await Submit(Packet(descriptor, assignment.Round)));
+        Assert.Equal(2, done.Aggregated);
+        Assert.Contains("late", await Submit(other, Packet(descriptor, assignment.Round)));
 
         // A message past SignalR's own limit closes that connection, and only that connection.
         await using var flooder = Hub(federation, await EnrolAsync(federation));
@@ -159,7 +165,7 @@ public sealed class FederationTests
         await Assert.ThrowsAnyAsync<Exception>(() => flooder.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, id, 1, new byte[12 * 1024 * 1024]));
         var experiment = await federation.ExperimentAsync(id);
         Assert.Equal("Completed", experiment.GetProperty("state").GetString());
-        Assert.Equal(5, experiment.GetProperty("rejections").GetInt64());
+        Assert.Equal(6, experiment.GetProperty("rejections").GetInt64());
         Assert.Equal(1, Assert.Single(Wire.Deserialize<GlobalUpdate[]>(await federation.Admin.GetByteArrayAsync($"api/experiments/{id}/updates?after=0"))).Round);
     }
 

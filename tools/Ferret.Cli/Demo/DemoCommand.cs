@@ -38,17 +38,19 @@ internal static class DemoCommand
         var rounds = new Option<int>("--rounds") { Description = "Ferret rounds.", DefaultValueFactory = _ => 5 };
         var artifacts = new Option<DirectoryInfo>("--artifacts") { Description = "Folder of artifact packages; tiny-llama is exported into it when missing.", DefaultValueFactory = _ => new DirectoryInfo("artifacts") };
         var keep = new Option<bool>("--keep") { Description = "Keep the temporary folder (round log, data, process logs)." };
+        var algorithm = new Option<string>("--algorithm") { Description = "ferret, or a baseline: fedavg, fedkseed, fedzo.", DefaultValueFactory = _ => FederatedAlgorithms.Ferret };
+        algorithm.AcceptOnlyFromAmong([.. FederatedAlgorithms.Names]);
         var timeout = new Option<int>("--timeout") { Description = "Give up after this many seconds.", DefaultValueFactory = _ => 900 };
-        var command = new Command("demo", "Run a coordinator and edge-client processes on loopback: five Ferret rounds on tiny-llama with synthetic tasks.")
+        var command = new Command("demo", "Run a coordinator and edge-client processes on loopback: five Ferret (or baseline) rounds on tiny-llama with synthetic tasks.")
         {
-            clients, rounds, artifacts, keep, timeout,
+            clients, rounds, algorithm, artifacts, keep, timeout,
         };
         CommandAction.SetAsync(command, async (parse, ct) =>
         {
             try
             {
-                return await RunAsync(parse.GetValue(clients), parse.GetValue(rounds), parse.GetValue(artifacts)!.FullName, parse.GetValue(keep),
-                    parse.GetValue(timeout), ct).ConfigureAwait(false);
+                return await RunAsync(parse.GetValue(algorithm)!, parse.GetValue(clients), parse.GetValue(rounds), parse.GetValue(artifacts)!.FullName,
+                    parse.GetValue(keep), parse.GetValue(timeout), ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is InvalidOperationException or HttpRequestException or TimeoutException)
             {
@@ -59,7 +61,7 @@ internal static class DemoCommand
         return command;
     }
 
-    private static async Task<int> RunAsync(int clientCount, int roundCount, string artifactsRoot, bool keep, int timeoutSeconds, CancellationToken cancel)
+    private static async Task<int> RunAsync(string algorithmName, int clientCount, int roundCount, string artifactsRoot, bool keep, int timeoutSeconds, CancellationToken cancel)
     {
         if (clientCount is < 1 or > 32)
             throw new ArgumentException($"--clients {clientCount} is outside 1..32.");
@@ -88,9 +90,9 @@ internal static class DemoCommand
             // 3. An experiment and one enrolment token per device.
             using var admin = new HttpClient { BaseAddress = url };
             admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
-            var experimentId = await CreateExperimentAsync(admin, Path.GetFileName(package.Directory), roundCount, clientCount, ct).ConfigureAwait(false);
+            var experimentId = await CreateExperimentAsync(admin, algorithmName, Path.GetFileName(package.Directory), roundCount, clientCount, ct).ConfigureAwait(false);
             var descriptor = Wire.Deserialize<ExperimentDescriptor>(await admin.GetByteArrayAsync(new Uri($"api/experiments/{experimentId}/descriptor", UriKind.Relative), ct).ConfigureAwait(false));
-            AnsiConsole.MarkupLine($"experiment [bold]{experimentId}[/]: ferret, K = {descriptor.Settings.CandidateSeeds}, {roundCount} rounds, {clientCount} clients, T = {descriptor.Settings.LocalSteps}");
+            AnsiConsole.MarkupLine($"experiment [bold]{experimentId}[/]: {algorithmName}, K = {descriptor.Settings.CandidateSeeds}, {roundCount} rounds, {clientCount} clients, T = {descriptor.Settings.LocalSteps}");
             AnsiConsole.MarkupLine($"watch it: hub [bold]{new Uri(url, RoundsProtocol.Path)}[/] (Subscribe(\"{experimentId}\")), status [bold]{new Uri(url, $"api/experiments/{experimentId}")}[/] (bearer: the admin key in {Markup.Escape(Path.Combine(work, "admin-key.txt"))})");
             await File.WriteAllTextAsync(Path.Combine(work, "admin-key.txt"), adminKey, ct).ConfigureAwait(false);
 
@@ -216,18 +218,20 @@ internal static class DemoCommand
         return (shards, test);
     }
 
-    private static async Task<string> CreateExperimentAsync(HttpClient admin, string artifact, int rounds, int clients, CancellationToken ct)
+    /// <summary>The README's comparison settings: first-order methods at eta 0.05 (Ferret's slr 3), zeroth-order ones at 2e-5.</summary>
+    private static async Task<string> CreateExperimentAsync(HttpClient admin, string algorithm, string artifact, int rounds, int clients, CancellationToken ct)
     {
+        bool firstOrder = algorithm is FederatedAlgorithms.Ferret or FederatedAlgorithms.FedAvg;
         var created = await PostAsync(admin, "api/experiments", new
         {
             name = "demo",
-            algorithm = FederatedAlgorithms.Ferret,
+            algorithm,
             artifact,
             rounds,
             fraction = 1.0,
             experimentSeed = 42UL,
-            localLearningRate = 0.05,
-            serverLearningRate = 3.0,
+            localLearningRate = firstOrder ? 0.05 : 2e-5,
+            serverLearningRate = algorithm == FederatedAlgorithms.Ferret ? 3.0 : (double?)null,
             minClients = clients,
             roundDeadlineSeconds = 180,
         }, ct).ConfigureAwait(false);
