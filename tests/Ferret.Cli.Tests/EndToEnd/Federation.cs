@@ -54,6 +54,9 @@ internal sealed class Federation : IDisposable
 
     public string DatabasePath => Path.Combine(_dir, "coordinator.db");
 
+    /// <summary>A path inside the federation's scratch folder.</summary>
+    public string Scratch(string name) => Path.Combine(_dir, name);
+
     /// <summary>Starts the coordinator process and waits until it listens.</summary>
     public async Task<ChildProcess> StartCoordinatorAsync(string logName = "coordinator")
     {
@@ -98,12 +101,13 @@ internal sealed class Federation : IDisposable
     /// Starts edge client <paramref name="index"/> (1-based) as a process. Its token lives in a file, so a
     /// restarted process with the same index is the same client.
     /// </summary>
-    public async Task<ChildProcess> StartEdgeAsync(int index, string experimentId, Action<string>? onLine = null, string? logName = null)
+    public async Task<ChildProcess> StartEdgeAsync(int index, string experimentId, Action<string>? onLine = null, string? logName = null,
+        string? artifacts = null, string? data = null)
     {
         var tokenFile = Path.Combine(_dir, $"edge-{index}.token");
         var enrolment = File.Exists(tokenFile) ? null : await EnrolmentTokenAsync();
-        string[] args = ["--coordinator", Url.ToString(), "--token-file", tokenFile, "--experiment", experimentId, "--artifacts", Package.Directory,
-            "--data", Shards[index - 1], "--max-length", "64", "--threads", "1", "--name", $"edge-{index}"];
+        string[] args = ["--coordinator", Url.ToString(), "--token-file", tokenFile, "--experiment", experimentId, "--artifacts", artifacts ?? Package.Directory,
+            "--data", data ?? Shards[index - 1], "--max-length", "64", "--threads", "1", "--name", $"edge-{index}"];
         if (enrolment is not null)
             args = [.. args, "--enrolment-token", enrolment];
         logName ??= $"edge-{index}";

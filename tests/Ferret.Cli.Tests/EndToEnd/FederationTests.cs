@@ -31,11 +31,18 @@ public sealed class FederationTests
         using var federation = new Federation(shards: 3);
         await federation.StartCoordinatorAsync();
         var id = await federation.CreateExperimentAsync(rounds: 3, minClients: 3, deadlineSeconds: 120);
-        var edges = new List<Cli.Demo.ChildProcess>();
-        for (int i = 1; i <= 3; i++)
-            edges.Add(await federation.StartEdgeAsync(i, id));
+        // The third device has no artifact package: it downloads it from the coordinator by fingerprint.
+        var downloaded = federation.Scratch("device-3/tiny-gpt2");
+        var edges = new List<Cli.Demo.ChildProcess>
+        {
+            await federation.StartEdgeAsync(1, id),
+            await federation.StartEdgeAsync(2, id),
+            await federation.StartEdgeAsync(3, id, artifacts: downloaded),
+        };
         foreach (var edge in edges)
             await Federation.ExitsCleanlyAsync(edge, 180);
+        Assert.Equal(federation.Package.Manifest.ParametersSha256, Onnx.Artifacts.ArtifactPackage.Open(downloaded).Manifest.ParametersSha256);
+        Assert.Equal(["device-3/tiny-gpt2"], Directory.GetDirectories(federation.Scratch("device-3")).Select(d => "device-3/" + Path.GetFileName(d)));
 
         var experiment = await federation.ExperimentAsync(id);
         Assert.Equal("Completed", experiment.GetProperty("state").GetString());
@@ -185,6 +192,36 @@ public sealed class FederationTests
         {
             Directory.Delete(artifacts, recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task An_edge_client_meets_a_bad_token_bad_data_or_another_model_with_one_clear_line_and_exit_code_2()
+    {
+        using var federation = new Federation(shards: 1);
+        await federation.StartCoordinatorAsync();
+        var id = await federation.CreateExperimentAsync(rounds: 1, minClients: 5, deadlineSeconds: 60);
+
+        File.WriteAllText(federation.Scratch("edge-9.token"), "ferret_not-a-real-token");
+        var badToken = await federation.StartEdgeAsync(9, id, data: federation.Shards[0]);
+        var broken = federation.Scratch("broken.jsonl");
+        File.WriteAllText(broken, "{\"instruction\": \"ok\", \"output\": \"fine\"}\n{not json\n");
+        var badData = new Cli.Demo.ChildProcess("bad-data", Cli.Demo.Deployables.EdgeClient,
+            ["--coordinator", federation.Url.ToString(), "--token", "unused", "--artifacts", federation.Package.Directory, "--data", broken, "--malformed", "fail"],
+            federation.Scratch("bad-data.log"));
+        var other = federation.Scratch("other-model");
+        Onnx.Export.ModelExporter.Export(new Onnx.Export.ModelSource.FromPreset("tiny-gpt2", 2), other, overwrite: false);
+        var otherModel = await federation.StartEdgeAsync(1, id, artifacts: other);
+
+        foreach (var (process, expected) in new[] { (badToken, "refused"), (badData, "broken.jsonl:2"), (otherModel, "starts from") })
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await process.WaitAsync(timeout.Token);
+            Assert.Equal(2, process.ExitCode);
+            var log = File.ReadAllText(process.LogPath);
+            Assert.Contains(expected, log);
+            Assert.DoesNotContain("   at ", log); // a sentence, not a stack trace
+        }
+        badData.Dispose();
     }
 
     private static HubConnection Hub(Federation federation, string? token) => new HubConnectionBuilder()
