@@ -7,6 +7,9 @@ using Ferret.Coordinator.Rounds;
 using Ferret.Coordinator.Security;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -22,7 +25,13 @@ builder.Services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
 builder.Services.AddAuthorization(Policies.Add);
 builder.Services.AddProblemDetails();
 builder.Services.AddOpenApi();
-builder.Services.AddHealthChecks();
+builder.Services.AddHealthChecks()
+    .AddCheck<RoundLogHealthCheck>("round-log");
+var telemetry = builder.Services.AddOpenTelemetry()
+    .ConfigureResource(r => r.AddService("ferret-coordinator"))
+    .WithMetrics(m => m.AddMeter(CoordinatorMetrics.MeterName).AddAspNetCoreInstrumentation().AddRuntimeInstrumentation().AddPrometheusExporter());
+if (!string.IsNullOrEmpty(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+    telemetry.UseOtlpExporter();
 builder.Services.AddSingleton<ExperimentAlgorithms>();
 builder.Services.AddSingleton<Participants>();
 builder.Services.AddSingleton<ArtifactIndex>();
@@ -42,6 +51,7 @@ app.UseAuthorization();
 
 app.MapOpenApi();
 app.MapHealthChecks("/health");
+app.MapPrometheusScrapingEndpoint("/metrics");
 app.MapClients();
 app.MapExperiments();
 app.MapArtifacts();

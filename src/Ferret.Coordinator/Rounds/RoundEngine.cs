@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using System.Text.Json;
 using System.Threading.Channels;
 using Ferret.Coordinator.Persistence;
@@ -26,10 +25,6 @@ public sealed partial class RoundEngine : BackgroundService
 {
     /// <summary>Global updates up to this size travel inside the round event; larger ones are fetched over HTTP.</summary>
     public const int InlineUpdateBytes = 256 * 1024;
-
-    private static readonly Meter Meter = new("Ferret.Coordinator");
-    private static readonly Counter<long> RoundsCompleted = Meter.CreateCounter<long>("ferret.rounds.completed");
-    private static readonly Histogram<double> RoundSeconds = Meter.CreateHistogram<double>("ferret.round.duration", "s");
 
     private readonly RoundLog _log;
     private readonly ExperimentAlgorithms _algorithms;
@@ -102,6 +97,7 @@ public sealed partial class RoundEngine : BackgroundService
             if (open is not null)
             {
                 _log.AbandonRound(experiment.Id, open.Round, "experiment stopped", now);
+                CoordinatorMetrics.RoundsAbandoned.Add(1);
                 await BroadcastAsync(new RoundEvent
                 {
                     ExperimentId = experiment.Id,
@@ -189,6 +185,7 @@ public sealed partial class RoundEngine : BackgroundService
         if (packets.Count == 0)
         {
             _log.AbandonRound(experiment.Id, open.Round, "no packet arrived before the deadline", now);
+            CoordinatorMetrics.RoundsAbandoned.Add(1);
             if (last)
                 _log.SetExperimentState(experiment.Id, ExperimentState.Completed, now);
             EngineLog.Abandoned(_logger, experiment.Id, open.Round);
@@ -226,8 +223,8 @@ public sealed partial class RoundEngine : BackgroundService
             _algorithms.Evict(experiment.Id);
             throw;
         }
-        RoundsCompleted.Add(1);
-        RoundSeconds.Record(seconds);
+        CoordinatorMetrics.RoundsCompleted.Add(1);
+        CoordinatorMetrics.RoundDuration.Record(seconds);
         EngineLog.Completed(_logger, experiment.Id, open.Round, updates.Count, assignments.Count, bytes.Length, seconds);
         await BroadcastAsync(new RoundEvent
         {

@@ -185,6 +185,8 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
             }).ConfigureAwait(false);
         }
         engine.Wake();
+        CoordinatorMetrics.PacketsAccepted.Add(1);
+        CoordinatorMetrics.PacketBytes.Add(bytes);
         await Notify(new ClientEvent
         {
             ExperimentId = experimentId,
@@ -203,6 +205,7 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
             throw new HubException("Only enrolled clients submit packets.");
         string client = ClientId;
         log.RecordRejection(experimentId, round, client, reason, bytes, clock.GetUtcNow());
+        CoordinatorMetrics.PacketsRejected.Add(1);
         HubLog.Rejected(logger, client, experimentId, round, reason);
         await Notify(new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = client, Kind = ClientEvent.Rejected, Bytes = bytes, Detail = reason })
             .ConfigureAwait(false);

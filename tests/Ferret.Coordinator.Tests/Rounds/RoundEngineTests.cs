@@ -113,6 +113,12 @@ public sealed class RoundEngineTests : IDisposable
 
         var second = await b.Seen.WaitFor<RoundAssignment>(x => x.Round == 2);
         Assert.Equal(1, second.BaseRound);
+
+        // Operators see it too: Prometheus metrics and a health check that reaches the round log.
+        var metrics = await _factory.CreateClient().GetStringAsync("/metrics");
+        Assert.Matches(@"ferret_rounds_completed_total(\{[^}]*\})? [1-9]", metrics);
+        Assert.Matches(@"ferret_packets_accepted_total(\{[^}]*\})? [1-9]", metrics);
+        Assert.Equal("Healthy", await _factory.CreateClient().GetStringAsync("/health"));
     }
 
     [Fact]
