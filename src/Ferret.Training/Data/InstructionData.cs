@@ -8,8 +8,14 @@ public enum DataFormat
     /// <summary>Decide from the file: extension, then the first record's fields.</summary>
     Auto,
 
-    /// <summary>Alpaca / Code Alpaca: <c>instruction</c>, <c>input</c>, <c>output</c> (JSON array or JSONL).</summary>
+    /// <summary>Alpaca: <c>instruction</c>, <c>input</c>, <c>output</c> (JSON array or JSONL).</summary>
     Alpaca,
+
+    /// <summary>
+    /// Code Alpaca: Alpaca's fields; the category is the programming language (a <c>lang</c> field when
+    /// present, else detected by <see cref="CodeLanguage"/>). Never chosen by <see cref="DataFormat.Auto"/>.
+    /// </summary>
+    CodeAlpaca,
 
     /// <summary>Dolly-15K: <c>instruction</c>, <c>context</c>, <c>response</c>, <c>category</c> (JSONL).</summary>
     Dolly,
@@ -179,11 +185,15 @@ public static class InstructionData
     {
         DataFormat.Alpaca => new InstructionExample(Field(r, "instruction", true), Field(r, "input", false), Field(r, "output", true),
             FirstOf(Field(r, "category", false), Field(r, "lang", false), "alpaca")),
+        DataFormat.CodeAlpaca => CodeAlpaca(Field(r, "instruction", true), Field(r, "input", false), Field(r, "output", true), Field(r, "lang", false)),
         DataFormat.Dolly => new InstructionExample(Field(r, "instruction", true), Field(r, "context", false), Field(r, "response", true),
             FirstOf(Field(r, "category", false), "dolly")),
         DataFormat.Gsm8k => new InstructionExample(Field(r, "question", true), "", Field(r, "answer", true), "gsm8k"),
         _ => throw new ArgumentException($"Format {format} has no JSON-record reader."),
     };
+
+    private static InstructionExample CodeAlpaca(string instruction, string input, string output, string language) =>
+        new(instruction, input, output, string.IsNullOrEmpty(language) ? CodeLanguage.Detect(instruction, output) : language.ToLowerInvariant());
 
     private static string FirstOf(params string[] values) => values.First(v => !string.IsNullOrEmpty(v));
 

@@ -28,6 +28,7 @@ internal static class SimulateCommand
         var compare = new Option<string?>("--compare") { Description = "Several algorithms on the identical setup, e.g. ferret,fedkseed,fedzo,fedavg." };
         var artifacts = new Option<DirectoryInfo>("--artifacts") { Description = "Artifact package (ferret export).", Required = true };
         var data = new Option<string>("--data") { Description = "Training data: a file (Alpaca/Dolly/GSM8K JSON or JSONL), a Natural Instructions folder, or a folder with train.jsonl and test.jsonl.", Required = true };
+        var format = FormatOption();
         var test = new Option<string?>("--test") { Description = "Held-out data file (default: test.jsonl beside the training data, else 10 % held out)." };
         var clients = new Option<int>("--clients") { Description = "Clients N.", DefaultValueFactory = _ => 20 };
         var fraction = new Option<double>("--fraction") { Description = "Fraction m of clients sampled per round.", DefaultValueFactory = _ => 0.25 };
@@ -51,14 +52,14 @@ internal static class SimulateCommand
         var report = new Option<DirectoryInfo?>("--report") { Description = "Folder for comparison.md and eval-loss.png (with --compare)." };
         var command = new Command("simulate", "Simulate federated fine-tuning with in-process clients driven through the algorithm interface.")
         {
-            algorithm, compare, artifacts, data, test, clients, fraction, rounds, partition, alpha, seed, localSteps, microBatches, localLr, serverLr, seeds,
+            algorithm, compare, artifacts, data, format, test, clients, fraction, rounds, partition, alpha, seed, localSteps, microBatches, localLr, serverLr, seeds,
             epsilon, maxLength, evalExamples, generate, threads, device, json, report,
         };
         CommandAction.Set(command, parse =>
         {
             var package = ArtifactPackage.Open(parse.GetValue(artifacts)!.FullName);
             var tokenizer = Tokenizers.FromPackage(package);
-            var (trainSet, testSet) = LoadData(parse.GetValue(data)!, parse.GetValue(test), (int)parse.GetValue(seed));
+            var (trainSet, testSet) = LoadData(parse.GetValue(data)!, parse.GetValue(test), (int)parse.GetValue(seed), parse.GetValue(format));
             var algorithms = parse.GetValue(compare) is { } list
                 ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 : [parse.GetValue(algorithm)!];
@@ -145,7 +146,11 @@ internal static class SimulateCommand
         return null;
     }
 
-    internal static (List<InstructionExample> Train, List<InstructionExample> Test) LoadData(string data, string? test, int seed)
+    /// <summary>The <c>--format</c> option shared by the commands that read instruction data.</summary>
+    internal static Option<DataFormat> FormatOption() =>
+        new("--format") { Description = "Data format: Auto (from the file), Alpaca, CodeAlpaca (category = programming language), Dolly, NaturalInstructions, Gsm8k.", DefaultValueFactory = _ => DataFormat.Auto };
+
+    internal static (List<InstructionExample> Train, List<InstructionExample> Test) LoadData(string data, string? test, int seed, DataFormat format = DataFormat.Auto)
     {
         string trainPath = data;
         if (Directory.Exists(data) && File.Exists(Path.Combine(data, "train.jsonl")))
@@ -153,15 +158,15 @@ internal static class SimulateCommand
             trainPath = Path.Combine(data, "train.jsonl");
             test ??= File.Exists(Path.Combine(data, "test.jsonl")) ? Path.Combine(data, "test.jsonl") : null;
         }
-        var trainSet = Read(trainPath);
+        var trainSet = Read(trainPath, format);
         if (test is not null)
-            return (trainSet, Read(test));
+            return (trainSet, Read(test, format));
         return Partitioner.HoldOutFraction(trainSet, 0.1, seed);
     }
 
-    private static List<InstructionExample> Read(string path)
+    private static List<InstructionExample> Read(string path, DataFormat format)
     {
-        var set = InstructionData.Read(path);
+        var set = InstructionData.Read(path, format);
         foreach (var p in set.Problems.Take(5))
             AnsiConsole.MarkupLine($"[yellow]skipped[/] {Markup.Escape(p)}");
         if (set.Problems.Count > 5)

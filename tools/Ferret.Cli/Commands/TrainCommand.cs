@@ -30,9 +30,10 @@ internal static class TrainCommand
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing output package." };
+        var format = SimulateCommand.FormatOption();
         var command = new Command("train", "Fine-tune an exported model centrally and save the tuned parameters as a new package.")
         {
-            artifacts, data, test, output, steps, batch, accumulate, optimizer, lr, clip, evalEvery, maxLength, threads, device, overwrite,
+            artifacts, data, format, test, output, steps, batch, accumulate, optimizer, lr, clip, evalEvery, maxLength, threads, device, overwrite,
         };
         CommandAction.Set(command, parse =>
         {
@@ -41,7 +42,7 @@ internal static class TrainCommand
             if (Directory.Exists(outDir) && !parse.GetValue(overwrite))
                 throw new IOException($"'{outDir}' already exists; pass --overwrite to replace it.");
             var encoder = new ExampleEncoder(Tokenizers.FromPackage(package), parse.GetValue(maxLength));
-            var (trainSet, testSet) = SimulateCommand.LoadData(parse.GetValue(data)!, parse.GetValue(test), 1);
+            var (trainSet, testSet) = SimulateCommand.LoadData(parse.GetValue(data)!, parse.GetValue(test), 1, parse.GetValue(format));
             var options = new TrainingOptions
             {
                 Steps = Positive(parse.GetValue(steps), "--steps"),
