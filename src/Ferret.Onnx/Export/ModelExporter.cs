@@ -66,11 +66,13 @@ public static class ModelExporter
                     }
                     else
                     {
-                        if (!checkpoint.TokenizerFiles.Any(f => Path.GetFileName(f) == "tokenizer.json"))
-                            throw new FileNotFoundException($"'{h.Directory}' has no tokenizer.json; pass --tokenizer byte to use the byte-level tokenizer.");
+                        // A SentencePiece model (LLaMA-2, Mistral, Gemma) is the tokenizer itself; tokenizer.json alone means byte-level BPE.
+                        bool sentencePiece = checkpoint.TokenizerFiles.Any(f => Path.GetFileName(f) == "tokenizer.model");
+                        if (!sentencePiece && !checkpoint.TokenizerFiles.Any(f => Path.GetFileName(f) == "tokenizer.json"))
+                            throw new FileNotFoundException($"'{h.Directory}' has neither tokenizer.model nor tokenizer.json; pass --tokenizer byte to use the byte-level tokenizer.");
                         foreach (var f in checkpoint.TokenizerFiles)
                             writer.CopyFile(f);
-                        tokenizer = new TokenizerDescription("huggingface", config.VocabSize, config.BosTokenId, config.EosTokenId, config.PadTokenId,
+                        tokenizer = new TokenizerDescription(sentencePiece ? "sentencepiece" : "huggingface", config.VocabSize, config.BosTokenId, config.EosTokenId, config.PadTokenId,
                             checkpoint.TokenizerFiles.Select(Path.GetFileName).ToList()!);
                     }
                     break;

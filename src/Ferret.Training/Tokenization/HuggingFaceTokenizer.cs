@@ -13,6 +13,8 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     // GPT-2's pre-tokenisation split, used by byte-level BPE tokenizers.
     private static readonly Regex Gpt2Split = new(@"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+", RegexOptions.Compiled);
 
+    private static readonly string[] PipelineParts = ["pre_tokenizer", "normalizer", "decoder"];
+
     private readonly BpeTokenizer _bpe;
     private readonly HashSet<int> _special;
 
@@ -55,6 +57,11 @@ public sealed class HuggingFaceTokenizer : ITokenizer
             var type = model.TryGetProperty("type", out var t) ? t.GetString() : null;
             if (type != "BPE")
                 throw new NotSupportedException($"'{path}' holds a '{type}' tokenizer model; Ferret.NET reads byte-level BPE tokenizer.json files.");
+            if ((model.TryGetProperty("byte_fallback", out var byteFallback) && byteFallback.ValueKind == JsonValueKind.True) || Mentions(root, "Metaspace"))
+            {
+                throw new NotSupportedException(
+                    $"'{path}' is a SentencePiece-style tokenizer (byte fallback, Metaspace); export the model with its tokenizer.model instead.");
+            }
             if (!model.TryGetProperty("vocab", out var vocabElement) || vocabElement.ValueKind != JsonValueKind.Object)
                 throw new InvalidDataException($"'{path}': 'model.vocab' is missing.");
             var vocab = vocabElement.EnumerateObject().Select(p => KeyValuePair.Create(p.Name, p.Value.GetInt32())).ToList();
@@ -88,6 +95,18 @@ public sealed class HuggingFaceTokenizer : ITokenizer
             int fallback = specials.Count > 0 ? specials.Values.First() : 0;
             return new HuggingFaceTokenizer(bpe, [.. specials.Values], vocabSize, bosId ?? fallback, eosId ?? fallback, padId ?? eosId ?? fallback);
         }
+    }
+
+    /// <summary>Whether the pre-tokenizer, normalizer or decoder (or one nested in a sequence) is of this type.</summary>
+    private static bool Mentions(JsonElement root, string type)
+    {
+        static bool Has(JsonElement e, string type) => e.ValueKind switch
+        {
+            JsonValueKind.Object => e.EnumerateObject().Any(p => (p.Name == "type" && p.Value.ValueKind == JsonValueKind.String && p.Value.GetString() == type) || Has(p.Value, type)),
+            JsonValueKind.Array => e.EnumerateArray().Any(x => Has(x, type)),
+            _ => false,
+        };
+        return PipelineParts.Any(k => root.TryGetProperty(k, out var part) && Has(part, type));
     }
 
     public IReadOnlyList<int> Encode(string text) => _bpe.EncodeToIds(text, considerPreTokenization: true, considerNormalization: true);

@@ -15,6 +15,9 @@ public static class Tokenizers
             "huggingface" => t.Files.Contains("tokenizer.json")
                 ? HuggingFaceTokenizer.Load(Path.Combine(package.Directory, "tokenizer.json"), t.VocabSize, t.BosTokenId, t.EosTokenId, t.PadTokenId)
                 : throw new InvalidDataException($"'{package.Directory}' describes a Hugging Face tokenizer without tokenizer.json."),
+            "sentencepiece" => t.Files.Contains("tokenizer.model")
+                ? SentencePieceModelTokenizer.Load(Path.Combine(package.Directory, "tokenizer.model"), t.VocabSize, t.BosTokenId, t.EosTokenId, t.PadTokenId)
+                : throw new InvalidDataException($"'{package.Directory}' describes a SentencePiece tokenizer without tokenizer.model."),
             _ => throw new NotSupportedException($"'{package.Directory}' uses an unknown tokenizer kind '{t.Kind}'."),
         };
     }

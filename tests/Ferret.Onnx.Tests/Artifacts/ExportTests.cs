@@ -81,6 +81,19 @@ public sealed class ExportTests : IDisposable
         Assert.Equal(package.Blocks.Count, package.Manifest.Blocks.Count);
     }
 
+    [Fact]
+    public void A_folder_with_a_sentencepiece_model_exports_it_as_the_tokenizer()
+    {
+        var hf = _dir.File("hf-sp");
+        WriteHfFolder(hf, LlamaConfig(), shards: 1);
+        File.WriteAllBytes(Path.Combine(hf, "tokenizer.model"), [0x0a, 0x00]);
+        File.WriteAllText(Path.Combine(hf, "tokenizer.json"), "{\"model\": {\"type\": \"BPE\", \"byte_fallback\": true}}");
+        var package = ModelExporter.Export(new ModelSource.FromHuggingFace(hf, ByteTokenizer: false), _dir.File("out-sp"), overwrite: false);
+        Assert.Equal("sentencepiece", package.Manifest.Tokenizer.Kind);
+        Assert.Contains("tokenizer.model", package.Manifest.Tokenizer.Files);
+        Assert.True(File.Exists(Path.Combine(package.Directory, "tokenizer.model")));
+    }
+
     public static TheoryData<string, string> BrokenFolders => new()
     {
         { "no-config", "needs config.json" },

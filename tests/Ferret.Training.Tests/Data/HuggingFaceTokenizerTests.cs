@@ -50,6 +50,19 @@ public sealed class HuggingFaceTokenizerTests : IDisposable
     }
 
     [Fact]
+    public void A_sentencepiece_style_tokenizer_json_is_refused_rather_than_misread()
+    {
+        var path = Path.Combine(_dir, "tokenizer.json");
+        File.WriteAllText(path, new JsonObject
+        {
+            ["model"] = new JsonObject { ["type"] = "BPE", ["vocab"] = new JsonObject { ["▁a"] = 0 }, ["merges"] = new JsonArray() },
+            ["pre_tokenizer"] = new JsonObject { ["type"] = "Sequence", ["pretokenizers"] = new JsonArray(new JsonObject { ["type"] = "Metaspace" }) },
+        }.ToJsonString());
+        var e = Assert.Throws<NotSupportedException>(() => HuggingFaceTokenizer.Load(path, 1, null, null, null));
+        Assert.Contains("tokenizer.model", e.Message);
+    }
+
+    [Fact]
     public void A_byte_level_bpe_tokenizer_json_applies_its_merges_and_round_trips()
     {
         var tokenizer = HuggingFaceTokenizer.Load(WriteTokenizer(), 261, null, 260, null);
