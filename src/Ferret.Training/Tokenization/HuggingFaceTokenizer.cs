@@ -8,7 +8,7 @@ namespace Ferret.Training.Tokenization;
 /// A Hugging Face <c>tokenizer.json</c> of the byte-level BPE kind (GPT-2, LLaMA-3, Qwen and friends),
 /// loaded into Microsoft.ML.Tokenizers' BPE implementation.
 /// </summary>
-public sealed class HuggingFaceTokenizer : ITokenizer
+public sealed class HuggingFaceTokenizer : TokenizerBase
 {
     // GPT-2's pre-tokenisation split, used by byte-level BPE tokenizers.
     private static readonly Regex Gpt2Split = new(@"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+", RegexOptions.Compiled);
@@ -19,22 +19,11 @@ public sealed class HuggingFaceTokenizer : ITokenizer
     private readonly HashSet<int> _special;
 
     private HuggingFaceTokenizer(BpeTokenizer bpe, HashSet<int> special, int vocabSize, int bos, int eos, int pad)
+        : base(vocabSize, bos, eos, pad)
     {
         _bpe = bpe;
         _special = special;
-        VocabSize = vocabSize;
-        BosId = bos;
-        EosId = eos;
-        PadId = pad;
     }
-
-    public int VocabSize { get; }
-
-    public int BosId { get; }
-
-    public int EosId { get; }
-
-    public int PadId { get; }
 
     public static HuggingFaceTokenizer Load(string path, int vocabSize, int? bosId, int? eosId, int? padId)
     {
@@ -109,11 +98,11 @@ public sealed class HuggingFaceTokenizer : ITokenizer
         return PipelineParts.Any(k => root.TryGetProperty(k, out var part) && Has(part, type));
     }
 
-    public IReadOnlyList<int> Encode(string text) => _bpe.EncodeToIds(text, considerPreTokenization: true, considerNormalization: true);
+    public override IReadOnlyList<int> Encode(string text) => _bpe.EncodeToIds(text, considerPreTokenization: true, considerNormalization: true);
 
-    public string Decode(IEnumerable<int> ids)
+    public override string Decode(IEnumerable<int> ids)
     {
         ArgumentNullException.ThrowIfNull(ids);
-        return _bpe.Decode(ids.Where(i => !_special.Contains(i) && i != BosId && i != EosId && i != PadId)) ?? "";
+        return _bpe.Decode(ids.Where(i => !_special.Contains(i) && !IsSpecial(i))) ?? "";
     }
 }

@@ -6,26 +6,12 @@ namespace Ferret.Training.Tokenization;
 /// A SentencePiece <c>tokenizer.model</c> (LLaMA-2, Mistral, Gemma and friends: BPE or unigram, with byte
 /// fallback) through Microsoft.ML.Tokenizers' SentencePiece implementation.
 /// </summary>
-public sealed class SentencePieceModelTokenizer : ITokenizer
+public sealed class SentencePieceModelTokenizer : TokenizerBase
 {
     private readonly SentencePieceTokenizer _sp;
 
     private SentencePieceModelTokenizer(SentencePieceTokenizer sp, int vocabSize, int bos, int eos, int pad)
-    {
-        _sp = sp;
-        VocabSize = vocabSize;
-        BosId = bos;
-        EosId = eos;
-        PadId = pad;
-    }
-
-    public int VocabSize { get; }
-
-    public int BosId { get; }
-
-    public int EosId { get; }
-
-    public int PadId { get; }
+        : base(vocabSize, bos, eos, pad) => _sp = sp;
 
     /// <summary>Loads <paramref name="path"/>; the ids of the model config win over the ones in the file.</summary>
     public static SentencePieceModelTokenizer Load(string path, int vocabSize, int? bosId, int? eosId, int? padId)
@@ -54,11 +40,11 @@ public sealed class SentencePieceModelTokenizer : ITokenizer
         return new SentencePieceModelTokenizer(sp, vocabSize, bos, eos, pad);
     }
 
-    public IReadOnlyList<int> Encode(string text) => _sp.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false, considerPreTokenization: true, considerNormalization: true);
+    public override IReadOnlyList<int> Encode(string text) => _sp.EncodeToIds(text, addBeginningOfSentence: false, addEndOfSentence: false, considerPreTokenization: true, considerNormalization: true);
 
-    public string Decode(IEnumerable<int> ids)
+    public override string Decode(IEnumerable<int> ids)
     {
         ArgumentNullException.ThrowIfNull(ids);
-        return _sp.Decode(ids.Where(i => i != BosId && i != EosId && i != PadId), considerSpecialTokens: false) ?? "";
+        return _sp.Decode(ids.Where(i => !IsSpecial(i)), considerSpecialTokens: false) ?? "";
     }
 }

@@ -3,8 +3,8 @@ using System.Text.Json;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
 using Ferret.Core.Parameters;
-using Ferret.Core.Projection;
 using Ferret.Core.Protocol;
+using Ferret.Tests;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -241,22 +241,7 @@ public sealed class FederationTests
         return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString()!;
     }
 
-    private static byte[] Packet(ExperimentDescriptor descriptor, int round, string? experimentId = null)
-    {
-        var blocks = ParameterBlocks.FromLengths(descriptor.BlockLengths);
-        var delta = Enumerable.Range(0, (int)blocks.TotalLength).Select(i => MathF.Cos(i) * 1e-3f).ToArray();
-        var c = Projector.Project(delta, blocks, descriptor.CandidateSeeds, descriptor.Settings.Distribution, new Random(round));
-        return Wire.Serialize<ClientUpdate>(new FerretUpdate
-        {
-            ExperimentId = experimentId ?? descriptor.Id,
-            Round = round,
-            SampleCount = 1,
-            Stats = new TrainingStats { Loss = 1 },
-            SeedIndices = c.SeedIndices,
-            Blocks = c.Blocks,
-            Gammas = c.Values,
-        });
-    }
+    private static byte[] Packet(ExperimentDescriptor descriptor, int round, string? experimentId = null) => TestPackets.Ferret(descriptor, round, experimentId);
 
     /// <summary>The model fingerprint after replaying the coordinator's round log onto the package's initial parameters, independently of every client.</summary>
     private static async Task<string> ReplayAsync(Federation federation, string id)

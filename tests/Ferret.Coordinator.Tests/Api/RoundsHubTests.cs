@@ -7,6 +7,7 @@ using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
 using Ferret.Core.Protocol;
 using Ferret.Onnx.Export;
+using Ferret.Tests;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;

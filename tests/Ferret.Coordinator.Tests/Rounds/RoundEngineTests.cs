@@ -7,6 +7,7 @@ using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
 using Ferret.Core.Protocol;
 using Ferret.Onnx.Export;
+using Ferret.Tests;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -124,7 +125,7 @@ public sealed class RoundEngineTests : IDisposable
     [Fact]
     public async Task A_silent_client_does_not_hold_the_round_past_its_deadline()
     {
-        var d = await CreateAsync(minClients: 2, rounds: 1, deadline: 1);
+        var d = await CreateAsync(minClients: 2, rounds: 1, deadline: 3);
         var a = await JoinAsync("edge-a", d.Id);
         var b = await JoinAsync("edge-b", d.Id);
         await a.Seen.WaitFor<RoundAssignment>(x => x.Round == 1);

@@ -3,9 +3,9 @@ using Ferret.Core.Packets;
 using Ferret.Core.Parameters;
 using Ferret.Core.Projection;
 
-namespace Ferret.Coordinator.Tests;
+namespace Ferret.Tests;
 
-/// <summary>Well-formed client packets for an experiment, as an edge client would send them.</summary>
+/// <summary>Well-formed client packets for an experiment, as an edge client would send them (linked into the test projects that need them).</summary>
 internal static class TestPackets
 {
     /// <summary>A Ferret packet: a smooth fake delta projected onto the experiment's candidate seeds.</summary>
