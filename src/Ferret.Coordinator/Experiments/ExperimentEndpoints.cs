@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Ferret.Coordinator.Artifacts;
 using Ferret.Coordinator.Persistence;
 using Ferret.Coordinator.Rounds;
 using Ferret.Coordinator.Security;
@@ -19,11 +20,27 @@ public sealed record CreateExperimentRequest(
 
 public sealed record RoundView(
     int Round, string State, DateTimeOffset OpenedUtc, DateTimeOffset DeadlineUtc, DateTimeOffset? ClosedUtc, int Aggregated, int Missing,
-    RoundMetrics? Metrics, string? Reason);
+    RoundMetrics? Metrics, string? Reason)
+{
+    /// <summary>A round as the log holds it: metrics JSON for a completed round, the reason for an abandoned one.</summary>
+    public static RoundView Of(RoundRecord r)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        return new(r.Round, r.State.ToString(), r.OpenedUtc, r.DeadlineUtc, r.ClosedUtc, r.Aggregated, r.Missing,
+            r.State == RoundState.Completed && r.MetricsJson is { } m ? JsonSerializer.Deserialize<RoundMetrics>(m) : null,
+            r.State == RoundState.Abandoned ? r.MetricsJson : null);
+    }
+}
 
 public sealed record ExperimentView(
     string Id, string Name, string Algorithm, string State, int Rounds, double Fraction, int MinClients, int RoundDeadlineSeconds, int CandidateSeeds, int Blocks,
     long Parameters, string ArtifactFingerprint, DateTimeOffset CreatedUtc, IReadOnlyList<RoundView>? RoundLog, long? Rejections = null);
+
+public sealed record AssignmentView(string ClientId, string State, string? PacketSha256, long PacketBytes, DateTimeOffset? ReceivedUtc, double? TrainLoss, string? Reason);
+
+public sealed record FingerprintView(string ClientId, string Fingerprint, DateTimeOffset ReportedUtc);
+
+public sealed record RoundDetailView(RoundView Round, IReadOnlyList<AssignmentView> Assignments, IReadOnlyList<FingerprintView> Fingerprints, bool FingerprintsAgree);
 
 /// <summary>Experiments: create from an artifact package, list, inspect, stop, and fetch what clients need.</summary>
 public static class ExperimentEndpoints
@@ -39,11 +56,12 @@ public static class ExperimentEndpoints
         api.MapPost("/{id}/stop", Stop).RequireAuthorization(Policies.Admin);
         api.MapGet("/{id}/descriptor", Descriptor).RequireAuthorization(Policies.Observer);
         api.MapGet("/{id}/updates", Updates).RequireAuthorization(Policies.Observer);
+        api.MapGet("/{id}/rounds/{round:int}", RoundDetail).RequireAuthorization(Policies.Admin);
         return api;
     }
 
     private static Results<Created<ExperimentView>, ValidationProblem> Create(
-        CreateExperimentRequest? request, RoundLog log, IOptions<CoordinatorOptions> options, TimeProvider clock)
+        CreateExperimentRequest? request, RoundLog log, IOptions<CoordinatorOptions> options, TimeProvider clock, ArtifactIndex artifacts)
     {
         var errors = new Dictionary<string, string[]>();
         if (request is null)
@@ -59,13 +77,17 @@ public static class ExperimentEndpoints
         ArtifactPackage? package = null;
         if (string.IsNullOrWhiteSpace(request.Artifact) || request.Artifact.Contains("..", StringComparison.Ordinal) || Path.IsPathRooted(request.Artifact))
         {
-            errors["artifact"] = ["Name an artifact package folder inside the coordinator's artifacts directory."];
+            errors["artifact"] = ["Name an artifact package: its folder inside the coordinator's artifacts directory, or its fingerprint."];
         }
         else
         {
             try
             {
-                package = ArtifactPackage.Open(Path.Combine(options.Value.ArtifactsDirectory, request.Artifact));
+                // A 64-hex-digit fingerprint names the package whose initial parameters hash to it.
+                string folder = request.Artifact.Length == 64 && request.Artifact.All(char.IsAsciiHexDigitLower)
+                    ? artifacts.Find(request.Artifact)?.Folder ?? throw new IOException($"No artifact package with fingerprint '{request.Artifact}'.")
+                    : request.Artifact;
+                package = ArtifactPackage.Open(Path.Combine(options.Value.ArtifactsDirectory, folder));
             }
             catch (Exception e) when (e is IOException or InvalidDataException)
             {
@@ -112,9 +134,7 @@ public static class ExperimentEndpoints
     {
         if (log.GetExperiment(id) is not { } e)
             return TypedResults.NotFound();
-        var rounds = log.GetRounds(id).Select(r => new RoundView(r.Round, r.State.ToString(), r.OpenedUtc, r.DeadlineUtc, r.ClosedUtc, r.Aggregated, r.Missing,
-            r.State == RoundState.Completed && r.MetricsJson is { } m ? JsonSerializer.Deserialize<RoundMetrics>(m) : null,
-            r.State == RoundState.Abandoned ? r.MetricsJson : null)).ToList();
+        var rounds = log.GetRounds(id).Select(RoundView.Of).ToList();
         return TypedResults.Ok(View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), rounds) with { Rejections = log.CountRejections(id) });
     }
 
@@ -141,6 +161,19 @@ public static class ExperimentEndpoints
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["after"] = [$"{after} is negative."] });
         var updates = log.GetGlobalUpdates(id, after ?? 0).Select(u => Wire.Deserialize<GlobalUpdate>(u.GlobalUpdate)).ToArray();
         return TypedResults.File(Wire.Serialize(updates), MessagePackType);
+    }
+
+    /// <summary>One round in full: every assignment (state, packet digest and size, train loss, reason) and the fingerprints reported.</summary>
+    private static Results<Ok<RoundDetailView>, NotFound> RoundDetail(string id, int round, RoundLog log)
+    {
+        if (log.GetRound(id, round) is not { } r)
+            return TypedResults.NotFound();
+        var fingerprints = log.GetFingerprints(id, round);
+        return TypedResults.Ok(new RoundDetailView(
+            RoundView.Of(r),
+            log.GetAssignments(id, round).Select(a => new AssignmentView(a.ClientId, a.State.ToString(), a.PacketSha256, a.PacketBytes, a.ReceivedUtc, a.TrainLoss, a.Reason)).ToList(),
+            fingerprints.Select(f => new FingerprintView(f.ClientId, f.Fingerprint, f.ReportedUtc)).ToList(),
+            fingerprints.Select(f => f.Fingerprint).Distinct().Count() <= 1));
     }
 
     private static ExperimentView View(ExperimentRecord e, ExperimentDescriptor d, IReadOnlyList<RoundView>? rounds) =>

@@ -30,6 +30,18 @@ public sealed class ExperimentTests : IDisposable
     }
 
     [Fact]
+    public async Task An_experiment_can_name_its_artifact_package_by_fingerprint()
+    {
+        var fingerprint = Onnx.Artifacts.ArtifactPackage.Open(Path.Combine(_factory.ArtifactsDirectory, "tiny-gpt2")).Manifest.ParametersSha256;
+        var response = await _factory.Admin().PostAsJsonAsync("/api/experiments", Request(artifact: fingerprint));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        Assert.Equal(fingerprint, (await response.Content.ReadFromJsonAsync<ExperimentView>())!.ArtifactFingerprint);
+        var unknown = await _factory.Admin().PostAsJsonAsync("/api/experiments", Request(artifact: new string('0', 64)));
+        Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode);
+        Assert.Contains("No artifact package with fingerprint", await unknown.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task An_experiment_is_created_from_an_artifact_package_and_its_descriptor_served()
     {
         var created = await CreateAsync();

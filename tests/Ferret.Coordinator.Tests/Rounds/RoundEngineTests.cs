@@ -138,6 +138,16 @@ public sealed class RoundEngineTests : IDisposable
         Assert.Equal(ExperimentState.Completed, Log.GetExperiment(d.Id)!.State);
         var late = await b.Hub.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, d.Id, 1, TestPackets.Ferret(d, 1));
         Assert.Contains("late", late.Reason);
+
+        // The round in full, for an operator: who sent what, who stayed silent.
+        var detail = (await _factory.Admin().GetFromJsonAsync<RoundDetailView>($"/api/experiments/{d.Id}/rounds/1"))!;
+        Assert.Equal("Completed", detail.Round.State);
+        Assert.Equal(1, detail.Round.Metrics!.Aggregated);
+        var sent = detail.Assignments.Single(x => x.ClientId == a.Client.ClientId);
+        Assert.Equal(("Received", 64), (sent.State, sent.PacketSha256!.Length));
+        Assert.True(sent.PacketBytes > 0);
+        Assert.Equal("Missed", detail.Assignments.Single(x => x.ClientId == b.Client.ClientId).State);
+        Assert.Equal(System.Net.HttpStatusCode.Forbidden, (await _factory.WithToken(a.Client.Token).GetAsync($"/api/experiments/{d.Id}/rounds/1")).StatusCode);
     }
 
     [Fact]
