@@ -19,3 +19,19 @@ public interface ILocalModel
     /// <summary>Loss on the batch of local step <paramref name="step"/> at the current parameters (same step, same batch).</summary>
     float Loss(int step);
 }
+
+/// <summary>
+/// A model that runs whole first-order local loops itself, where its runtime keeps the parameters (GPU
+/// memory, for instance): the same T steps of SGD over n_accum micro-batches as the host loop, with only the
+/// round's delta coming back. Algorithms use it when the model offers it, and the host loop otherwise.
+/// </summary>
+public interface IFirstOrderLocalModel : ILocalModel
+{
+    /// <summary>
+    /// From <see cref="ILocalModel.Parameters"/>: <paramref name="steps"/> steps, each
+    /// <c>w -= rate * sum of microBatches gradients</c>; writes <c>delta = w_before - w_after</c> and returns the
+    /// mean loss, or returns null (writing nothing) when the model has no better way than the host loop right
+    /// now. The parameters are unchanged on return.
+    /// </summary>
+    double? TryTrainFirstOrder(int steps, int microBatches, float rate, Span<float> delta, CancellationToken cancellationToken);
+}

@@ -14,13 +14,26 @@ internal static class LocalTraining
     public static float[] FirstOrder(ILocalModel model, AlgorithmSettings settings, TrainingStats stats, CancellationToken ct)
     {
         var timer = Stopwatch.StartNew();
+        float rate = (float)(settings.LocalLearningRate / settings.MicroBatches);
+        var result = new float[model.Parameters.Length];
+        if (model is IFirstOrderLocalModel resident
+            && resident.TryTrainFirstOrder(settings.LocalSteps, settings.MicroBatches, rate, result, ct) is double meanLoss)
+        {
+            if (!double.IsFinite(meanLoss))
+                throw new InvalidDataException($"Local training diverged: mean loss {meanLoss}.");
+            int n = settings.LocalSteps * settings.MicroBatches;
+            stats.Loss = meanLoss;
+            stats.ForwardPasses += n;
+            stats.BackwardPasses += n;
+            stats.ComputeSeconds += timer.Elapsed.TotalSeconds;
+            return result;
+        }
         var w = model.Parameters;
         var before = w.ToArray();
         var gradient = new float[w.Length];
         var sum = new float[w.Length];
         double lossSum = 0;
         int passes = 0;
-        float rate = (float)(settings.LocalLearningRate / settings.MicroBatches);
         for (int step = 0; step < settings.LocalSteps; step++)
         {
             Array.Clear(sum);
@@ -37,7 +50,7 @@ internal static class LocalTraining
             // w -= eta * mean(g)
             TensorPrimitives.MultiplyAdd(sum, -rate, w.Span, w.Span);
         }
-        var delta = new float[w.Length];
+        var delta = result;
         TensorPrimitives.Subtract(before, w.Span, delta);
         before.CopyTo(w);
         stats.Loss = lossSum / Math.Max(1, passes);

@@ -58,6 +58,8 @@ public sealed class OnnxTrainer : IDisposable
             BindParameters(_trainBinding);
             BindGradients(_trainBinding);
             _trainBinding.BindOutput(LossName, View(_trainLoss, 0, 1, []));
+            if (settings.ResidentParameters ?? settings.Device.IsCuda)
+                Resident = new ResidentTraining(layout, _train, settings, layout.Tensors.Select(t => GradientName(t.Name)).ToList());
 
             if (evalGraphPath is not null)
             {
@@ -90,6 +92,12 @@ public sealed class OnnxTrainer : IDisposable
 
     public bool CanEvaluate => _eval is not null;
 
+    /// <summary>
+    /// Device-resident buffers for whole first-order loops (on by default under CUDA, see
+    /// <see cref="SessionSettings.ResidentParameters"/>); null when this trainer works on host buffers only.
+    /// </summary>
+    public ResidentTraining? Resident { get; }
+
     /// <summary>Forward and backward on one batch: returns the loss and overwrites <see cref="Gradients"/>.</summary>
     public float ForwardBackward(TokenBatch batch)
     {
@@ -113,16 +121,35 @@ public sealed class OnnxTrainer : IDisposable
 
     private float Run(InferenceSession session, OrtIoBinding binding, TokenBatch batch, float[] loss)
     {
-        long[] shape = [batch.Batch, batch.Sequence];
-        using var ids = OrtValue.CreateTensorValueFromMemory(batch.InputIds, shape);
-        using var mask = OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, shape);
-        using var labels = OrtValue.CreateTensorValueFromMemory(batch.Labels, shape);
-        binding.BindInput(InputIds, ids);
-        binding.BindInput(AttentionMask, mask);
-        if (session.InputMetadata.ContainsKey(Labels))
-            binding.BindInput(Labels, labels);
-        session.RunWithBinding(_runOptions, binding);
+        using (BindBatch(session, binding, batch))
+            session.RunWithBinding(_runOptions, binding);
         return loss[0];
+    }
+
+    /// <summary>Binds a batch's token ids, attention mask and (when the graph takes them) labels; dispose after the run.</summary>
+    internal static IDisposable BindBatch(InferenceSession session, OrtIoBinding binding, TokenBatch batch)
+    {
+        long[] shape = [batch.Batch, batch.Sequence];
+        var values = new DisposableList
+        {
+            OrtValue.CreateTensorValueFromMemory(batch.InputIds, shape),
+            OrtValue.CreateTensorValueFromMemory(batch.AttentionMask, shape),
+            OrtValue.CreateTensorValueFromMemory(batch.Labels, shape),
+        };
+        binding.BindInput(InputIds, values[0]);
+        binding.BindInput(AttentionMask, values[1]);
+        if (session.InputMetadata.ContainsKey(Labels))
+            binding.BindInput(Labels, values[2]);
+        return values;
+    }
+
+    private sealed class DisposableList : List<OrtValue>, IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var v in this)
+                v.Dispose();
+        }
     }
 
     private void BindParameters(OrtIoBinding binding)
@@ -191,6 +218,7 @@ public sealed class OnnxTrainer : IDisposable
         if (_disposed)
             return;
         _disposed = true;
+        Resident?.Dispose();
         _trainBinding?.Dispose();
         _evalBinding?.Dispose();
         _train?.Dispose();

@@ -12,6 +12,13 @@ public sealed record SessionSettings
 
     public GraphOptimizationLevel OptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
 
+    /// <summary>
+    /// Keep parameters, gradients and optimizer work in the execution provider's memory for first-order local
+    /// loops (<see cref="ResidentTraining"/>). Null: on under CUDA, off on the CPU (where host buffers are
+    /// already zero-copy).
+    /// </summary>
+    public bool? ResidentParameters { get; init; }
+
     /// <summary>When set, ONNX Runtime writes a chrome-trace profile with this path prefix.</summary>
     public string? ProfilePrefix { get; init; }
 

@@ -8,7 +8,7 @@ namespace Ferret.Training.Simulation;
 /// A client's model as the algorithms see it: ONNX Runtime over the flat parameter buffer, and the client's
 /// own examples, one per micro-batch (batch size 1, as the paper), visited in a per-round shuffled order.
 /// </summary>
-public sealed class OnnxLocalModel : ILocalModel
+public sealed class OnnxLocalModel : IFirstOrderLocalModel
 {
     private readonly OnnxTrainer _trainer;
     private readonly ExampleEncoder _encoder;
@@ -48,4 +48,31 @@ public sealed class OnnxLocalModel : ILocalModel
     }
 
     public float Loss(int step) => _trainer.Loss(Example(step, 0));
+
+    /// <summary>
+    /// With device-resident buffers (CUDA by default) the whole loop stays on the device; on host buffers
+    /// (the CPU, where they are already zero-copy) the algorithms' own loop runs instead.
+    /// </summary>
+    public double? TryTrainFirstOrder(int steps, int microBatches, float rate, Span<float> delta, CancellationToken cancellationToken)
+    {
+        if (_trainer.Resident is not { } resident)
+            return null;
+        if (delta.Length != _trainer.Parameters.Length)
+            throw new ArgumentException($"delta holds {delta.Length} values; the model has {_trainer.Parameters.Length}.", nameof(delta));
+        double lossSum = 0;
+        resident.Load(_trainer.Parameters);
+        for (int step = 0; step < steps; step++)
+        {
+            for (int m = 0; m < microBatches; m++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                lossSum += resident.ForwardBackward(Example(step, m), first: m == 0);
+            }
+            resident.Step(rate);
+        }
+        resident.Store(delta);
+        // delta = w_before - w_after (it holds w_after here).
+        System.Numerics.Tensors.TensorPrimitives.Subtract(_trainer.Parameters, delta, delta);
+        return lossSum / Math.Max(1, steps * microBatches);
+    }
 }
