@@ -31,6 +31,7 @@ public sealed class ResidentTraining : IDisposable
     private readonly float[] _rate = new float[1];
     private readonly OrtValue _lossValue, _rateValue;
     private int _w, _s;
+    private bool _sumInGradient;
 
     internal ResidentTraining(ParameterLayout layout, InferenceSession train, SessionSettings settings, IReadOnlyList<string> gradientNames)
     {
@@ -94,23 +95,23 @@ public sealed class ResidentTraining : IDisposable
     }
 
     /// <summary>
-    /// Forward and backward on one batch at the device parameters; the gradient starts the accumulator
-    /// (<paramref name="first"/>) or is added to it. Returns the loss.
+    /// Forward and backward on one batch at the device parameters; the gradient starts the accumulated sum
+    /// (<paramref name="first"/>) or is added to it. Returns the loss. A lone gradient is stepped on where it
+    /// lies; it is copied aside only when a second micro-batch needs the gradient buffer.
     /// </summary>
     public float ForwardBackward(TokenBatch batch, bool first)
     {
         ArgumentNullException.ThrowIfNull(batch);
+        if (!first && _sumInGradient)
+            Run(_copy, [("x", _gradient)], _sums[_s]);
         using (OnnxTrainer.BindBatch(_train, _trainBinding, batch))
             _train.RunWithBinding(_runOptions, _trainBinding);
-        if (first)
-        {
-            Run(_copy, [("x", _gradient)], _sums[_s]);
-        }
-        else
+        if (!first)
         {
             Run(_accumulate, [("s", _sums[_s]), ("g", _gradient)], _sums[1 - _s]);
             _s = 1 - _s;
         }
+        _sumInGradient = first;
         return _loss[0];
     }
 
@@ -118,7 +119,7 @@ public sealed class ResidentTraining : IDisposable
     public void Step(float rate)
     {
         _rate[0] = rate;
-        Run(_step, [("w", _weights[_w]), ("s", _sums[_s])], _weights[1 - _w]);
+        Run(_step, [("w", _weights[_w]), ("s", _sumInGradient ? _gradient : _sums[_s])], _weights[1 - _w]);
         _w = 1 - _w;
         BindWeights();
     }
@@ -172,6 +173,8 @@ public sealed class ResidentTraining : IDisposable
     private InferenceSession Session(SessionSettings settings, byte[] model)
     {
         using var options = settings.CreateOptions();
+        // These run between training steps: their CPU threads must not spin-wait and starve the training session's.
+        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
         return Own(new InferenceSession(model, options));
     }
 

@@ -13,7 +13,7 @@ namespace Ferret.Training.Tests.Runtime;
 /// </summary>
 public sealed class ResidentTrainingTests(ArtifactFixture artifacts) : IClassFixture<ArtifactFixture>
 {
-    private static (FullDeltaUpdate Packet, float[] Parameters, string? Location) TrainFedAvg(Onnx.Artifacts.ArtifactPackage package, bool resident)
+    private static (FullDeltaUpdate Packet, float[] Parameters, string? Location) TrainFedAvg(Onnx.Artifacts.ArtifactPackage package, bool resident, int microBatches)
     {
         var settings = new SessionSettings { IntraOpThreads = 1, ResidentParameters = resident };
         using var trainer = new OnnxTrainer(package.Layout, package.TrainGraphPath, package.EvalGraphPath, settings);
@@ -21,21 +21,23 @@ public sealed class ResidentTrainingTests(ArtifactFixture artifacts) : IClassFix
         initial.CopyTo(trainer.Parameters, 0);
         var encoder = new ExampleEncoder(Tokenizers.FromPackage(package), 48);
         var examples = SyntheticTasks.Sample(["reverse", "upper"], 12, 5).Select(encoder.Encode).ToList();
-        var model = new OnnxLocalModel(trainer, encoder, examples, microBatches: 3);
+        var model = new OnnxLocalModel(trainer, encoder, examples, microBatches);
         model.StartRound(1);
         var descriptor = ExperimentDescriptor.Create("resident", FederatedAlgorithms.FedAvg,
-            new AlgorithmSettings { LocalSteps = 3, MicroBatches = 3, LocalLearningRate = 0.05 }, 9, package.Blocks, package.Manifest.ParametersSha256, 1, 1.0);
+            new AlgorithmSettings { LocalSteps = 3, MicroBatches = microBatches, LocalLearningRate = 0.05 }, 9, package.Blocks, package.Manifest.ParametersSha256, 1, 1.0);
         var algorithm = FederatedAlgorithms.Create(descriptor, package.Blocks);
         var packet = Assert.IsType<FullDeltaUpdate>(algorithm.Train(1, model, new Random(1)));
         return (packet, (float[])trainer.Parameters.Clone(), trainer.Resident?.Location);
     }
 
-    [Fact]
-    public void A_resident_loop_computes_the_host_loops_delta_and_leaves_the_parameters_as_they_were()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void A_resident_loop_computes_the_host_loops_delta_and_leaves_the_parameters_as_they_were(int microBatches)
     {
         var package = artifacts.Get("tiny-gpt2");
-        var host = TrainFedAvg(package, resident: false);
-        var resident = TrainFedAvg(package, resident: true);
+        var host = TrainFedAvg(package, resident: false, microBatches);
+        var resident = TrainFedAvg(package, resident: true, microBatches);
         Assert.Null(host.Location);
         Assert.Equal("Cpu", resident.Location);
 
@@ -45,7 +47,7 @@ public sealed class ResidentTrainingTests(ArtifactFixture artifacts) : IClassFix
         float worst = host.Packet.Delta.Zip(resident.Packet.Delta, (a, b) => MathF.Abs(a - b)).Max();
         Assert.True(worst <= 1e-5f * scale + 1e-8f, $"largest difference {worst} against a largest step of {scale}");
         Assert.Equal(host.Packet.Stats.Loss, resident.Packet.Stats.Loss, 4);
-        Assert.Equal(9, resident.Packet.Stats.ForwardPasses);
+        Assert.Equal(3 * microBatches, resident.Packet.Stats.ForwardPasses);
 
         var initial = package.LoadParameters();
         Assert.Equal(initial, host.Parameters);
