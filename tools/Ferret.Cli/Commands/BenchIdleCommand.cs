@@ -53,7 +53,7 @@ internal static class BenchIdleCommand
             using var _ = coordinator;
             using var admin = new HttpClient { BaseAddress = url };
             admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
-            var created = await Post(admin, "api/experiments", new
+            var created = await CoordinatorProcess.PostAsync(admin, "api/experiments", new
             {
                 name = "idle",
                 algorithm = "ferret",
@@ -76,8 +76,8 @@ internal static class BenchIdleCommand
                     await gate.WaitAsync(ct).ConfigureAwait(false);
                     try
                     {
-                        var enrolment = await Post(admin, "api/enrolments", new { label = "idle" }, ct).ConfigureAwait(false);
-                        var client = await Post(admin, "api/clients/enrol", new { enrolmentToken = enrolment.GetProperty("token").GetString(), name = $"idle-{i}" }, ct)
+                        var enrolment = await CoordinatorProcess.PostAsync(admin, "api/enrolments", new { label = "idle" }, ct).ConfigureAwait(false);
+                        var client = await CoordinatorProcess.PostAsync(admin, "api/clients/enrol", new { enrolmentToken = enrolment.GetProperty("token").GetString(), name = $"idle-{i}" }, ct)
                             .ConfigureAwait(false);
                         string token = client.GetProperty("token").GetString()!;
                         var hub = new HubConnectionBuilder()
@@ -156,12 +156,4 @@ internal static class BenchIdleCommand
         return (rss, ticks / 100.0);
     }
 
-    private static async Task<JsonElement> Post(HttpClient http, string path, object body, CancellationToken ct)
-    {
-        using var response = await http.PostAsJsonAsync(path, body, ct).ConfigureAwait(false);
-        var text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
-        if (!response.IsSuccessStatusCode)
-            throw new InvalidDataException($"POST {path} answered {(int)response.StatusCode}: {text}");
-        return JsonDocument.Parse(text).RootElement.Clone();
-    }
 }

@@ -1,3 +1,5 @@
+using System.Net.Http.Json;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 
 namespace Ferret.Cli.Demo;
@@ -5,6 +7,8 @@ namespace Ferret.Cli.Demo;
 /// <summary>Starts the coordinator as a separate process on loopback and waits until it listens.</summary>
 internal static partial class CoordinatorProcess
 {
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
     /// <summary>
     /// Starts <c>Ferret.Coordinator</c> at <paramref name="url"/> (port 0 picks a free one) with its round log
     /// at <paramref name="databasePath"/>; returns the process and the address it actually listens on.
@@ -35,6 +39,17 @@ internal static partial class CoordinatorProcess
             process.Dispose();
             throw;
         }
+    }
+
+    /// <summary>POSTs JSON to the coordinator's API; a refusal becomes an error carrying the coordinator's answer.</summary>
+    public static async Task<JsonElement> PostAsync(HttpClient http, string path, object body, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        using var response = await http.PostAsJsonAsync(path, body, Json, ct).ConfigureAwait(false);
+        var text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+        if (!response.IsSuccessStatusCode)
+            throw new InvalidOperationException($"POST {path} answered {(int)response.StatusCode}: {text}");
+        return JsonDocument.Parse(text).RootElement.Clone();
     }
 
     [GeneratedRegex(@"Now listening on: (http://\S+)")]

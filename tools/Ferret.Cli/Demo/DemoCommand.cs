@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Headers;
-using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Ferret.Core.Algorithms;
@@ -30,7 +29,6 @@ namespace Ferret.Cli.Demo;
 /// </summary>
 internal static class DemoCommand
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     public static Command Create()
     {
@@ -149,7 +147,7 @@ internal static class DemoCommand
 
             for (int i = 0; i < clientCount; i++)
             {
-                var enrolment = await PostAsync(admin, "api/enrolments", new { label = $"demo edge {i + 1}" }, ct).ConfigureAwait(false);
+                var enrolment = await CoordinatorProcess.PostAsync(admin, "api/enrolments", new { label = $"demo edge {i + 1}" }, ct).ConfigureAwait(false);
                 children.Add(new ChildProcess($"edge-{i + 1}", Deployables.EdgeClient,
                     ["--coordinator", url.ToString(), "--enrolment-token", enrolment.GetProperty("token").GetString()!, "--name", $"edge-{i + 1}",
                      "--token-file", Path.Combine(work, $"edge-{i + 1}.token"), "--experiment", experimentId, "--artifacts", package.Directory,
@@ -222,7 +220,7 @@ internal static class DemoCommand
     private static async Task<string> CreateExperimentAsync(HttpClient admin, string algorithm, string artifact, int rounds, int clients, CancellationToken ct)
     {
         bool firstOrder = algorithm is FederatedAlgorithms.Ferret or FederatedAlgorithms.FedAvg;
-        var created = await PostAsync(admin, "api/experiments", new
+        var created = await CoordinatorProcess.PostAsync(admin, "api/experiments", new
         {
             name = "demo",
             algorithm,
@@ -238,14 +236,6 @@ internal static class DemoCommand
         return created.GetProperty("id").GetString()!;
     }
 
-    private static async Task<JsonElement> PostAsync(HttpClient http, string path, object body, CancellationToken ct)
-    {
-        using var response = await http.PostAsJsonAsync(path, body, Json, ct).ConfigureAwait(false);
-        var text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
-        if (!response.IsSuccessStatusCode)
-            throw new InvalidOperationException($"POST {path} answered {(int)response.StatusCode}: {text}");
-        return JsonDocument.Parse(text).RootElement.Clone();
-    }
 
     private static (double Loss, double RougeL) Evaluate(ArtifactPackage package, float[] parameters, List<InstructionExample> test, ExampleEncoder encoder)
     {
