@@ -119,7 +119,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
         _experimentId = _options.ExperimentId ?? await PickExperimentAsync(ct).ConfigureAwait(false);
         await ConnectAsync(ct).ConfigureAwait(false);
         var join = await JoinAsync(ct).ConfigureAwait(false);
-        Prepare(join, data);
+        await PrepareAsync(join, data, ct).ConfigureAwait(false);
         await CatchUpAsync(ct).ConfigureAwait(false);
         if (join.State is "Completed" or "Stopped")
         {
@@ -133,7 +133,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
             {
                 RoundAssignment a => await TrainAsync(a, ct).ConfigureAwait(false),
                 RoundEvent e => await OnRoundEventAsync(e, ct).ConfigureAwait(false),
-                JoinResult j => j.State is "Completed" or "Stopped",
+                JoinResult rejoined => await OnRejoinedAsync(rejoined, ct).ConfigureAwait(false),
                 _ => false,
             };
             if (ended && _options.ExitWhenDone)
@@ -226,30 +226,23 @@ public sealed class EdgeParticipant : IAsyncDisposable
             runtime = RuntimeInformation.FrameworkDescription,
         });
         var join = await _hub.InvokeAsync<JoinResult>(RoundsProtocol.Join, _experimentId, capabilities, ct).ConfigureAwait(false);
+        // After a reconnect the worker first replays what was missed (and stops if the experiment ended meanwhile).
         if (_descriptor is not null)
-        {
-            // A rejoin after a reconnect: the worker replays what was missed and picks up a waiting assignment.
-            _work.Writer.TryWrite(new RoundEvent { ExperimentId = _experimentId, Round = join.LastCompletedRound, Kind = "rejoined", BaseRound = -1 });
-            if (join.OpenAssignment is { } pending)
-                _work.Writer.TryWrite(pending);
             _work.Writer.TryWrite(join);
-        }
-        else if (join.OpenAssignment is { } pending)
-        {
+        if (join.OpenAssignment is { } pending)
             _work.Writer.TryWrite(pending);
-        }
         return join;
     }
 
-    private void Prepare(JoinResult join, List<InstructionExample> data)
+    private async Task PrepareAsync(JoinResult join, List<InstructionExample> data, CancellationToken ct)
     {
         var descriptor = Wire.Deserialize<ExperimentDescriptor>(join.Descriptor);
         descriptor.Validate();
         if (!File.Exists(Path.Combine(_options.ArtifactsDirectory, ArtifactManifest.FileName)))
         {
             Say($"artifact package not in '{_options.ArtifactsDirectory}'; downloading {descriptor.ArtifactFingerprint[..16]} from the coordinator");
-            _api.DownloadArtifactAsync(descriptor.ArtifactFingerprint, _options.ArtifactsDirectory, new Progress<string>(Say), CancellationToken.None)
-                .GetAwaiter().GetResult();
+            await _api.DownloadArtifactAsync(descriptor.ArtifactFingerprint, _options.ArtifactsDirectory, new Progress<string>(Say), ct)
+                .ConfigureAwait(false);
         }
         var package = ArtifactPackage.Open(_options.ArtifactsDirectory);
         if (package.Manifest.ParametersSha256 != descriptor.ArtifactFingerprint)
@@ -308,14 +301,18 @@ public sealed class EdgeParticipant : IAsyncDisposable
                     await CatchUpAsync(ct).ConfigureAwait(false);
                 }
                 break;
-            case "rejoined":
-                await CatchUpAsync(ct).ConfigureAwait(false);
-                break;
             case RoundEvent.Abandoned:
                 Say($"round {e.Round} abandoned: {e.Detail}");
                 break;
         }
         return e.ExperimentEnded;
+    }
+
+    /// <summary>Back after a reconnect: replays the updates missed meanwhile; true when the experiment ended.</summary>
+    private async Task<bool> OnRejoinedAsync(JoinResult join, CancellationToken ct)
+    {
+        await CatchUpAsync(ct).ConfigureAwait(false);
+        return join.State is "Completed" or "Stopped";
     }
 
     private async Task ReportFingerprintAsync(CancellationToken ct)

@@ -49,3 +49,6 @@ public sealed record ClientRecord(string Id, string Name, DateTimeOffset Enrolle
 
 /// <summary>A fingerprint a participant reported after applying a round's global update.</summary>
 public sealed record FingerprintRecord(string ExperimentId, int Round, string ClientId, string Fingerprint, DateTimeOffset ReportedUtc);
+
+/// <summary>Where an experiment's rounds stand: the open round (if any), the highest round number, the last completed round (0 for none).</summary>
+public sealed record RoundProgress(RoundRecord? Open, int LastRound, int LastCompleted);

@@ -385,6 +385,27 @@ public sealed class RoundLog
         return rd.Read() ? ReadRound(rd) : null;
     }
 
+    /// <summary>
+    /// Where an experiment's rounds stand, in two indexed queries (the round engine asks on every tick): its
+    /// open round if any (without its update), the highest round number, and the last completed round.
+    /// </summary>
+    public RoundProgress GetProgress(string experimentId)
+    {
+        using var c = Open();
+        RoundRecord? open;
+        var cols = RoundColumns.Replace("global_update", "NULL", StringComparison.Ordinal);
+        using (var cmd = Command(c, null, $"SELECT {cols} FROM rounds WHERE experiment_id = $e AND state = $o ORDER BY round DESC LIMIT 1",
+            ("$e", experimentId), ("$o", RoundState.Open.ToString())))
+        using (var rd = cmd.ExecuteReader())
+            open = rd.Read() ? ReadRound(rd) : null;
+        using var stats = Command(c, null,
+            "SELECT COALESCE(MAX(round), 0), COALESCE(MAX(CASE WHEN state = $done THEN round END), 0) FROM rounds WHERE experiment_id = $e",
+            ("$e", experimentId), ("$done", RoundState.Completed.ToString()));
+        using var r = stats.ExecuteReader();
+        r.Read();
+        return new RoundProgress(open, r.GetInt32(0), r.GetInt32(1));
+    }
+
     public IReadOnlyList<RoundRecord> GetRounds(string experimentId, bool includeUpdates = false)
     {
         using var c = Open();

@@ -89,8 +89,9 @@ public sealed partial class RoundEngine : BackgroundService
     /// <summary>One look at one experiment: close its open round if it is done, or open the next one.</summary>
     internal async Task StepAsync(ExperimentRecord experiment, CancellationToken cancellationToken)
     {
-        var rounds = _log.GetRounds(experiment.Id);
-        var open = rounds.FirstOrDefault(r => r.State == RoundState.Open);
+        var progress = _log.GetProgress(experiment.Id);
+        var open = progress.Open;
+        int baseRound = progress.LastCompleted;
         var now = _clock.GetUtcNow();
         if (experiment.State == ExperimentState.Stopped)
         {
@@ -103,7 +104,7 @@ public sealed partial class RoundEngine : BackgroundService
                     ExperimentId = experiment.Id,
                     Round = open.Round,
                     Kind = RoundEvent.Abandoned,
-                    BaseRound = LastCompleted(rounds),
+                    BaseRound = baseRound,
                     ExperimentEnded = true,
                     AtUtc = now,
                     Seconds = (now - open.OpenedUtc).TotalSeconds,
@@ -116,10 +117,10 @@ public sealed partial class RoundEngine : BackgroundService
         {
             var assignments = _log.GetAssignments(experiment.Id, open.Round);
             if (now >= open.DeadlineUtc || assignments.All(a => a.State != AssignmentState.Assigned))
-                await CloseAsync(experiment, open, assignments, LastCompleted(rounds), now, cancellationToken).ConfigureAwait(false);
+                await CloseAsync(experiment, open, assignments, baseRound, now, cancellationToken).ConfigureAwait(false);
             return;
         }
-        int next = rounds.Count == 0 ? 1 : rounds[^1].Round + 1;
+        int next = progress.LastRound + 1;
         if (next > experiment.Rounds)
         {
             _log.SetExperimentState(experiment.Id, ExperimentState.Completed, now);
@@ -138,7 +139,6 @@ public sealed partial class RoundEngine : BackgroundService
         var chosen = Sample(eligible, descriptor, next);
         var deadline = now.AddSeconds(descriptor.RoundDeadlineSeconds);
         _log.OpenRound(experiment.Id, next, now, deadline, chosen);
-        int baseRound = LastCompleted(rounds);
         EngineLog.Opened(_logger, experiment.Id, next, chosen.Count, eligible.Count);
         foreach (var client in chosen)
         {
@@ -247,9 +247,6 @@ public sealed partial class RoundEngine : BackgroundService
 
     private Task BroadcastAsync(RoundEvent e, CancellationToken cancellationToken) =>
         _hub.Clients.Group(RoundsHub.Group(e.ExperimentId)).SendAsync(RoundsProtocol.RoundEvent, e, cancellationToken);
-
-    private static int LastCompleted(IReadOnlyList<RoundRecord> rounds) =>
-        rounds.LastOrDefault(r => r.State == RoundState.Completed)?.Round ?? 0;
 
     private static partial class EngineLog
     {

@@ -68,10 +68,10 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
             log.SetClientCapabilities(client, capabilitiesJson);
         }
         await Groups.AddToGroupAsync(Context.ConnectionId, Group(experimentId)).ConfigureAwait(false);
-        var rounds = log.GetRounds(experimentId);
-        int lastCompleted = rounds.LastOrDefault(r => r.State == RoundState.Completed)?.Round ?? 0;
+        var progress = log.GetProgress(experimentId);
+        int lastCompleted = progress.LastCompleted;
         RoundAssignment? assignment = null;
-        if (rounds.FirstOrDefault(r => r.State == RoundState.Open) is { } open
+        if (progress.Open is { } open
             && log.GetAssignments(experimentId, open.Round).Any(a => a.ClientId == client && a.State == AssignmentState.Assigned))
         {
             assignment = new RoundAssignment { ExperimentId = experimentId, Round = open.Round, BaseRound = lastCompleted, DeadlineUtc = open.DeadlineUtc };
