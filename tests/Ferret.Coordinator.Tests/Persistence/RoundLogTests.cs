@@ -70,6 +70,24 @@ public sealed class RoundLogTests : IDisposable
     }
 
     [Fact]
+    public void Progress_names_the_open_round_the_last_round_and_the_last_completed_one()
+    {
+        var log = NewLog(out _);
+        log.AddExperiment(Experiment());
+        Enrol(log, "a");
+        Assert.Equal(new RoundProgress(null, 0, 0), log.GetProgress("exp-1"));
+        log.OpenRound("exp-1", 1, T0, T0.AddMinutes(5), ["a"]);
+        Assert.Equal((1, 1, 0), (log.GetProgress("exp-1").Open!.Round, log.GetProgress("exp-1").LastRound, log.GetProgress("exp-1").LastCompleted));
+        log.CompleteRound("exp-1", 1, [1, 2, 3], null, null, T0.AddMinutes(1));
+        log.OpenRound("exp-1", 2, T0, T0.AddMinutes(5), ["a"]);
+        log.AbandonRound("exp-1", 2, "nobody answered", T0.AddMinutes(6));
+        var progress = log.GetProgress("exp-1");
+        Assert.Null(progress.Open);
+        Assert.Equal((2, 1), (progress.LastRound, progress.LastCompleted));
+        Assert.Equal(new RoundProgress(null, 0, 0), log.GetProgress("exp-other"));
+    }
+
+    [Fact]
     public void The_experiment_completes_with_its_last_round()
     {
         var log = NewLog(out _);
