@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
 using Ferret.Onnx.Artifacts;
 
@@ -52,6 +53,15 @@ public sealed class CoordinatorApi : IDisposable
         using var response = await _http.GetAsync(new Uri("api/experiments", UriKind.Relative), ct).ConfigureAwait(false);
         await EnsureAsync(response, "listing experiments", ct).ConfigureAwait(false);
         return await response.Content.ReadFromJsonAsync<List<ExperimentSummary>>(Json, ct).ConfigureAwait(false) ?? [];
+    }
+
+    /// <summary>The experiment's descriptor (candidate seeds, blocks, settings, artifact fingerprint).</summary>
+    public async Task<ExperimentDescriptor> DescriptorAsync(string experimentId, CancellationToken ct)
+    {
+        using var response = await _http.GetAsync(new Uri($"api/experiments/{Uri.EscapeDataString(experimentId)}/descriptor", UriKind.Relative), ct)
+            .ConfigureAwait(false);
+        await EnsureAsync(response, $"the descriptor of experiment '{experimentId}'", ct).ConfigureAwait(false);
+        return Wire.Deserialize<ExperimentDescriptor>(await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false));
     }
 
     /// <summary>The completed global updates after a round, in order.</summary>

@@ -95,7 +95,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
             Say("reconnected; joining again");
             try
             {
-                await JoinAsync(CancellationToken.None).ConfigureAwait(false);
+                await JoinAsync(rejoin: true, CancellationToken.None).ConfigureAwait(false);
             }
             catch (Exception e) when (e is HubException || IsConnectionLoss(e, CancellationToken.None))
             {
@@ -117,9 +117,11 @@ public sealed class EdgeParticipant : IAsyncDisposable
         _clientId = await UntilReachableAsync(_api.WhoAmIAsync, ct).ConfigureAwait(false);
         Say($"client {_clientId}");
         _experimentId = _options.ExperimentId ?? await PickExperimentAsync(ct).ConfigureAwait(false);
+        // Ready to train before joining: a device that is still downloading or loading its model is not assigned work.
+        var descriptor = await UntilReachableAsync(c => _api.DescriptorAsync(_experimentId, c), ct).ConfigureAwait(false);
+        await PrepareAsync(descriptor, data, ct).ConfigureAwait(false);
         await ConnectAsync(ct).ConfigureAwait(false);
-        var join = await JoinAsync(ct).ConfigureAwait(false);
-        await PrepareAsync(join, data, ct).ConfigureAwait(false);
+        var join = await JoinAsync(rejoin: false, ct).ConfigureAwait(false);
         await CatchUpAsync(ct).ConfigureAwait(false);
         if (join.State is "Completed" or "Stopped")
         {
@@ -214,7 +216,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
         }
     }
 
-    private async Task<JoinResult> JoinAsync(CancellationToken ct)
+    private async Task<JoinResult> JoinAsync(bool rejoin, CancellationToken ct)
     {
         var capabilities = JsonSerializer.Serialize(new
         {
@@ -227,16 +229,15 @@ public sealed class EdgeParticipant : IAsyncDisposable
         });
         var join = await _hub.InvokeAsync<JoinResult>(RoundsProtocol.Join, _experimentId, capabilities, ct).ConfigureAwait(false);
         // After a reconnect the worker first replays what was missed (and stops if the experiment ended meanwhile).
-        if (_descriptor is not null)
+        if (rejoin)
             _work.Writer.TryWrite(join);
         if (join.OpenAssignment is { } pending)
             _work.Writer.TryWrite(pending);
         return join;
     }
 
-    private async Task PrepareAsync(JoinResult join, List<InstructionExample> data, CancellationToken ct)
+    private async Task PrepareAsync(ExperimentDescriptor descriptor, List<InstructionExample> data, CancellationToken ct)
     {
-        var descriptor = Wire.Deserialize<ExperimentDescriptor>(join.Descriptor);
         descriptor.Validate();
         if (!File.Exists(Path.Combine(_options.ArtifactsDirectory, ArtifactManifest.FileName)))
         {

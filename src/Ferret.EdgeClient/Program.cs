@@ -46,7 +46,8 @@ root.SetAction(async (parse, ct) =>
         await participant.RunAsync(ct);
         return 0;
     }
-    catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException or UnauthorizedAccessException or NotSupportedException or FormatException)
+    catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException or UnauthorizedAccessException or NotSupportedException or FormatException
+        or HttpRequestException { StatusCode: not null })
     {
         Console.Error.WriteLine($"ferret-edge: {e.Message}");
         return 2;

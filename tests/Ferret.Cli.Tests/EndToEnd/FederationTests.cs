@@ -211,8 +211,9 @@ public sealed class FederationTests
         var other = federation.Scratch("other-model");
         Onnx.Export.ModelExporter.Export(new Onnx.Export.ModelSource.FromPreset("tiny-gpt2", 2), other, overwrite: false);
         var otherModel = await federation.StartEdgeAsync(1, id, artifacts: other);
+        var noSuchExperiment = await federation.StartEdgeAsync(2, "exp-nope", data: federation.Shards[0]);
 
-        foreach (var (process, expected) in new[] { (badToken, "refused"), (badData, "broken.jsonl:2"), (otherModel, "starts from") })
+        foreach (var (process, expected) in new[] { (badToken, "refused"), (badData, "broken.jsonl:2"), (otherModel, "starts from"), (noSuchExperiment, "exp-nope") })
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             await process.WaitAsync(timeout.Token);
