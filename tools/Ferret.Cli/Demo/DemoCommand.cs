@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text.Json;
+using Ferret.Cli.Reports;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
 using Ferret.Core.Parameters;
@@ -104,7 +105,7 @@ internal static class DemoCommand
             // 5. Watch live, then start the devices.
             var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var roundEvents = new List<RoundEvent>();
-            var fingerprints = new Dictionary<int, HashSet<string>>();
+            var fingerprints = new Dictionary<int, List<string>>();
             await using var observer = new HubConnectionBuilder()
                 .WithUrl(new Uri(url, RoundsProtocol.Path), o => o.AccessTokenProvider = () => Task.FromResult<string?>(adminKey))
                 .AddMessagePackProtocol()
@@ -246,20 +247,22 @@ internal static class DemoCommand
         return (loss, rouge);
     }
 
-    private static void Summarise(List<RoundEvent> events, Dictionary<int, HashSet<string>> fingerprints, int updates, string fingerprint,
+    private static void Summarise(List<RoundEvent> events, Dictionary<int, List<string>> fingerprints, int updates, string fingerprint,
         (double Loss, double RougeL) before, (double Loss, double RougeL) after, TimeSpan elapsed)
     {
-        var table = new Table().AddColumn("round").AddColumn(new TableColumn("packets").RightAligned()).AddColumn(new TableColumn("mean train loss").RightAligned())
-            .AddColumn(new TableColumn("bytes up / client").RightAligned()).AddColumn(new TableColumn("update bytes").RightAligned())
-            .AddColumn(new TableColumn("latency").RightAligned()).AddColumn("fingerprints");
+        // Narrow headers: the table must fit an 80-column log as well as a terminal.
+        var table = new Table().AddColumn("round").AddColumn(new TableColumn("packets").RightAligned()).AddColumn(new TableColumn("train loss").RightAligned())
+            .AddColumn(new TableColumn("up/client").RightAligned()).AddColumn(new TableColumn("update").RightAligned())
+            .AddColumn(new TableColumn("latency").RightAligned()).AddColumn("models");
         foreach (var e in events.Where(e => e.Kind == RoundEvent.Completed).OrderBy(e => e.Round))
         {
             var reported = fingerprints.GetValueOrDefault(e.Round) ?? [];
-            string agreement = reported.Count == 0 ? "none reported"
-                : reported.Any(f => f.StartsWith("MISMATCH", StringComparison.Ordinal)) ? "[red]MISMATCH[/]" : $"agree ({reported.First()[..12]})";
+            string agreement = reported.Count == 0 ? "unreported"
+                : reported.Any(f => f.StartsWith("MISMATCH", StringComparison.Ordinal)) || reported.Distinct().Count() > 1 ? "[red]MISMATCH[/]"
+                : $"{reported.Count} agree";
             table.AddRow(e.Round.ToString(CultureInfo.InvariantCulture), $"{e.Aggregated}/{e.Assigned}",
-                e.MeanTrainLoss?.ToString("F4", CultureInfo.InvariantCulture) ?? "-", (e.BytesUp / Math.Max(1, e.Aggregated)).ToString("N0", CultureInfo.InvariantCulture),
-                e.BytesDown.ToString("N0", CultureInfo.InvariantCulture), e.Seconds.ToString("F1", CultureInfo.InvariantCulture) + " s", agreement);
+                e.MeanTrainLoss?.ToString("F4", CultureInfo.InvariantCulture) ?? "-", ComparisonReport.Bytes(e.BytesUp / (double)Math.Max(1, e.Aggregated)),
+                ComparisonReport.Bytes(e.BytesDown), e.Seconds.ToString("F1", CultureInfo.InvariantCulture) + " s", agreement);
         }
         AnsiConsole.Write(table);
         var result = new Table().AddColumn("").AddColumn(new TableColumn("before").RightAligned()).AddColumn(new TableColumn("after").RightAligned());
