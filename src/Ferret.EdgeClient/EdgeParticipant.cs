@@ -108,8 +108,6 @@ public sealed class EdgeParticipant : IAsyncDisposable
     /// <summary>The model fingerprint after the last applied round.</summary>
     public string Fingerprint => ModelFingerprint.Compute(_global);
 
-    public int Round => _round;
-
     /// <summary>Runs until the experiment ends (with <see cref="EdgeClientOptions.ExitWhenDone"/>) or cancellation.</summary>
     public async Task RunAsync(CancellationToken ct)
     {

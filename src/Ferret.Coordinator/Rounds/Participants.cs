@@ -30,7 +30,4 @@ public sealed class Participants
 
     public bool IsConnected(string clientId, string experimentId) =>
         _connections.Values.Any(v => v.ClientId == clientId && v.ExperimentId == experimentId);
-
-    /// <summary>Live hub connections (joined or not counted by the caller).</summary>
-    public int Count => _connections.Count;
 }
