@@ -32,6 +32,8 @@ public sealed class ExampleEncoder
     public EncodedExample Encode(InstructionExample example)
     {
         ArgumentNullException.ThrowIfNull(example);
+        if (example.IsPlainText)
+            return EncodePlainText(example.Output);
         var prompt = Tokenizer.Encode(PromptTemplate.Format(example));
         var response = Tokenizer.Encode(example.Output);
         int p = 1 + prompt.Count;
@@ -51,6 +53,18 @@ public sealed class ExampleEncoder
         Array.Fill(labels, (int)TokenBatch.IgnoreIndex, 0, p);
         Array.Copy(ids, p, labels, p, r);
         return new EncodedExample(ids, labels);
+    }
+
+    /// <summary><c>[BOS] text [EOS]</c>, every position a label; longer texts keep their first <see cref="MaxLength"/> tokens.</summary>
+    private EncodedExample EncodePlainText(string text)
+    {
+        var tokens = Tokenizer.Encode(text);
+        int n = Math.Min(tokens.Count + 2, MaxLength);
+        var ids = new int[n];
+        ids[0] = Tokenizer.BosId;
+        for (int i = 1; i < n; i++)
+            ids[i] = i - 1 < tokens.Count ? tokens[i - 1] : Tokenizer.EosId;
+        return new EncodedExample(ids, (int[])ids.Clone());
     }
 
     /// <summary>The prompt alone (BOS + template), for generation.</summary>

@@ -25,6 +25,12 @@ public enum DataFormat
 
     /// <summary>GSM8K: <c>question</c>, <c>answer</c> (JSONL); the exact answer follows <c>####</c>.</summary>
     Gsm8k,
+
+    /// <summary>
+    /// Plain text for pretraining: a <c>text</c> field per record (JSONL, optional <c>category</c>), or a
+    /// <c>.txt</c> file with one document per line; no prompt template, every token trained on.
+    /// </summary>
+    Text,
 }
 
 /// <summary>What to do with a malformed record.</summary>
@@ -60,15 +66,45 @@ public static class InstructionData
         var examples = format switch
         {
             DataFormat.NaturalInstructions => ReadNaturalInstructionsTask(path, malformed, problems),
+            DataFormat.Text when path.EndsWith(".txt", StringComparison.OrdinalIgnoreCase) => ReadTextLines(path),
             _ when path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) => ReadJsonArray(path, format, malformed, problems),
             _ => ReadJsonLines(path, format, malformed, problems),
         };
         return new InstructionDataSet(examples, problems, format);
     }
 
+    /// <summary>
+    /// Writes examples as JSONL, atomically: instructions as Alpaca records with a category field, plain text
+    /// as <c>text</c> records; <see cref="Read"/> reads either back.
+    /// </summary>
+    public static void WriteJsonLines(string path, IEnumerable<InstructionExample> examples)
+    {
+        ArgumentNullException.ThrowIfNull(examples);
+        var tmp = path + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
+        try
+        {
+            using (var writer = new StreamWriter(tmp, false, new System.Text.UTF8Encoding(false)))
+            {
+                foreach (var e in examples)
+                {
+                    writer.WriteLine(e.IsPlainText
+                        ? JsonSerializer.Serialize(new { text = e.Output, category = e.Category })
+                        : JsonSerializer.Serialize(new { instruction = e.Instruction, input = e.Input, output = e.Output, category = e.Category }));
+                }
+            }
+            File.Move(tmp, path, overwrite: true);
+        }
+        finally
+        {
+            File.Delete(tmp);
+        }
+    }
+
     /// <summary>Chooses the format from the extension and the first record's fields.</summary>
     public static DataFormat Detect(string path)
     {
+        if (path.EndsWith(".txt", StringComparison.OrdinalIgnoreCase))
+            return DataFormat.Text;
         JsonElement first;
         using (var reader = new StreamReader(path))
         {
@@ -104,6 +140,8 @@ public static class InstructionData
             return DataFormat.Dolly;
         if (Has("instruction") && Has("output"))
             return DataFormat.Alpaca;
+        if (Has("text"))
+            return DataFormat.Text;
         throw new InvalidDataException($"'{path}': cannot tell the format from the first record's fields; pass the format explicitly.");
     }
 
@@ -189,8 +227,16 @@ public static class InstructionData
         DataFormat.Dolly => new InstructionExample(Field(r, "instruction", true), Field(r, "context", false), Field(r, "response", true),
             FirstOf(Field(r, "category", false), "dolly")),
         DataFormat.Gsm8k => new InstructionExample(Field(r, "question", true), "", Field(r, "answer", true), "gsm8k"),
+        DataFormat.Text => PlainText(Field(r, "text", true), FirstOf(Field(r, "category", false), "text")),
         _ => throw new ArgumentException($"Format {format} has no JSON-record reader."),
     };
+
+    private static InstructionExample PlainText(string text, string category) =>
+        text.Length > 0 ? InstructionExample.PlainText(text, category) : throw new InvalidDataException("field 'text' is empty");
+
+    private static List<InstructionExample> ReadTextLines(string path) =>
+        File.ReadLines(path).Select((line, i) => (line, i)).Where(x => !string.IsNullOrWhiteSpace(x.line))
+            .Select(x => InstructionExample.PlainText(x.line) with { Source = $"{path}:{x.i + 1}" }).ToList();
 
     private static InstructionExample CodeAlpaca(string instruction, string input, string output, string language) =>
         new(instruction, input, output, string.IsNullOrEmpty(language) ? CodeLanguage.Detect(instruction, output) : language.ToLowerInvariant());

@@ -8,4 +8,13 @@ public sealed record InstructionExample(string Instruction, string Input, string
 {
     /// <summary>Where the example came from (file and line), for error messages.</summary>
     public string Source { get; init; } = "";
+
+    /// <summary>
+    /// Plain text (<see cref="Output"/>) for language-model pretraining: no prompt template, every token
+    /// trained on.
+    /// </summary>
+    public bool IsPlainText { get; init; }
+
+    /// <summary>A plain-text document for pretraining.</summary>
+    public static InstructionExample PlainText(string text, string category = "text") => new("", "", text, category) { IsPlainText = true };
 }

@@ -1,6 +1,3 @@
-using System.Text;
-using System.Text.Json;
-
 namespace Ferret.Training.Data;
 
 /// <summary>
@@ -74,22 +71,5 @@ public static class SyntheticTasks
     }
 
     /// <summary>Writes examples as Alpaca JSONL (with a category field), atomically.</summary>
-    public static void WriteJsonLines(string path, IEnumerable<InstructionExample> examples)
-    {
-        ArgumentNullException.ThrowIfNull(examples);
-        var tmp = path + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
-        try
-        {
-            using (var writer = new StreamWriter(tmp, false, new UTF8Encoding(false)))
-            {
-                foreach (var e in examples)
-                    writer.WriteLine(JsonSerializer.Serialize(new { instruction = e.Instruction, input = e.Input, output = e.Output, category = e.Category }));
-            }
-            File.Move(tmp, path, overwrite: true);
-        }
-        finally
-        {
-            File.Delete(tmp);
-        }
-    }
+    public static void WriteJsonLines(string path, IEnumerable<InstructionExample> examples) => InstructionData.WriteJsonLines(path, examples);
 }

@@ -95,4 +95,25 @@ public sealed class InstructionDataTests : IDisposable
         Assert.Contains("cannot tell the format", Assert.Throws<InvalidDataException>(() => InstructionData.Read(Write("odd.jsonl", """{"prompt": "x"}"""))).Message);
         Assert.Throws<FileNotFoundException>(() => InstructionData.Read(Path.Combine(_dir, "missing.jsonl")));
     }
+
+    [Fact]
+    public void Plain_text_for_pretraining_is_read_from_jsonl_or_txt_lines_and_empty_text_is_reported()
+    {
+        var jsonl = Write("corpus.jsonl", """
+            {"text": "abc backwards is cba.", "category": "textbook"}
+            {"text": ""}
+            {"text": "after a comes b."}
+            """);
+        var set = InstructionData.Read(jsonl);
+        Assert.Equal(DataFormat.Text, set.Format);
+        Assert.Equal(2, set.Examples.Count);
+        Assert.All(set.Examples, e => Assert.True(e.IsPlainText, $"{e.Source} should be plain text"));
+        Assert.Equal(("abc backwards is cba.", "textbook", "text"), (set.Examples[0].Output, set.Examples[0].Category, set.Examples[1].Category));
+        Assert.Contains($"{jsonl}:2: field 'text' is empty", Assert.Single(set.Problems));
+
+        var txt = InstructionData.Read(Write("corpus.txt", "first line\n\nsecond line\n"));
+        Assert.Equal(DataFormat.Text, txt.Format);
+        Assert.Equal(["first line", "second line"], txt.Examples.Select(e => e.Output));
+        Assert.EndsWith("corpus.txt:3", txt.Examples[1].Source);
+    }
 }

@@ -31,6 +31,17 @@ public class TokenizerAndEncoderTests
     }
 
     [Fact]
+    public void Plain_text_has_no_template_and_every_token_is_a_label()
+    {
+        var encoder = new ExampleEncoder(Bytes, 512);
+        var e = encoder.Encode(InstructionExample.PlainText("abc"));
+        Assert.Equal([Bytes.BosId, 'a', 'b', 'c', Bytes.EosId], e.Ids);
+        Assert.Equal(e.Ids, e.Labels);
+        var cut = new ExampleEncoder(Bytes, 4).Encode(InstructionExample.PlainText("abcdef"));
+        Assert.Equal([Bytes.BosId, 'a', 'b', 'c'], cut.Ids);
+    }
+
+    [Fact]
     public void Long_examples_keep_the_prompt_start_and_some_response()
     {
         var encoder = new ExampleEncoder(Bytes, 64);

@@ -48,6 +48,89 @@ internal static class DataCommand
             AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(Path.Combine(dir, "train.jsonl"))}[/] and [bold]test.jsonl[/]");
             return 0;
         });
-        return new Command("data", "Instruction data utilities.") { synth };
+        return new Command("data", "Instruction data utilities.") { synth, Corpus(), Skills() };
+    }
+
+    /// <summary><c>ferret data corpus</c>: the demo base model's pretraining corpus.</summary>
+    private static Command Corpus()
+    {
+        var output = new Option<DirectoryInfo>("--out") { Description = "Folder for train.jsonl and test.jsonl (plain text: a text field per line).", Required = true };
+        var documents = new Option<int>("--documents") { Description = "Training documents.", DefaultValueFactory = _ => 20000 };
+        var test = new Option<int>("--test") { Description = "Held-out documents for the eval loss.", DefaultValueFactory = _ => 200 };
+        var seed = new Option<int>("--seed") { Description = "Seed of the documents.", DefaultValueFactory = _ => 1 };
+        var command = new Command("corpus",
+            $"Write the pretraining corpus of the demo's base model: textbook sentences of every word skill ({string.Join(", ", WordSkills.Names)}) and instruction demonstrations of {string.Join(", ", WordSkills.BaseTasks)}; held-out words never appear.")
+        {
+            output, documents, test, seed,
+        };
+        CommandAction.Set(command, parse =>
+        {
+            int n = parse.GetValue(documents), nTest = parse.GetValue(test);
+            if (n < 1 || nTest < 1)
+                throw new ArgumentException("--documents and --test must be positive.");
+            var dir = parse.GetValue(output)!.FullName;
+            Directory.CreateDirectory(dir);
+            int s = parse.GetValue(seed);
+            var train = WordSkills.Corpus(n, s);
+            InstructionData.WriteJsonLines(Path.Combine(dir, "train.jsonl"), train);
+            InstructionData.WriteJsonLines(Path.Combine(dir, "test.jsonl"), WordSkills.Corpus(nTest, s + 1_000_003));
+            var table = new Table().AddColumn("kind").AddColumn(new TableColumn("documents").RightAligned()).AddColumn("example");
+            foreach (var group in train.GroupBy(e => e.Category).OrderBy(g => g.Key, StringComparer.Ordinal))
+                table.AddRow(group.Key, group.Count().ToString(CultureInfo.InvariantCulture), Markup.Escape(Shorten(group.First().Output)));
+            AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(Path.Combine(dir, "train.jsonl"))}[/] ({train.Sum(e => e.Output.Length + 2):N0} tokens with the byte tokenizer) and [bold]test.jsonl[/]");
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary><c>ferret data skills</c>: instruction tasks on training words, held-out prompts on reserved words.</summary>
+    private static Command Skills()
+    {
+        var output = new Option<DirectoryInfo>("--out") { Description = "Folder for train.jsonl and test.jsonl.", Required = true };
+        var train = new Option<int>("--train") { Description = "Training examples.", DefaultValueFactory = _ => 2000 };
+        var test = new Option<int>("--test") { Description = "Held-out examples (on words no training example uses).", DefaultValueFactory = _ => 200 };
+        var tasks = new Option<string>("--tasks") { Description = $"Comma-separated skills: {string.Join(", ", WordSkills.Names)}.", DefaultValueFactory = _ => string.Join(',', WordSkills.TuningTasks) };
+        var seed = new Option<int>("--seed") { Description = "Seed of the examples.", DefaultValueFactory = _ => 1 };
+        var command = new Command("skills", "Write word-skill instruction tasks (Alpaca JSONL, a category per skill); the held-out examples use words reserved for evaluation.")
+        {
+            output, train, test, tasks, seed,
+        };
+        CommandAction.Set(command, parse =>
+        {
+            var names = parse.GetValue(tasks)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(n => n.ToLowerInvariant()).ToList();
+            foreach (var n in names)
+            {
+                if (!WordSkills.Names.Contains(n))
+                    throw new ArgumentException($"--tasks: unknown skill '{n}' (expected {string.Join(", ", WordSkills.Names)}).");
+            }
+            int nTrain = parse.GetValue(train), nTest = parse.GetValue(test);
+            if (nTrain < 1 || nTest < 1)
+                throw new ArgumentException("--train and --test must be positive.");
+            var dir = parse.GetValue(output)!.FullName;
+            Directory.CreateDirectory(dir);
+            int s = parse.GetValue(seed);
+            var trainSet = WordSkills.Training(names, nTrain, s);
+            var testSet = WordSkills.HeldOut(names, nTest, s + 1_000_003);
+            InstructionData.WriteJsonLines(Path.Combine(dir, "train.jsonl"), trainSet);
+            InstructionData.WriteJsonLines(Path.Combine(dir, "test.jsonl"), testSet);
+            var table = new Table().AddColumn("skill").AddColumn(new TableColumn("train").RightAligned()).AddColumn(new TableColumn("test").RightAligned()).AddColumn("example");
+            foreach (var n in names)
+            {
+                var e = trainSet.First(x => x.Category == n);
+                table.AddRow(n, trainSet.Count(x => x.Category == n).ToString(CultureInfo.InvariantCulture), testSet.Count(x => x.Category == n).ToString(CultureInfo.InvariantCulture),
+                    Markup.Escape($"{e.Instruction} {e.Input} -> {e.Output}"));
+            }
+            AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(Path.Combine(dir, "train.jsonl"))}[/] and [bold]test.jsonl[/]");
+            return 0;
+        });
+        return command;
+    }
+
+    private static string Shorten(string text)
+    {
+        var line = text.ReplaceLineEndings(" ");
+        return line.Length <= 60 ? line : line[..57] + "...";
     }
 }

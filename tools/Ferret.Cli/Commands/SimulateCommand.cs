@@ -49,11 +49,19 @@ internal static class SimulateCommand
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var json = new Option<FileInfo?>("--json") { Description = "Write every round of every run to this JSON file." };
-        var report = new Option<DirectoryInfo?>("--report") { Description = "Folder for comparison.md and eval-loss.png (with --compare)." };
+        var report = new Option<DirectoryInfo?>("--report") { Description = "Folder for comparison.md and the plot (with --compare)." };
+        var preset = new Option<string?>("--preset") { Description = "The paper's settings: ni (Natural Instructions) or dolly (Dolly-15K); options given explicitly override them." };
+        preset.AcceptOnlyFromAmong([.. PaperProtocol.All.Select(p => p.Name)]);
+        var targetLoss = new Option<double?>("--target") { Description = "Cost to target: the eval loss each run must reach (default: the highest final eval loss among the runs)." };
+        var targetMetric = new Option<double?>("--target-metric") { Description = "Cost to target: the score (--metric) each run must reach instead of an eval loss." };
+        var metric = new Option<string>("--metric") { Description = "The score --target-metric is set on: rouge-l or exact-match.", DefaultValueFactory = _ => "rouge-l" };
+        metric.AcceptOnlyFromAmong("rouge-l", "exact-match");
+        var plotX = new Option<string>("--plot-x") { Description = "The plot's x-axis: rounds, compute (client seconds) or bytes (up + down).", DefaultValueFactory = _ => "rounds" };
+        plotX.AcceptOnlyFromAmong("rounds", "compute", "bytes");
         var command = new Command("simulate", "Simulate federated fine-tuning with in-process clients driven through the algorithm interface.")
         {
-            algorithm, compare, artifacts, data, format, test, clients, fraction, rounds, partition, alpha, seed, localSteps, microBatches, localLr, serverLr, seeds,
-            epsilon, maxLength, evalExamples, generate, threads, device, json, report,
+            algorithm, compare, artifacts, data, format, test, preset, clients, fraction, rounds, partition, alpha, seed, localSteps, microBatches, localLr, serverLr, seeds,
+            epsilon, maxLength, evalExamples, generate, threads, device, json, report, targetLoss, targetMetric, metric, plotX,
         };
         CommandAction.Set(command, parse =>
         {
@@ -68,10 +76,18 @@ internal static class SimulateCommand
                 if (!FederatedAlgorithms.Names.Contains(a))
                     throw new ArgumentException($"--compare: unknown algorithm '{a}' (expected {string.Join(", ", FederatedAlgorithms.Names)}).");
             }
+            var protocol = parse.GetValue(preset) is { } presetName ? PaperProtocol.Get(presetName) : null;
+            bool Given(Option option) => parse.GetResult(option) is { Implicit: false };
+            if (parse.GetValue(targetLoss) is not null && parse.GetValue(targetMetric) is not null)
+                throw new ArgumentException("--target and --target-metric both set a target; give one.");
+            if (parse.GetValue(targetLoss) is double tl && !double.IsFinite(tl))
+                throw new ArgumentException($"--target {tl} is not a finite eval loss.");
+            if (parse.GetValue(targetMetric) is double tm && !(tm is >= 0 and <= 1))
+                throw new ArgumentException($"--target-metric {tm} lies outside [0, 1].");
             var results = new List<SimulationResult>();
             foreach (var a in algorithms)
             {
-                var settings = FederatedAlgorithms.ReferenceSettings(a);
+                var settings = protocol?.Settings(a) ?? FederatedAlgorithms.ReferenceSettings(a);
                 if (Setting(parse.GetValue(localSteps), a, "--local-steps") is double t)
                     settings.LocalSteps = (int)t;
                 if (Setting(parse.GetValue(microBatches), a, "--micro-batches") is double mb)
@@ -89,18 +105,18 @@ internal static class SimulateCommand
                 {
                     Algorithm = a,
                     Settings = settings,
-                    Clients = parse.GetValue(clients),
-                    Fraction = parse.GetValue(fraction),
-                    Rounds = parse.GetValue(rounds),
+                    Clients = protocol is not null && !Given(clients) ? protocol.ClientsFor(trainSet) : parse.GetValue(clients),
+                    Fraction = protocol is not null && !Given(fraction) ? protocol.Fraction : parse.GetValue(fraction),
+                    Rounds = protocol is not null && !Given(rounds) ? protocol.Rounds(a) : parse.GetValue(rounds),
                     Seed = parse.GetValue(seed),
-                    Partition = parse.GetValue(partition) switch { "dirichlet" => PartitionScheme.Dirichlet, "category" => PartitionScheme.ByCategory, _ => PartitionScheme.Iid },
-                    DirichletAlpha = parse.GetValue(alpha),
+                    Partition = protocol is not null && !Given(partition) ? protocol.Partition : parse.GetValue(partition) switch { "dirichlet" => PartitionScheme.Dirichlet, "category" => PartitionScheme.ByCategory, _ => PartitionScheme.Iid },
+                    DirichletAlpha = protocol is not null && !Given(alpha) ? protocol.DirichletAlpha : parse.GetValue(alpha),
                     MaxLength = parse.GetValue(maxLength),
                     EvalExamples = parse.GetValue(evalExamples),
                     GenerateExamples = parse.GetValue(generate),
                     Session = new SessionSettings { IntraOpThreads = parse.GetValue(threads), Device = ExecutionDevice.Parse(parse.GetValue(device)!) },
                 };
-                AnsiConsole.MarkupLine($"[bold]{a}[/]: {options.Clients} clients, {options.Fraction:P0} per round, {options.Rounds} rounds, T = {settings.LocalSteps}, eta = {settings.LocalLearningRate}");
+                AnsiConsole.MarkupLine($"[bold]{a}[/]{(protocol is null ? "" : $" ({protocol.Name})")}: {options.Clients} clients, {options.Fraction:P0} per round, {options.Rounds} rounds, T = {settings.LocalSteps}, eta = {settings.LocalLearningRate}");
                 results.Add(Simulator.Run(package, trainSet, testSet, options, tokenizer, r => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"  round {r.Round,3}: eval loss {r.EvalLoss:F4}  Rouge-L {r.RougeL:F3}  train loss {r.TrainLoss:F3}  up {ComparisonReport.Bytes(r.BytesUpPerClient)}/client  down {ComparisonReport.Bytes(r.BytesDownPerClient)}  compute {r.ClientComputeSeconds:F2} s/client  {r.WallSeconds:F1} s"))));
             }
@@ -110,15 +126,20 @@ internal static class SimulateCommand
                 File.WriteAllText(tmp, JsonSerializer.Serialize(results.Select(r => new { algorithm = r.Algorithm, fingerprint = r.FinalFingerprint, settings = r.Options.Settings, rounds = r.Rounds }), JsonOptions));
                 File.Move(tmp, jsonFile.FullName, overwrite: true);
             }
-            var markdown = ComparisonReport.Markdown(results);
+            var target = parse.GetValue(targetMetric) is double goal
+                ? new Target(parse.GetValue(metric) == "exact-match" ? TargetMeasure.ExactMatch : TargetMeasure.RougeL, goal)
+                : parse.GetValue(targetLoss) is double loss ? new Target(TargetMeasure.EvalLoss, loss) : TargetCost.DefaultTarget(results);
+            var markdown = ComparisonReport.Markdown(results) + Environment.NewLine + ComparisonReport.CostMarkdown(results, target);
             Console.WriteLine();
             Console.WriteLine(markdown);
             if (parse.GetValue(report) is { } dir)
             {
+                var axis = Enum.Parse<PlotAxis>(parse.GetValue(plotX)!, ignoreCase: true);
+                string plotName = $"{(target.Measure == TargetMeasure.EvalLoss ? "eval-loss" : target.Measure == TargetMeasure.RougeL ? "rouge-l" : "exact-match")}-by-{parse.GetValue(plotX)}.png";
                 Directory.CreateDirectory(dir.FullName);
                 File.WriteAllText(Path.Combine(dir.FullName, "comparison.md"), markdown);
-                ComparisonReport.Plot(results, Path.Combine(dir.FullName, "eval-loss.png"));
-                AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(Path.Combine(dir.FullName, "comparison.md"))}[/] and [bold]eval-loss.png[/]");
+                ComparisonReport.Plot(results, Path.Combine(dir.FullName, plotName), axis, target);
+                AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(Path.Combine(dir.FullName, "comparison.md"))}[/] and [bold]{plotName}[/]");
             }
             return 0;
         });
@@ -148,7 +169,7 @@ internal static class SimulateCommand
 
     /// <summary>The <c>--format</c> option shared by the commands that read instruction data.</summary>
     internal static Option<DataFormat> FormatOption() =>
-        new("--format") { Description = "Data format: Auto (from the file), Alpaca, CodeAlpaca (category = programming language), Dolly, NaturalInstructions, Gsm8k.", DefaultValueFactory = _ => DataFormat.Auto };
+        new("--format") { Description = "Data format: Auto (from the file), Alpaca, CodeAlpaca (category = programming language), Dolly, NaturalInstructions, Gsm8k, Text (plain text for pretraining: a text field per JSONL record, or one document per line of a .txt file).", DefaultValueFactory = _ => DataFormat.Auto };
 
     internal static (List<InstructionExample> Train, List<InstructionExample> Test) LoadData(string data, string? test, int seed, DataFormat format = DataFormat.Auto)
     {

@@ -23,10 +23,11 @@ using Spectre.Console;
 namespace Ferret.Cli.Demo;
 
 /// <summary>
-/// <c>ferret demo</c>: the whole product on one machine. Exports the tiny-llama preset if missing, writes
-/// synthetic instruction data, starts a coordinator on loopback with its SQLite round log in a temporary
-/// folder, starts edge clients as separate processes on their own shards of the data, watches the rounds
-/// live as an observer, and prints the eval loss and Rouge-L of the model before and after.
+/// <c>ferret demo</c>: the whole product on one machine. Exports the project's pretrained base model if missing,
+/// writes instruction tasks the base was never shown (one shard per client) and held-out prompts on words no
+/// client has, starts a coordinator on loopback with its SQLite round log in a temporary folder, starts edge
+/// clients as separate processes on their shards, watches the rounds live as an observer, and prints the
+/// held-out score, eval loss and a few held-out prompts answered before and after.
 /// </summary>
 internal static class DemoCommand
 {
@@ -34,22 +35,23 @@ internal static class DemoCommand
     public static Command Create()
     {
         var clients = new Option<int>("--clients") { Description = "Edge-client processes.", DefaultValueFactory = _ => 4 };
-        var rounds = new Option<int>("--rounds") { Description = "Ferret rounds.", DefaultValueFactory = _ => 5 };
-        var artifacts = new Option<DirectoryInfo>("--artifacts") { Description = "Folder of artifact packages; tiny-llama is exported into it when missing.", DefaultValueFactory = _ => new DirectoryInfo("artifacts") };
+        var rounds = new Option<int>("--rounds") { Description = "Rounds.", DefaultValueFactory = _ => DemoSettings.Rounds };
+        var artifacts = new Option<DirectoryInfo>("--artifacts") { Description = $"Folder of artifact packages; the pretrained base ({DemoBase.Name}) is exported into it when missing.", DefaultValueFactory = _ => new DirectoryInfo("artifacts") };
+        var json = new Option<FileInfo?>("--json") { Description = "Write the summary (scores before and after, per-round packets, bytes and latency) to this JSON file." };
         var keep = new Option<bool>("--keep") { Description = "Keep the temporary folder (round log, data, process logs)." };
         var algorithm = new Option<string>("--algorithm") { Description = "ferret, or a baseline: fedavg, fedkseed, fedzo.", DefaultValueFactory = _ => FederatedAlgorithms.Ferret };
         algorithm.AcceptOnlyFromAmong([.. FederatedAlgorithms.Names]);
         var timeout = new Option<int>("--timeout") { Description = "Give up after this many seconds.", DefaultValueFactory = _ => 900 };
-        var command = new Command("demo", "Run a coordinator and edge-client processes on loopback: five Ferret (or baseline) rounds on tiny-llama with synthetic tasks.")
+        var command = new Command("demo", "Run a coordinator and edge-client processes on loopback: Ferret (or a baseline) teaches a small pretrained model new instructions; held-out prompts scored before and after.")
         {
-            clients, rounds, algorithm, artifacts, keep, timeout,
+            clients, rounds, algorithm, artifacts, json, keep, timeout,
         };
         CommandAction.SetAsync(command, async (parse, ct) =>
         {
             try
             {
                 return await RunAsync(parse.GetValue(algorithm)!, parse.GetValue(clients), parse.GetValue(rounds), parse.GetValue(artifacts)!.FullName,
-                    parse.GetValue(keep), parse.GetValue(timeout), ct).ConfigureAwait(false);
+                    parse.GetValue(json)?.FullName, parse.GetValue(keep), parse.GetValue(timeout), ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is InvalidOperationException or HttpRequestException or TimeoutException)
             {
@@ -60,7 +62,7 @@ internal static class DemoCommand
         return command;
     }
 
-    private static async Task<int> RunAsync(string algorithmName, int clientCount, int roundCount, string artifactsRoot, bool keep, int timeoutSeconds, CancellationToken cancel)
+    private static async Task<int> RunAsync(string algorithmName, int clientCount, int roundCount, string artifactsRoot, string? jsonPath, bool keep, int timeoutSeconds, CancellationToken cancel)
     {
         if (clientCount is < 1 or > 32)
             throw new ArgumentException($"--clients {clientCount} is outside 1..32.");
@@ -76,8 +78,9 @@ internal static class DemoCommand
         try
         {
             // 1. The model and the data.
-            var package = EnsurePreset(artifactsRoot, "tiny-llama");
-            var (shards, testSet) = WriteData(work, clientCount);
+            var package = DemoBase.Ensure(artifactsRoot);
+            var data = DemoTasks.Write(work, clientCount);
+            var shards = data.Shards;
 
             // 2. The coordinator, on a free loopback port, its round log in the temporary folder.
             string adminKey = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
@@ -91,7 +94,9 @@ internal static class DemoCommand
             admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
             var experimentId = await CreateExperimentAsync(admin, algorithmName, Path.GetFileName(package.Directory), roundCount, clientCount, ct).ConfigureAwait(false);
             var descriptor = Wire.Deserialize<ExperimentDescriptor>(await admin.GetByteArrayAsync(new Uri($"api/experiments/{experimentId}/descriptor", UriKind.Relative), ct).ConfigureAwait(false));
-            AnsiConsole.MarkupLine($"experiment [bold]{experimentId}[/]: {algorithmName}, K = {descriptor.Settings.CandidateSeeds}, {roundCount} rounds, {clientCount} clients, T = {descriptor.Settings.LocalSteps}");
+            AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
+                $"experiment [bold]{experimentId}[/]: {algorithmName}, {roundCount} rounds, {clientCount} clients, T = {descriptor.Settings.LocalSteps} x {descriptor.Settings.MicroBatches}, eta = {descriptor.Settings.LocalLearningRate}{(algorithmName == FederatedAlgorithms.Ferret ? $", K = {descriptor.Settings.CandidateSeeds}, slr = {descriptor.Settings.ServerLearningRate}" : "")}"));
+            AnsiConsole.MarkupLine($"tasks: {string.Join(", ", WordSkills.TuningTasks)} (instructions the base never saw), {DemoTasks.TrainingExamples} examples over the clients; {data.HeldOut.Count} held-out prompts on words no client has");
             AnsiConsole.MarkupLine($"watch it: hub [bold]{new Uri(url, RoundsProtocol.Path)}[/] (Subscribe(\"{experimentId}\")), status [bold]{new Uri(url, $"api/experiments/{experimentId}")}[/] (bearer: the admin key in {Markup.Escape(Path.Combine(work, "admin-key.txt"))})");
             await File.WriteAllTextAsync(Path.Combine(work, "admin-key.txt"), adminKey, ct).ConfigureAwait(false);
 
@@ -99,8 +104,8 @@ internal static class DemoCommand
             var tokenizer = Tokenizers.FromPackage(package);
             var encoder = new ExampleEncoder(tokenizer, 320);
             var initial = package.LoadParameters();
-            var before = Evaluate(package, initial, testSet, encoder);
-            AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture, $"before: eval loss [bold]{before.Loss:F4}[/], Rouge-L {before.RougeL:F3}"));
+            var before = DemoEvaluation.Score(package, initial, data.HeldOut, encoder);
+            AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture, $"before: exact match [bold]{before.ExactMatch:F3}[/] on {data.HeldOut.Count} held-out prompts, eval loss {before.EvalLoss:F4}"));
 
             // 5. Watch live, then start the devices.
             var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -171,11 +176,16 @@ internal static class DemoCommand
             foreach (var u in updates)
                 algorithm.Apply(u, tuned);
             string fingerprint = ModelFingerprint.Compute(tuned);
-            var after = Evaluate(package, tuned, testSet, encoder);
+            var after = DemoEvaluation.Score(package, tuned, data.HeldOut, encoder);
             foreach (var edge in children.Skip(1))
                 await edge.WaitAsync(ct).WaitAsync(TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
 
-            Summarise(roundEvents, fingerprints, updates.Length, fingerprint, before, after, total.Elapsed);
+            var summary = DemoReport.Summarise(algorithmName, clientCount, roundEvents, fingerprints, updates.Length, fingerprint, data.HeldOut, before, after, total.Elapsed);
+            if (jsonPath is not null)
+            {
+                summary.Write(jsonPath);
+                AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(jsonPath)}[/]");
+            }
             var failed = children.Skip(1).Where(c => c.ExitCode != 0).Select(c => c.Name).ToList();
             if (failed.Count > 0)
                 throw new InvalidOperationException($"edge clients {string.Join(", ", failed)} did not exit cleanly; see their logs in {work}.");
@@ -193,34 +203,10 @@ internal static class DemoCommand
         }
     }
 
-    private static ArtifactPackage EnsurePreset(string artifactsRoot, string preset)
-    {
-        var dir = Path.Combine(artifactsRoot, preset);
-        if (File.Exists(Path.Combine(dir, ArtifactManifest.FileName)))
-            return ArtifactPackage.Open(dir);
-        AnsiConsole.MarkupLine($"exporting the [bold]{preset}[/] preset to {Markup.Escape(dir)}");
-        return ModelExporter.Export(new ModelSource.FromPreset(preset, 1), dir, overwrite: false);
-    }
-
-    /// <summary>Synthetic tasks: an IID shard per client as Alpaca JSONL, plus a held-out set.</summary>
-    private static (string[] Shards, List<InstructionExample> Test) WriteData(string work, int clients)
-    {
-        var train = SyntheticTasks.Sample(SyntheticTasks.Names, 2000, 1);
-        var test = SyntheticTasks.Sample(SyntheticTasks.Names, 200, 1_000_004);
-        var parts = Partitioner.Partition(train, clients, PartitionScheme.Iid, 1);
-        var shards = new string[clients];
-        for (int i = 0; i < clients; i++)
-        {
-            shards[i] = Path.Combine(work, $"edge-{i + 1}.jsonl");
-            SyntheticTasks.WriteJsonLines(shards[i], parts[i].Select(j => train[j]));
-        }
-        return (shards, test);
-    }
-
-    /// <summary>The README's comparison settings: first-order methods at eta 0.05 (Ferret's slr 3), zeroth-order ones at 2e-5.</summary>
+    /// <summary>The demo's settings for the algorithm (<see cref="DemoSettings"/>).</summary>
     private static async Task<string> CreateExperimentAsync(HttpClient admin, string algorithm, string artifact, int rounds, int clients, CancellationToken ct)
     {
-        bool firstOrder = algorithm is FederatedAlgorithms.Ferret or FederatedAlgorithms.FedAvg;
+        var settings = DemoSettings.For(algorithm);
         var created = await CoordinatorProcess.PostAsync(admin, "api/experiments", new
         {
             name = "demo",
@@ -229,47 +215,15 @@ internal static class DemoCommand
             rounds,
             fraction = 1.0,
             experimentSeed = 42UL,
-            localLearningRate = firstOrder ? 0.05 : 2e-5,
-            serverLearningRate = algorithm == FederatedAlgorithms.Ferret ? 3.0 : (double?)null,
+            localSteps = settings.LocalSteps,
+            microBatches = settings.MicroBatches,
+            localLearningRate = settings.LocalLearningRate,
+            candidateSeeds = settings.CandidateSeeds,
+            serverLearningRate = settings.ServerLearningRate,
             minClients = clients,
             roundDeadlineSeconds = 180,
         }, ct).ConfigureAwait(false);
         return created.GetProperty("id").GetString()!;
-    }
-
-
-    private static (double Loss, double RougeL) Evaluate(ArtifactPackage package, float[] parameters, List<InstructionExample> test, ExampleEncoder encoder)
-    {
-        var session = new SessionSettings { IntraOpThreads = 0 };
-        using var trainer = new OnnxTrainer(package.Layout, package.TrainGraphPath, package.EvalGraphPath, session);
-        using var generator = new GreedyGenerator(package.Layout, package.LogitsGraphPath, new float[parameters.Length], package.Manifest.Tokenizer.VocabSize, session);
-        var (loss, rouge, _) = Simulator.Evaluate(trainer, generator, parameters, test.Take(64).Select(encoder.Encode).ToList(), test.Take(16).ToList(), encoder);
-        return (loss, rouge);
-    }
-
-    private static void Summarise(List<RoundEvent> events, Dictionary<int, List<string>> fingerprints, int updates, string fingerprint,
-        (double Loss, double RougeL) before, (double Loss, double RougeL) after, TimeSpan elapsed)
-    {
-        // Narrow headers: the table must fit an 80-column log as well as a terminal.
-        var table = new Table().AddColumn("round").AddColumn(new TableColumn("packets").RightAligned()).AddColumn(new TableColumn("train loss").RightAligned())
-            .AddColumn(new TableColumn("up/client").RightAligned()).AddColumn(new TableColumn("update").RightAligned())
-            .AddColumn(new TableColumn("latency").RightAligned()).AddColumn("models");
-        foreach (var e in events.Where(e => e.Kind == RoundEvent.Completed).OrderBy(e => e.Round))
-        {
-            var reported = fingerprints.GetValueOrDefault(e.Round) ?? [];
-            string agreement = reported.Count == 0 ? "unreported"
-                : reported.Any(f => f.StartsWith("MISMATCH", StringComparison.Ordinal)) || reported.Distinct().Count() > 1 ? "[red]MISMATCH[/]"
-                : $"{reported.Count} agree";
-            table.AddRow(e.Round.ToString(CultureInfo.InvariantCulture), $"{e.Aggregated}/{e.Assigned}",
-                e.MeanTrainLoss?.ToString("F4", CultureInfo.InvariantCulture) ?? "-", ComparisonReport.Bytes(e.BytesUp / (double)Math.Max(1, e.Aggregated)),
-                ComparisonReport.Bytes(e.BytesDown), e.Seconds.ToString("F1", CultureInfo.InvariantCulture) + " s", agreement);
-        }
-        AnsiConsole.Write(table);
-        var result = new Table().AddColumn("").AddColumn(new TableColumn("before").RightAligned()).AddColumn(new TableColumn("after").RightAligned());
-        result.AddRow("eval loss", before.Loss.ToString("F4", CultureInfo.InvariantCulture), after.Loss.ToString("F4", CultureInfo.InvariantCulture));
-        result.AddRow("Rouge-L", before.RougeL.ToString("F3", CultureInfo.InvariantCulture), after.RougeL.ToString("F3", CultureInfo.InvariantCulture));
-        AnsiConsole.Write(result);
-        AnsiConsole.MarkupLine($"{updates} global updates in the round log; model fingerprint {fingerprint[..16]}; {elapsed.TotalSeconds:F0} s in all");
     }
 
     private static void Live(string markup) => AnsiConsole.MarkupLine($"[grey]{DateTime.Now:HH:mm:ss}[/] {markup}");

@@ -10,19 +10,28 @@ internal static class Deployables
 
     public static string EdgeClient => Locate("Ferret.EdgeClient", "ferret-edge.dll");
 
+    /// <summary>The clone the CLI was built in: the first folder above its assembly that holds Ferret.sln.</summary>
+    public static string RepositoryRoot
+    {
+        get
+        {
+            var repo = new DirectoryInfo(AppContext.BaseDirectory);
+            while (repo is not null && !File.Exists(Path.Combine(repo.FullName, "Ferret.sln")))
+                repo = repo.Parent;
+            return repo?.FullName
+                ?? throw new FileNotFoundException($"Cannot find the Ferret.NET repository above '{AppContext.BaseDirectory}'; run the demo from a clone (dotnet run --project tools/Ferret.Cli -- demo).");
+        }
+    }
+
     private static string Locate(string project, string assembly)
     {
         var baseDir = new DirectoryInfo(AppContext.BaseDirectory);
-        // tools/Ferret.Cli/bin/<Configuration>/<tfm>/ -> the repository root is four levels up.
+        // tools/Ferret.Cli/bin/<Configuration>/<tfm>/: the configuration and framework the CLI was built for.
         string tfm = baseDir.Name, configuration = baseDir.Parent?.Name ?? "Release";
-        var repo = baseDir;
-        while (repo is not null && !File.Exists(Path.Combine(repo.FullName, "Ferret.sln")))
-            repo = repo.Parent;
-        if (repo is null)
-            throw new FileNotFoundException($"Cannot find the Ferret.NET repository above '{AppContext.BaseDirectory}' to locate {assembly}; run the demo from a clone (dotnet run --project tools/Ferret.Cli -- demo).");
+        var repo = RepositoryRoot;
         foreach (var config in new[] { configuration, "Release", "Debug" }.Distinct())
         {
-            var path = Path.Combine(repo.FullName, "src", project, "bin", config, tfm, assembly);
+            var path = Path.Combine(repo, "src", project, "bin", config, tfm, assembly);
             if (File.Exists(path))
                 return path;
         }

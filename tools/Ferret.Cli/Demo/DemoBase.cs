@@ -1,0 +1,61 @@
+using Ferret.Onnx.Artifacts;
+using Ferret.Onnx.Export;
+using Spectre.Console;
+
+namespace Ferret.Cli.Demo;
+
+/// <summary>
+/// The demo's base model: a small LLaMA this project pretrained itself (the recipe is in models/README.md),
+/// committed as a Hugging Face folder (config.json, model.safetensors). The demo exports it once into the
+/// artifacts folder as an artifact package and reuses that package while its parameters match the committed ones.
+/// </summary>
+internal static class DemoBase
+{
+    public const string Name = "ferret-demo-base";
+
+    /// <summary>The committed Hugging Face folder, found in the clone the CLI runs from.</summary>
+    public static string HuggingFaceFolder
+    {
+        get
+        {
+            var folder = Path.Combine(Deployables.RepositoryRoot, "models", Name);
+            return File.Exists(Path.Combine(folder, "config.json"))
+                ? folder
+                : throw new FileNotFoundException($"The demo's base model is missing: '{folder}' holds no config.json. It is part of the repository (git checkout models/{Name}).");
+        }
+    }
+
+    /// <summary>The base as an artifact package in <paramref name="artifactsRoot"/>, exported from the committed folder when missing or stale.</summary>
+    public static ArtifactPackage Ensure(string artifactsRoot)
+    {
+        var source = HuggingFaceFolder;
+        var dir = Path.Combine(artifactsRoot, Name);
+        if (File.Exists(Path.Combine(dir, ArtifactManifest.FileName)))
+        {
+            var existing = ArtifactPackage.Open(dir);
+            if (IsExportOf(existing, source))
+                return existing;
+            AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(dir)} holds another model; exporting the committed base again[/]");
+        }
+        AnsiConsole.MarkupLine($"exporting the pretrained base [bold]{Name}[/] from {Markup.Escape(source)} to {Markup.Escape(dir)}");
+        return ModelExporter.Export(new ModelSource.FromHuggingFace(source, ByteTokenizer: true), dir, overwrite: true);
+    }
+
+    /// <summary>Whether a package's parameters are the committed weights (same count, same bits).</summary>
+    private static bool IsExportOf(ArtifactPackage package, string huggingFaceFolder)
+    {
+        using var checkpoint = Ferret.Onnx.Checkpoints.HfCheckpoint.Open(huggingFaceFolder);
+        var parameters = package.LoadParameters();
+        var buffer = new float[package.Layout.Tensors.Max(t => t.Length)];
+        foreach (var t in package.Layout.Tensors)
+        {
+            if (!checkpoint.Contains(t.Name) || checkpoint.GetInfo(t.Name).Count != t.Length)
+                return false;
+            var span = buffer.AsSpan(0, (int)t.Length);
+            checkpoint.ReadFloat32(t.Name, span);
+            if (!span.SequenceEqual(parameters.AsSpan((int)t.Offset, (int)t.Length)))
+                return false;
+        }
+        return true;
+    }
+}
