@@ -28,6 +28,9 @@ public sealed record TrainingOptions
 
     public int EvalEvery { get; init; } = 50;
 
+    /// <summary>Steps between checkpoints handed to the caller (0: none; the final parameters are returned anyway).</summary>
+    public int CheckpointEvery { get; init; }
+
     public int EvalExamples { get; init; } = 64;
 
     public int Seed { get; init; } = 1;
@@ -45,7 +48,7 @@ public sealed record TrainingProgress(int Step, double TrainLoss, double? EvalLo
 public static class CentralizedTraining
 {
     public static float[] Run(ArtifactPackage package, IReadOnlyList<EncodedExample> train, IReadOnlyList<EncodedExample> test, ExampleEncoder encoder,
-        TrainingOptions options, Action<TrainingProgress>? onProgress = null, CancellationToken cancellationToken = default)
+        TrainingOptions options, Action<TrainingProgress>? onProgress = null, Action<int, float[]>? onCheckpoint = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(package);
         ArgumentNullException.ThrowIfNull(train);
@@ -108,6 +111,8 @@ public static class CentralizedTraining
                 lossSum = 0;
                 since = 0;
             }
+            if (options.CheckpointEvery > 0 && step % options.CheckpointEvery == 0 && step < options.Steps)
+                onCheckpoint?.Invoke(step, trainer.Parameters);
         }
         return (float[])trainer.Parameters.Clone();
     }

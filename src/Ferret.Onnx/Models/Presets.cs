@@ -17,6 +17,7 @@ public static class Presets
     public static IReadOnlyList<Preset> All { get; } =
     [
         new("tiny-llama", "LLaMA, 3.0 M parameters: hidden 256, 4 layers, 8 heads (4 key-value), byte tokenizer", Llama(256, 688, 4, 8, 4, ByteVocabulary)),
+        new("mini-llama", "LLaMA, 0.8 M parameters: hidden 128, 4 layers, 4 heads (2 key-value), byte tokenizer; the demo's base model is this shape, pretrained", Llama(128, 344, 4, 4, 2, ByteVocabulary)),
         new("small-llama", "LLaMA, 23.5 M parameters: hidden 512, 8 layers, 8 heads (4 key-value), byte tokenizer", Llama(512, 1376, 8, 8, 4, ByteVocabulary)),
         new("bench-llama", "LLaMA of the training-speed anchor: hidden 256, intermediate 688, 4 layers, 8 heads, 4 key-value heads, vocabulary 4096", Llama(256, 688, 4, 8, 4, 4096)),
         new("tiny-gpt2", "GPT-2, 0.9 M parameters: 128 wide, 4 layers, 4 heads, byte tokenizer", new ModelConfig

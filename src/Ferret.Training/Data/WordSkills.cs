@@ -3,33 +3,33 @@ using System.Text;
 
 namespace Ferret.Training.Data;
 
+/// <summary>The language an instruction is written in.</summary>
+public enum InstructionLanguage
+{
+    /// <summary>The language the demo's base model was pretrained to follow.</summary>
+    English,
+
+    /// <summary>A language the base never saw an instruction in; federated tuning teaches it.</summary>
+    German,
+}
+
 /// <summary>
-/// The demo's curriculum: small skills on random lower-case words (reverse, first and last letter, doubled
-/// letters, length, copy), each written two ways. A <em>textbook</em> sentence ("abc backwards is
-/// cba.") is what a pretraining corpus holds, the stand-in for what a real base model learned from the web; an
-/// <em>instruction</em> in the Alpaca template ("Reverse the word." with input "abc") is what instruction tuning
-/// teaches. The base model is pretrained on the textbook sentences of every skill plus instruction
-/// demonstrations of a few <see cref="BaseTasks"/>; federated tuning then teaches the <see cref="TuningTasks"/>,
-/// instructions the base was never shown. Words are split for good: a fixed share of all words
-/// (<see cref="IsHeldOut"/>) never appears in the corpus or in any client's data and is kept for evaluation.
+/// The demo's curriculum: small skills on random lower-case words (copy, first letter, last letter, length).
+/// The pretraining corpus (<see cref="Corpus"/>) holds repeated words, textbook sentences ("the last letter of
+/// abc is c.") and instructions in English in the Alpaca template: the stand-in for what a real base model
+/// learned before anyone tuned it. Federated instruction tuning then teaches instructions in German, which the
+/// base never saw. Words are split for good: a fixed share of all words (<see cref="IsHeldOut"/>) never appears
+/// in the corpus or in any client's data and is kept for evaluation.
 /// </summary>
 public static class WordSkills
 {
-    public const string Reverse = "reverse";
+    public const string Copy = "copy";
     public const string FirstLetter = "first-letter";
     public const string LastLetter = "last-letter";
-    public const string DoubleLetters = "double";
     public const string Length = "length";
-    public const string Copy = "copy";
 
     /// <summary>Every skill, each its own category.</summary>
-    public static IReadOnlyList<string> Names { get; } = [Reverse, FirstLetter, LastLetter, DoubleLetters, Length, Copy];
-
-    /// <summary>Skills the base model sees as instructions during pretraining.</summary>
-    public static IReadOnlyList<string> BaseTasks { get; } = [Copy, FirstLetter, Length];
-
-    /// <summary>Skills the base knows only from textbook sentences; federated tuning teaches them as instructions.</summary>
-    public static IReadOnlyList<string> TuningTasks { get; } = [Reverse, LastLetter, DoubleLetters];
+    public static IReadOnlyList<string> Names { get; } = [Copy, FirstLetter, LastLetter, Length];
 
     /// <summary>One word in this many (by a fixed hash) is reserved for evaluation.</summary>
     public const int HeldOutShare = 8;
@@ -47,14 +47,16 @@ public static class WordSkills
         return h % HeldOutShare == 0;
     }
 
-    public static string Instruction(string skill) => skill switch
+    public static string Instruction(string skill, InstructionLanguage language) => (skill, language) switch
     {
-        Reverse => "Reverse the word.",
-        FirstLetter => "What is the first letter of the word?",
-        LastLetter => "What is the last letter of the word?",
-        DoubleLetters => "DoubleLetters every letter of the word.",
-        Length => "How many letters does the word have?",
-        Copy => "Repeat the word exactly.",
+        (Copy, InstructionLanguage.English) => "Repeat the word exactly.",
+        (FirstLetter, InstructionLanguage.English) => "What is the first letter of the word?",
+        (LastLetter, InstructionLanguage.English) => "What is the last letter of the word?",
+        (Length, InstructionLanguage.English) => "How many letters does the word have?",
+        (Copy, InstructionLanguage.German) => "Wiederhole das Wort genau.",
+        (FirstLetter, InstructionLanguage.German) => "Wie lautet der erste Buchstabe des Wortes?",
+        (LastLetter, InstructionLanguage.German) => "Wie lautet der letzte Buchstabe des Wortes?",
+        (Length, InstructionLanguage.German) => "Wie viele Buchstaben hat das Wort?",
         _ => throw Unknown(skill),
     };
 
@@ -64,12 +66,10 @@ public static class WordSkills
         ArgumentNullException.ThrowIfNull(word);
         return skill switch
         {
-            Reverse => new string(word.Reverse().ToArray()),
+            Copy => word,
             FirstLetter => word[..1],
             LastLetter => word[^1..],
-            DoubleLetters => string.Concat(word.Select(c => new string(c, 2))),
             Length => word.Length.ToString(CultureInfo.InvariantCulture),
-            Copy => word,
             _ => throw Unknown(skill),
         };
     }
@@ -77,52 +77,53 @@ public static class WordSkills
     /// <summary>The skill as a sentence of the pretraining corpus.</summary>
     public static string Sentence(string skill, string word) => skill switch
     {
-        Reverse => $"{word} backwards is {Answer(skill, word)}.",
+        Copy => $"{word} is spelled {word}.",
         FirstLetter => $"the first letter of {word} is {Answer(skill, word)}.",
         LastLetter => $"the last letter of {word} is {Answer(skill, word)}.",
-        DoubleLetters => $"{word} with every letter doubled is {Answer(skill, word)}.",
         Length => $"{word} has {Answer(skill, word)} letters.",
-        Copy => $"{word} is spelled {word}.",
         _ => throw Unknown(skill),
     };
 
     /// <summary>
-    /// A word for a skill: 3 to 6 random letters, never one with the same first and last letter (so first
-    /// and last letter differ, and no word reverses to itself).
+    /// A word: 3 to 6 random letters, never one with the same first and last letter (so the first- and
+    /// last-letter answers always differ), on the held-out side of <see cref="IsHeldOut"/> or the other.
     /// </summary>
-    public static string Word(string skill, Random random, bool heldOut)
+    public static string Word(Random random, bool heldOut)
     {
         ArgumentNullException.ThrowIfNull(random);
-        _ = Instruction(skill);
         while (true)
         {
             string word = new(Enumerable.Range(0, random.Next(3, 7)).Select(_ => (char)('a' + random.Next(26))).ToArray());
-            if (word[0] == word[^1] || IsHeldOut(word) != heldOut)
-                continue;
-            return word;
+            if (word[0] != word[^1] && IsHeldOut(word) == heldOut)
+                return word;
         }
     }
 
-    public static InstructionExample Example(string skill, string word) => new(Instruction(skill), word, Answer(skill, word), skill);
+    public static InstructionExample Example(string skill, string word, InstructionLanguage language) =>
+        new(Instruction(skill, language), word, Answer(skill, word), skill);
 
-    /// <summary><paramref name="count"/> instruction examples over <paramref name="skills"/> in turn, on training words only.</summary>
-    public static List<InstructionExample> Training(IReadOnlyList<string> skills, int count, int seed) => Draw(skills, count, seed, heldOut: false);
+    /// <summary><paramref name="count"/> instructions over <paramref name="skills"/> in turn, on training words only.</summary>
+    public static List<InstructionExample> Training(IReadOnlyList<string> skills, int count, int seed, InstructionLanguage language) =>
+        Draw(skills, count, seed, language, heldOut: false);
 
-    /// <summary><paramref name="count"/> instruction examples on held-out words, none repeated.</summary>
-    public static List<InstructionExample> HeldOut(IReadOnlyList<string> skills, int count, int seed) => Draw(skills, count, seed, heldOut: true);
+    /// <summary><paramref name="count"/> instructions over <paramref name="skills"/> in turn, on held-out words, no prompt twice.</summary>
+    public static List<InstructionExample> HeldOut(IReadOnlyList<string> skills, int count, int seed, InstructionLanguage language) =>
+        Draw(skills, count, seed, language, heldOut: true);
 
-    private static List<InstructionExample> Draw(IReadOnlyList<string> skills, int count, int seed, bool heldOut)
+    private static List<InstructionExample> Draw(IReadOnlyList<string> skills, int count, int seed, InstructionLanguage language, bool heldOut)
     {
         ArgumentNullException.ThrowIfNull(skills);
         if (skills.Count == 0)
             throw new ArgumentException("Name at least one skill.", nameof(skills));
+        foreach (var s in skills)
+            _ = Answer(s, "abc");
         var random = new Random(seed);
         var seen = new HashSet<(string, string)>();
         var examples = new List<InstructionExample>(count);
         while (examples.Count < count)
         {
             string skill = skills[examples.Count % skills.Count];
-            var e = Example(skill, Word(skill, random, heldOut));
+            var e = Example(skill, Word(random, heldOut), language);
             if (!heldOut || seen.Add((skill, e.Input)))
                 examples.Add(e);
         }
@@ -130,8 +131,9 @@ public static class WordSkills
     }
 
     /// <summary>
-    /// The pretraining corpus: plain-text documents, half textbook paragraphs (4 to 8 sentences over every skill),
-    /// half instruction demonstrations of <see cref="BaseTasks"/> written out in the Alpaca template. Training words only.
+    /// The pretraining corpus, training words only, in turn: a run of repeated words ("abc abc abc."), a textbook
+    /// paragraph of 4 to 8 sentences over every skill, and an English instruction written out in the Alpaca template
+    /// with its answer. Categories: repetition, textbook, and the skill of each instruction.
     /// </summary>
     public static List<InstructionExample> Corpus(int documents, int seed)
     {
@@ -139,24 +141,41 @@ public static class WordSkills
         var corpus = new List<InstructionExample>(documents);
         for (int d = 0; d < documents; d++)
         {
-            if (d % 2 == 0)
+            switch (d % 3)
             {
-                var text = new StringBuilder();
-                int sentences = random.Next(4, 9);
-                for (int s = 0; s < sentences; s++)
-                {
-                    string skill = Names[random.Next(Names.Count)];
-                    if (s > 0)
-                        text.Append(' ');
-                    text.Append(Sentence(skill, Word(skill, random, heldOut: false)));
-                }
-                corpus.Add(InstructionExample.PlainText(text.ToString(), "textbook"));
-            }
-            else
-            {
-                string skill = BaseTasks[random.Next(BaseTasks.Count)];
-                var e = Example(skill, Word(skill, random, heldOut: false));
-                corpus.Add(InstructionExample.PlainText(PromptTemplate.Format(e) + e.Output, skill));
+                case 0:
+                    {
+                        var text = new StringBuilder();
+                        int words = random.Next(3, 7);
+                        for (int w = 0; w < words; w++)
+                        {
+                            string word = Word(random, heldOut: false);
+                            if (w > 0)
+                                text.Append(' ');
+                            text.AppendJoin(' ', Enumerable.Repeat(word, random.Next(2, 4))).Append('.');
+                        }
+                        corpus.Add(InstructionExample.PlainText(text.ToString(), "repetition"));
+                        break;
+                    }
+                case 1:
+                    {
+                        var text = new StringBuilder();
+                        int sentences = random.Next(4, 9);
+                        for (int s = 0; s < sentences; s++)
+                        {
+                            if (s > 0)
+                                text.Append(' ');
+                            text.Append(Sentence(Names[random.Next(Names.Count)], Word(random, heldOut: false)));
+                        }
+                        corpus.Add(InstructionExample.PlainText(text.ToString(), "textbook"));
+                        break;
+                    }
+                default:
+                    {
+                        var e = Example(Names[random.Next(Names.Count)], Word(random, heldOut: false), InstructionLanguage.English);
+                        corpus.Add(InstructionExample.PlainText(PromptTemplate.Format(e) + e.Output, e.Category));
+                        break;
+                    }
             }
         }
         return corpus;

@@ -182,11 +182,26 @@ public sealed class FederationTests
         var artifacts = Directory.CreateTempSubdirectory("ferret-demo-test-").FullName;
         try
         {
-            var (code, _, error) = CliRunner.Run("demo", "--clients", "2", "--rounds", "2", "--artifacts", artifacts, "--timeout", "300");
+            var summaryPath = Path.Combine(artifacts, "summary.json");
+            var (code, _, error) = CliRunner.Run("demo", "--clients", "2", "--rounds", "2", "--artifacts", artifacts, "--timeout", "300", "--json", summaryPath);
             Assert.True(code == 0, error);
-            // It exported the preset it needed, and left nothing else behind.
-            Assert.True(File.Exists(Path.Combine(artifacts, "tiny-llama", "manifest.json")));
-            Assert.Equal(["tiny-llama"], Directory.GetDirectories(artifacts).Select(Path.GetFileName));
+            // It exported the pretrained base it needed, and left nothing else behind but the summary.
+            Assert.True(File.Exists(Path.Combine(artifacts, "ferret-demo-base", "manifest.json")));
+            Assert.Equal(["ferret-demo-base"], Directory.GetDirectories(artifacts).Select(Path.GetFileName));
+            using var summary = System.Text.Json.JsonDocument.Parse(File.ReadAllText(summaryPath));
+            var root = summary.RootElement;
+            foreach (var key in new[] { "algorithm", "rounds", "metric", "metric_before", "metric_after", "eval_loss_before", "eval_loss_after", "fingerprint", "seconds", "per_round" })
+                Assert.True(root.TryGetProperty(key, out _), $"the demo's JSON summary has no '{key}'");
+            Assert.Equal("ferret", root.GetProperty("algorithm").GetString());
+            Assert.Equal(2, root.GetProperty("rounds").GetInt32());
+            Assert.Equal(2, root.GetProperty("per_round").GetArrayLength());
+            foreach (var round in root.GetProperty("per_round").EnumerateArray())
+            {
+                Assert.Equal(2, round.GetProperty("packets").GetInt32());
+                Assert.True(round.GetProperty("bytes_up").GetInt64() > 0, "a round's packets carry bytes");
+                Assert.True(round.GetProperty("latency_seconds").GetDouble() > 0, "a round takes time");
+            }
+            Assert.Equal(64, root.GetProperty("fingerprint").GetString()!.Length);
         }
         finally
         {

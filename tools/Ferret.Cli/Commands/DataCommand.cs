@@ -59,7 +59,7 @@ internal static class DataCommand
         var test = new Option<int>("--test") { Description = "Held-out documents for the eval loss.", DefaultValueFactory = _ => 200 };
         var seed = new Option<int>("--seed") { Description = "Seed of the documents.", DefaultValueFactory = _ => 1 };
         var command = new Command("corpus",
-            $"Write the pretraining corpus of the demo's base model: textbook sentences of every word skill ({string.Join(", ", WordSkills.Names)}) and instruction demonstrations of {string.Join(", ", WordSkills.BaseTasks)}; held-out words never appear.")
+            $"Write the pretraining corpus of the demo's base model: repeated words, textbook sentences and English instructions of the word skills ({string.Join(", ", WordSkills.Names)}); held-out words never appear.")
         {
             output, documents, test, seed,
         };
@@ -90,11 +90,13 @@ internal static class DataCommand
         var output = new Option<DirectoryInfo>("--out") { Description = "Folder for train.jsonl and test.jsonl.", Required = true };
         var train = new Option<int>("--train") { Description = "Training examples.", DefaultValueFactory = _ => 2000 };
         var test = new Option<int>("--test") { Description = "Held-out examples (on words no training example uses).", DefaultValueFactory = _ => 200 };
-        var tasks = new Option<string>("--tasks") { Description = $"Comma-separated skills: {string.Join(", ", WordSkills.Names)}.", DefaultValueFactory = _ => string.Join(',', WordSkills.TuningTasks) };
+        var tasks = new Option<string>("--tasks") { Description = $"Comma-separated skills: {string.Join(", ", WordSkills.Names)}.", DefaultValueFactory = _ => string.Join(',', WordSkills.Names) };
+        var language = new Option<string>("--language") { Description = "Language of the instructions: german (the demo's tuning data) or english (what the base was pretrained on).", DefaultValueFactory = _ => "german" };
+        language.AcceptOnlyFromAmong("german", "english");
         var seed = new Option<int>("--seed") { Description = "Seed of the examples.", DefaultValueFactory = _ => 1 };
         var command = new Command("skills", "Write word-skill instruction tasks (Alpaca JSONL, a category per skill); the held-out examples use words reserved for evaluation.")
         {
-            output, train, test, tasks, seed,
+            output, train, test, tasks, language, seed,
         };
         CommandAction.Set(command, parse =>
         {
@@ -110,8 +112,9 @@ internal static class DataCommand
             var dir = parse.GetValue(output)!.FullName;
             Directory.CreateDirectory(dir);
             int s = parse.GetValue(seed);
-            var trainSet = WordSkills.Training(names, nTrain, s);
-            var testSet = WordSkills.HeldOut(names, nTest, s + 1_000_003);
+            var lang = Enum.Parse<InstructionLanguage>(parse.GetValue(language)!, ignoreCase: true);
+            var trainSet = WordSkills.Training(names, nTrain, s, lang);
+            var testSet = WordSkills.HeldOut(names, nTest, s + 1_000_003, lang);
             InstructionData.WriteJsonLines(Path.Combine(dir, "train.jsonl"), trainSet);
             InstructionData.WriteJsonLines(Path.Combine(dir, "test.jsonl"), testSet);
             var table = new Table().AddColumn("skill").AddColumn(new TableColumn("train").RightAligned()).AddColumn(new TableColumn("test").RightAligned()).AddColumn("example");

@@ -30,10 +30,11 @@ internal static class TrainCommand
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing output package." };
+        var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Save the output package every N steps as well as at the end (0: only at the end); a stopped run keeps its last checkpoint." };
         var format = SimulateCommand.FormatOption();
         var command = new Command("train", "Fine-tune an exported model centrally and save the tuned parameters as a new package.")
         {
-            artifacts, data, format, test, output, steps, batch, accumulate, optimizer, lr, clip, evalEvery, maxLength, threads, device, overwrite,
+            artifacts, data, format, test, output, steps, batch, accumulate, optimizer, lr, clip, evalEvery, maxLength, threads, device, overwrite, checkpointEvery,
         };
         CommandAction.Set(command, parse =>
         {
@@ -52,6 +53,7 @@ internal static class TrainCommand
                 LearningRate = parse.GetValue(lr),
                 ClipNorm = parse.GetValue(clip),
                 EvalEvery = Positive(parse.GetValue(evalEvery), "--eval-every"),
+                CheckpointEvery = parse.GetValue(checkpointEvery) >= 0 ? parse.GetValue(checkpointEvery) : throw new ArgumentException($"--checkpoint-every must not be negative (got {parse.GetValue(checkpointEvery)})."),
                 Session = new SessionSettings { IntraOpThreads = parse.GetValue(threads), Device = ExecutionDevice.Parse(parse.GetValue(device)!) },
             };
             var train = trainSet.Select(encoder.Encode).ToList();
@@ -65,6 +67,10 @@ internal static class TrainCommand
                     task.Value = p.Step;
                     AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
                         $"step {p.Step,5}  train loss {p.TrainLoss:F4}{(p.EvalLoss is double e ? $"  eval loss {e:F4}" : "")}  {p.TokensPerSecond:F0} tokens/s"));
+                }, onCheckpoint: (step, parameters) =>
+                {
+                    CentralizedTraining.Save(package, parameters, outDir, overwrite: true);
+                    AnsiConsole.MarkupLine($"step {step,5}  checkpoint saved to {Markup.Escape(outDir)}");
                 });
             });
             var saved = CentralizedTraining.Save(package, tuned, outDir, parse.GetValue(overwrite));
