@@ -212,7 +212,12 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
         return new SubmitResult { Accepted = false, Reason = reason };
     }
 
-    private Task Notify(ClientEvent e) => Clients.Group(Group(e.ExperimentId)).SendAsync(RoundsProtocol.ClientEvent, e);
+    private Task Notify(ClientEvent e)
+    {
+        e.ClientName ??= Context.User?.FindFirstValue(ClaimTypes.Name);
+        e.AtUtc = clock.GetUtcNow();
+        return Clients.Group(Group(e.ExperimentId)).SendAsync(RoundsProtocol.ClientEvent, e);
+    }
 }
 
 internal static partial class HubLog
