@@ -1,9 +1,9 @@
 using Ferret.Coordinator;
+using Ferret.Coordinator.Access;
 using Ferret.Coordinator.Artifacts;
 using Ferret.Coordinator.Clients;
 using Ferret.Coordinator.Dashboard;
 using Ferret.Coordinator.Experiments;
-using Ferret.Coordinator.Observers;
 using Ferret.Coordinator.Persistence;
 using Ferret.Coordinator.Rounds;
 using Ferret.Coordinator.Security;
@@ -59,7 +59,7 @@ app.MapPrometheusScrapingEndpoint("/metrics");
 app.MapClients();
 app.MapExperiments();
 app.MapArtifacts();
-app.MapObservers();
+app.MapAccess();
 app.MapHub<RoundsHub>(RoundsHub.Path);
 
 app.Run();

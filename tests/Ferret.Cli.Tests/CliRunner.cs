@@ -27,4 +27,47 @@ internal static class CliRunner
             }
         }
     }
+
+    /// <summary>
+    /// Runs a long command in-process until it ends or <paramref name="ct"/> is cancelled (as Ctrl+C would),
+    /// handing every line it prints on standard output to <paramref name="onLine"/>.
+    /// </summary>
+    public static async Task<int> RunAsync(Action<string> onLine, CancellationToken ct, params string[] args)
+    {
+        var previous = Console.Out;
+        Console.SetOut(new LineWatcher(previous, onLine));
+        try
+        {
+            return await FerretCommandLine.Build().Parse(args).InvokeAsync(new InvocationConfiguration { Output = new StringWriter(), Error = new StringWriter() }, ct);
+        }
+        finally
+        {
+            Console.SetOut(previous);
+        }
+    }
+
+    /// <summary>Passes everything on to the real output and reports each finished line.</summary>
+    private sealed class LineWatcher(TextWriter inner, Action<string> onLine) : TextWriter
+    {
+        private readonly System.Text.StringBuilder _line = new();
+
+        public override System.Text.Encoding Encoding => inner.Encoding;
+
+        public override void Write(char value)
+        {
+            inner.Write(value);
+            lock (_line)
+            {
+                if (value == '\n')
+                {
+                    onLine(_line.ToString().TrimEnd('\r'));
+                    _line.Clear();
+                }
+                else
+                {
+                    _line.Append(value);
+                }
+            }
+        }
+    }
 }

@@ -25,13 +25,17 @@ internal sealed class DashboardPage : IAsyncDisposable
 
     public IReadOnlyCollection<string> Errors => _errors;
 
-    public static async Task<DashboardPage> OpenAsync(Chromium chromium, Uri coordinator, string? key, int width = 1280, int height = 900)
+    public static Task<DashboardPage> OpenAsync(Chromium chromium, Uri coordinator, string? key, int width = 1280, int height = 900) =>
+        OpenUrlAsync(chromium, key is null ? coordinator.ToString() : $"{coordinator}#key={Uri.EscapeDataString(key)}", width, height);
+
+    public static async Task<DashboardPage> OpenUrlAsync(Chromium chromium, string url, int width = 1280, int height = 900)
     {
+        ArgumentNullException.ThrowIfNull(chromium);
         var context = await chromium.Browser!.NewContextAsync(new() { ViewportSize = new() { Width = width, Height = height }, BypassCSP = false });
         context.SetDefaultTimeout(30_000);
         var page = await context.NewPageAsync();
         var dashboard = new DashboardPage(context, page);
-        await page.GotoAsync(key is null ? coordinator.ToString() : $"{coordinator}#key={Uri.EscapeDataString(key)}");
+        await page.GotoAsync(url);
         return dashboard;
     }
 

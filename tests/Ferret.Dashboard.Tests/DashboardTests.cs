@@ -132,6 +132,7 @@ public sealed class DashboardTests(Chromium chromium)
         Skip.If(chromium.Unavailable is not null, chromium.Unavailable);
         using var federation = new Federation(shards: 1);
         await federation.StartCoordinatorAsync();
+        string link;
 
         await using (var admin = await DashboardPage.OpenAsync(chromium, federation.Url, Federation.AdminKey))
         {
@@ -174,15 +175,28 @@ public sealed class DashboardTests(Chromium chromium)
             page.Dialog += async (_, d) => await d.AcceptAsync();
             await page.GetByRole(AriaRole.Button, new() { Name = "Stop experiment" }).ClickAsync();
             await Expect(page.Locator("#summary-state")).ToHaveTextAsync("stopped");
+
+            // Share read-only access by a one-time link.
+            await page.GetByLabel("Who it is for").FillAsync("operations screen");
+            await page.GetByRole(AriaRole.Button, new() { Name = "Create one-time link" }).ClickAsync();
+            await Expect(page.Locator("#observer-link")).ToContainTextAsync("/#signin=signin_");
+            link = await page.Locator("#observer-link").TextContentAsync() ?? "";
             admin.AssertNoErrors();
         }
 
-        var observerKey = await MintObserverKeyAsync(federation);
-        await using var observer = await DashboardPage.OpenAsync(chromium, federation.Url, observerKey);
+        await using var observer = await DashboardPage.OpenUrlAsync(chromium, link);
         await observer.LiveAsync();
+        Assert.DoesNotContain("signin", observer.Page.Url, StringComparison.Ordinal);
+        await Expect(observer.Page.Locator("#session-role")).ToHaveTextAsync("Watching as operations screen (read-only)");
         await Expect(observer.Page.GetByRole(AriaRole.Heading, new() { Name = "Experiment from the browser" })).ToBeVisibleAsync();
         await Expect(observer.Page.GetByRole(AriaRole.Button, new() { Name = "New experiment" })).ToBeHiddenAsync();
         await Expect(observer.Page.GetByRole(AriaRole.Heading, new() { Name = "Administration" })).ToBeHiddenAsync();
+        observer.AssertNoErrors();
+        // The link works once.
+        await using (var again = await DashboardPage.OpenUrlAsync(chromium, link))
+            await Expect(again.Page.Locator("#sign-in-error")).ToContainTextAsync("already used or has expired");
+        var observerKey = await observer.Page.EvaluateAsync<string>("() => localStorage.getItem('ferret.dashboard.key')");
+        Assert.StartsWith("observe_", observerKey);
         // The coordinator itself refuses the observer key, whatever the page shows: the same call from the page's origin.
         var status = await observer.Page.EvaluateAsync<int>(
             "async key => (await fetch('/api/experiments', { method: 'POST', headers: { Authorization: 'Bearer ' + key, 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'x', algorithm: 'ferret', artifact: 'tiny-gpt2', rounds: 1, fraction: 1 }) })).status",

@@ -99,7 +99,7 @@ public sealed partial class RoundLog
                 """);
         }
         if (version < 2)
-            Execute(c, tx, ObserverKeysSchema);
+            Execute(c, tx, AccessKeysSchema);
         if (version < SchemaVersion)
             Execute(c, tx, $"PRAGMA user_version = {SchemaVersion};");
         tx.Commit();

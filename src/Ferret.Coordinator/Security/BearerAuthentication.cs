@@ -8,8 +8,9 @@ namespace Ferret.Coordinator.Security;
 
 /// <summary>
 /// Authenticates every API call and hub connection by bearer token: the admin key configured on the
-/// coordinator, an edge client's token issued at enrolment, or a read-only observer key an admin minted for
-/// dashboards (both looked up by their SHA-256). SignalR's
+/// coordinator, an edge client's token issued at enrolment, or a dashboard access key an admin minted (a
+/// read-only observer key, or an admin session from a one-time sign-in link), the last two looked up by
+/// their SHA-256. SignalR's
 /// WebSocket transport cannot set headers, so hub requests may carry the token as <c>access_token</c>.
 /// </summary>
 public sealed class BearerAuthenticationHandler(
@@ -52,13 +53,13 @@ public sealed class BearerAuthenticationHandler(
 
     private AuthenticateResult Observer(string digest)
     {
-        if (log.FindObserverKey(digest) is not { } key)
+        if (log.FindAccessKey(digest) is not { } key)
             return AuthenticateResult.Fail("Unknown bearer token.");
         if (key.Revoked)
-            return AuthenticateResult.Fail($"Observer key '{key.Id}' has been revoked.");
+            return AuthenticateResult.Fail($"Access key '{key.Id}' has been revoked.");
         if (key.ExpiresUtc is { } expires && expires <= clock.GetUtcNow())
-            return AuthenticateResult.Fail($"Observer key '{key.Id}' expired at {expires:O}.");
-        return Success(key.Id, key.Label, ObserverRole);
+            return AuthenticateResult.Fail($"Access key '{key.Id}' expired at {expires:O}.");
+        return Success(key.Id, key.Label, key.Role == AdminRole ? AdminRole : ObserverRole);
     }
 
     private static AuthenticateResult Success(string id, string name, string role)

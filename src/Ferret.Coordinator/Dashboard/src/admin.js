@@ -77,10 +77,12 @@ export function setupAdmin({ selectedId, experiments, created, stopped }) {
   $('observer-form').addEventListener('submit', async (event) => {
     event.preventDefault();
     $('observer-error').textContent = '';
-    const days = $('observer-days').value;
     try {
-      const key = await api('/api/observer-keys', { method: 'POST', body: { label: $('observer-label').value.trim() || null, validDays: days ? Number(days) : null } });
-      $('observer-link').textContent = `${location.origin}/#key=${encodeURIComponent(key.key)}`;
+      const link = await api('/api/sign-in-links', {
+        method: 'POST',
+        body: { role: $('observer-role').value, label: $('observer-label').value.trim() || null, validMinutes: Number($('observer-minutes').value) },
+      });
+      $('observer-link').textContent = `${location.origin}${link.path}`;
       $('observer-result').hidden = false;
       $('observer-copied').textContent = '';
     } catch (e) {

@@ -8,15 +8,31 @@ export class ApiError extends Error {
   }
 }
 
-/** Takes a key handed over in the address (#key=...) and removes it from the address bar and history. */
-export function adoptKeyFromLocation() {
+/**
+ * Signs in from the address: a one-time link (#signin=CODE) is redeemed for this browser's own key, a key link
+ * (#key=KEY) is kept as it is. Either way the secret leaves the address bar and the history at once. Returns
+ * why it could not sign in, or null.
+ */
+export async function adoptFromLocation() {
   const params = new URLSearchParams(location.hash.slice(1));
   const key = params.get('key');
-  if (!key) return;
-  localStorage.setItem(KEY, key);
+  const code = params.get('signin');
+  if (!key && !code) return null;
   params.delete('key');
+  params.delete('signin');
   const rest = params.toString();
   history.replaceState(null, '', location.pathname + location.search + (rest ? '#' + rest : ''));
+  if (key) {
+    credentials.set(key);
+    return null;
+  }
+  try {
+    const redeemed = await api('/api/sign-in', { method: 'POST', body: { code } });
+    credentials.set(redeemed.key);
+    return null;
+  } catch (e) {
+    return e.status === 401 ? 'This sign-in link was already used or has expired; ask for a new one, or paste a key.' : e.message;
+  }
 }
 
 export const credentials = {

@@ -1,5 +1,5 @@
 // The dashboard: fills in from the REST views, then follows the hub's live events.
-import { api, ApiError, adoptKeyFromLocation, credentials } from './api.js';
+import { api, ApiError, adoptFromLocation, credentials } from './api.js';
 import { Live } from './live.js';
 import { RoundCharts } from './charts.js';
 import { Experiment } from './experiment.js';
@@ -17,11 +17,12 @@ const app = {
 };
 
 async function main() {
-  adoptKeyFromLocation();
+  const refused = await adoptFromLocation();
   $('sign-in-form').addEventListener('submit', signIn);
   $('sign-out').addEventListener('click', signOut);
   window.addEventListener('hashchange', () => select(selectedFromLocation()));
-  if (credentials.key) await start();
+  if (refused && !credentials.key) showSignIn(refused);
+  else if (credentials.key) await start();
   else showSignIn();
 }
 

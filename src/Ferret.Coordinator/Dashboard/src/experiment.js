@@ -52,6 +52,7 @@ export class Experiment {
       this.info = info;
       this.rounds = new Map(info.roundLog.map((r) => [r.round, rowOfView(r)]));
       const open = info.openRound;
+      if (open && this.rounds.has(open.round)) this.rounds.get(open.round).assigned = open.assigned;
       this.open = open ? {
         round: open.round, deadlineUtc: open.deadlineUtc, assigned: open.assigned,
         clients: new Map(open.clients.map((c) => [c.clientId, { state: c.state, reason: c.reason }])),
@@ -265,6 +266,8 @@ export class Experiment {
 
   renderClients() {
     const clients = [...this.clients.values()].sort((a, b) => a.name.localeCompare(b.name));
+    // Clients leave when an experiment ends: offline is a warning only while it runs.
+    const running = this.info.state === 'Running' || this.info.state === 'Created';
     $('no-clients').hidden = clients.length > 0;
     $('clients').tBodies[0].replaceChildren(...clients.map((c) => {
       const connection = c.revoked ? 'revoked' : c.online ? 'online' : 'offline';
@@ -277,7 +280,7 @@ export class Experiment {
       return el('tr', { 'data-client': c.id },
         el('th', { scope: 'row' }, c.name, el('div', { class: 'muted mono', text: c.id })),
         el('td', { text: c.device ?? '–' }),
-        el('td', {}, badge(connection, toneOf(connection))),
+        el('td', {}, badge(connection, connection === 'offline' && !running ? 'neutral' : toneOf(connection))),
         el('td', { class: 'num', text: c.lastRound ?? '–' }),
         el('td', {}, c.lastState ? badge(outcome(c.lastState), toneOf(c.lastState)) : el('span', { class: 'muted', text: '–' })),
         el('td', { class: 'num', text: String(c.delivered ?? 0) }),

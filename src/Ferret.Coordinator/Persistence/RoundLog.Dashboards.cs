@@ -2,8 +2,11 @@ using Microsoft.Data.Sqlite;
 
 namespace Ferret.Coordinator.Persistence;
 
-/// <summary>A read-only credential minted by an admin for dashboards; only its SHA-256 is stored.</summary>
-public sealed record ObserverKeyRecord(string Id, string Label, DateTimeOffset CreatedUtc, DateTimeOffset? ExpiresUtc, bool Revoked);
+/// <summary>
+/// A dashboard credential minted by an admin: an observer key (read-only), or an admin session redeemed from a
+/// one-time sign-in link. Only its SHA-256 is stored.
+/// </summary>
+public sealed record AccessKeyRecord(string Id, string Label, string Role, DateTimeOffset CreatedUtc, DateTimeOffset? ExpiresUtc, bool Revoked);
 
 /// <summary>A packet turned away at the door, as the rejection log keeps it.</summary>
 public sealed record RejectionRecord(long Id, int? Round, string? ClientId, string Reason, long Bytes, DateTimeOffset AtUtc);
@@ -16,48 +19,83 @@ public sealed record ExperimentClientRecord(
     string Id, string Name, string? Capabilities, bool Revoked, int? LastRound, AssignmentState? LastState, int Delivered, int Failures,
     int? LastFailureRound, AssignmentState? LastFailureState, string? LastFailureReason, int? FingerprintRound, string? Fingerprint, long Rejections);
 
-/// <summary>What dashboards read: observer keys, the rejection log, and each experiment's clients.</summary>
+/// <summary>What dashboards use: access keys and one-time sign-in codes, the rejection log, and each experiment's clients.</summary>
 public sealed partial class RoundLog
 {
-    private const string ObserverKeysSchema = """
-        CREATE TABLE observer_keys (
-            id TEXT PRIMARY KEY, label TEXT NOT NULL, key_sha256 TEXT NOT NULL UNIQUE, created_utc TEXT NOT NULL,
+    private const string AccessKeysSchema = """
+        CREATE TABLE access_keys (
+            id TEXT PRIMARY KEY, label TEXT NOT NULL, role TEXT NOT NULL, key_sha256 TEXT NOT NULL UNIQUE, created_utc TEXT NOT NULL,
             expires_utc TEXT, revoked INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE sign_in_codes (
+            code_sha256 TEXT PRIMARY KEY, role TEXT NOT NULL, label TEXT NOT NULL, created_utc TEXT NOT NULL, expires_utc TEXT NOT NULL,
+            key_id TEXT REFERENCES access_keys(id));
         CREATE INDEX rejections_by_experiment ON rejections (experiment_id, id);
         """;
 
-    public void AddObserverKey(ObserverKeyRecord key, string keySha256)
+    public void AddAccessKey(AccessKeyRecord key, string keySha256)
     {
         ArgumentNullException.ThrowIfNull(key);
         using var c = Open();
-        Execute(c, null, "INSERT INTO observer_keys (id, label, key_sha256, created_utc, expires_utc, revoked) VALUES ($id, $l, $k, $c, $x, 0)",
-            ("$id", key.Id), ("$l", key.Label), ("$k", keySha256), ("$c", Iso(key.CreatedUtc)), ("$x", Iso(key.ExpiresUtc)));
+        InsertAccessKey(c, null, key, keySha256);
     }
 
-    public ObserverKeyRecord? FindObserverKey(string keySha256)
+    public AccessKeyRecord? FindAccessKey(string keySha256)
     {
         using var c = Open();
-        using var cmd = Command(c, null, "SELECT id, label, created_utc, expires_utc, revoked FROM observer_keys WHERE key_sha256 = $k", ("$k", keySha256));
+        using var cmd = Command(c, null, $"SELECT {AccessKeyColumns} FROM access_keys WHERE key_sha256 = $k", ("$k", keySha256));
         using var r = cmd.ExecuteReader();
-        return r.Read() ? ReadObserverKey(r) : null;
+        return r.Read() ? ReadAccessKey(r) : null;
     }
 
-    public IReadOnlyList<ObserverKeyRecord> ListObserverKeys()
+    public IReadOnlyList<AccessKeyRecord> ListAccessKeys()
     {
         using var c = Open();
-        using var cmd = Command(c, null, "SELECT id, label, created_utc, expires_utc, revoked FROM observer_keys ORDER BY created_utc, id");
+        using var cmd = Command(c, null, $"SELECT {AccessKeyColumns} FROM access_keys ORDER BY created_utc, id");
         using var r = cmd.ExecuteReader();
-        var list = new List<ObserverKeyRecord>();
+        var list = new List<AccessKeyRecord>();
         while (r.Read())
-            list.Add(ReadObserverKey(r));
+            list.Add(ReadAccessKey(r));
         return list;
     }
 
-    public bool RevokeObserverKey(string id)
+    public bool RevokeAccessKey(string id)
     {
         using var c = Open();
-        using var cmd = Command(c, null, "UPDATE observer_keys SET revoked = 1 WHERE id = $id", ("$id", id));
+        using var cmd = Command(c, null, "UPDATE access_keys SET revoked = 1 WHERE id = $id", ("$id", id));
         return cmd.ExecuteNonQuery() == 1;
+    }
+
+    public void AddSignInCode(string codeSha256, string role, string label, DateTimeOffset createdUtc, DateTimeOffset expiresUtc)
+    {
+        using var c = Open();
+        Execute(c, null, "INSERT INTO sign_in_codes (code_sha256, role, label, created_utc, expires_utc) VALUES ($h, $r, $l, $c, $x)",
+            ("$h", codeSha256), ("$r", role), ("$l", label), ("$c", Iso(createdUtc)), ("$x", Iso(expiresUtc)));
+    }
+
+    /// <summary>
+    /// Spends a one-time sign-in code and stores the access key it buys, in one transaction; <paramref name="mint"/>
+    /// makes the key (and its SHA-256) from the code's role and label. Null when the code is unknown, expired or already spent.
+    /// </summary>
+    public AccessKeyRecord? RedeemSignInCode(string codeSha256, DateTimeOffset nowUtc, Func<string, string, (AccessKeyRecord Key, string KeySha256)> mint)
+    {
+        ArgumentNullException.ThrowIfNull(mint);
+        using var c = Open();
+        using var tx = c.BeginTransaction();
+        string? role, label, expires;
+        using (var cmd = Command(c, tx, "SELECT role, label, expires_utc FROM sign_in_codes WHERE code_sha256 = $h AND key_id IS NULL", ("$h", codeSha256)))
+        using (var r = cmd.ExecuteReader())
+        {
+            if (!r.Read())
+                return null;
+            (role, label, expires) = (r.GetString(0), r.GetString(1), r.GetString(2));
+        }
+        if (ParseIso(expires) <= nowUtc)
+            return null;
+        var (key, keySha256) = mint(role, label);
+        InsertAccessKey(c, tx, key, keySha256);
+        Execute(c, tx, "UPDATE sign_in_codes SET key_id = $k WHERE code_sha256 = $h", ("$k", key.Id), ("$h", codeSha256));
+        tx.Commit();
+        return key;
     }
 
     /// <summary>The newest rejections of an experiment first, at most <paramref name="limit"/>.</summary>
@@ -126,6 +164,12 @@ public sealed partial class RoundLog
         return round is long latest ? GetFingerprints(experimentId, (int)latest) : [];
     }
 
-    private static ObserverKeyRecord ReadObserverKey(SqliteDataReader r) => new(
-        r.GetString(0), r.GetString(1), ParseIso(r.GetString(2)), r.IsDBNull(3) ? null : ParseIso(r.GetString(3)), r.GetInt64(4) != 0);
+    private const string AccessKeyColumns = "id, label, role, created_utc, expires_utc, revoked";
+
+    private static void InsertAccessKey(SqliteConnection c, SqliteTransaction? tx, AccessKeyRecord key, string keySha256) =>
+        Execute(c, tx, "INSERT INTO access_keys (id, label, role, key_sha256, created_utc, expires_utc, revoked) VALUES ($id, $l, $r, $k, $c, $x, 0)",
+            ("$id", key.Id), ("$l", key.Label), ("$r", key.Role), ("$k", keySha256), ("$c", Iso(key.CreatedUtc)), ("$x", Iso(key.ExpiresUtc)));
+
+    private static AccessKeyRecord ReadAccessKey(SqliteDataReader r) => new(
+        r.GetString(0), r.GetString(1), r.GetString(2), ParseIso(r.GetString(3)), r.IsDBNull(4) ? null : ParseIso(r.GetString(4)), r.GetInt64(5) != 0);
 }
