@@ -14,9 +14,9 @@ public static class DashboardFiles
 {
     private const string ResourcePrefix = "Ferret.Coordinator.Dashboard";
 
-    // No inline script or style, no third-party origin: only this coordinator and its hub's WebSocket.
+    // No inline script or style, no third-party origin: only this coordinator ('self' covers its hub's WebSocket).
     private const string ContentSecurityPolicy =
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
     public static bool IsDashboardPath(PathString path) =>
         !path.StartsWithSegments("/api", StringComparison.Ordinal) && !path.StartsWithSegments("/hubs", StringComparison.Ordinal);

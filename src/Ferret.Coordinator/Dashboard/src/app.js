@@ -132,6 +132,9 @@ async function refreshExperiments() {
   }
   renderExperiments();
   if (!app.selectedId && app.experiments.length) await select(selectedFromLocation());
+  // Stopped or finished elsewhere (another admin, the last round): read the selected one again.
+  const selected = app.experiments.find((e) => e.id === app.selectedId);
+  if (selected && app.view.info && selected.state !== app.view.info.state) await app.view.fill();
 }
 
 function renderExperiments() {
