@@ -32,17 +32,30 @@ internal static class CliRunner
     /// Runs a long command in-process until it ends or <paramref name="ct"/> is cancelled (as Ctrl+C would),
     /// handing every line it prints on standard output to <paramref name="onLine"/>.
     /// </summary>
-    public static async Task<int> RunAsync(Action<string> onLine, CancellationToken ct, params string[] args)
+    public static async Task<(int ExitCode, string Error)> RunAsync(Action<string> onLine, CancellationToken ct, params string[] args)
     {
         var previous = Console.Out;
-        Console.SetOut(new LineWatcher(previous, onLine));
+        var error = new StringWriter();
+        TextWriter previousError;
+        // Never while Run has the console: its own capture of standard error must not be cut short.
+        lock (ConsoleLock)
+        {
+            previousError = Console.Error;
+            Console.SetOut(new LineWatcher(previous, onLine));
+            Console.SetError(TextWriter.Synchronized(error));
+        }
         try
         {
-            return await FerretCommandLine.Build().Parse(args).InvokeAsync(new InvocationConfiguration { Output = new StringWriter(), Error = new StringWriter() }, ct);
+            int code = await FerretCommandLine.Build().Parse(args).InvokeAsync(new InvocationConfiguration { Output = new StringWriter(), Error = error }, ct);
+            return (code, error.ToString());
         }
         finally
         {
-            Console.SetOut(previous);
+            lock (ConsoleLock)
+            {
+                Console.SetOut(previous);
+                Console.SetError(previousError);
+            }
         }
     }
 
