@@ -70,7 +70,7 @@ public sealed record TargetCost(
                 up += r.BytesUpPerClient * sampled;
                 down += r.BytesDownPerClient * sampled;
             }
-            totals.Add(new TargetCost(result.Algorithm, false, r.Round, compute, forward, backward, up, down));
+            totals.Add(new TargetCost(result.Label, false, r.Round, compute, forward, backward, up, down));
         }
         return totals;
     }

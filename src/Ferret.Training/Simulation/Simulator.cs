@@ -41,6 +41,9 @@ public sealed record SimulationOptions
     public int MaxNewTokens { get; init; } = 24;
 
     public SessionSettings Session { get; init; } = new();
+
+    /// <summary>How reports name the run (default: the algorithm), e.g. "ferret K=50" in a sweep.</summary>
+    public string? Label { get; init; }
 }
 
 /// <summary>One round of a simulation, as the comparison table and plot show it.</summary>
@@ -49,7 +52,11 @@ public sealed record RoundReport(
     double BytesUpPerClient, double BytesDownPerClient, double ClientComputeSeconds, double ForwardPassesPerClient,
     double BackwardPassesPerClient, double WallSeconds, int Rejected);
 
-public sealed record SimulationResult(string Algorithm, SimulationOptions Options, IReadOnlyList<RoundReport> Rounds, string FinalFingerprint);
+public sealed record SimulationResult(string Algorithm, SimulationOptions Options, IReadOnlyList<RoundReport> Rounds, string FinalFingerprint)
+{
+    /// <summary>The run's name in tables and plots: its label, else its algorithm.</summary>
+    public string Label => Options.Label ?? Algorithm;
+}
 
 /// <summary>
 /// Runs an algorithm over in-process clients through exactly the interface the coordinator uses: clients

@@ -221,8 +221,8 @@ public sealed class FederationTests
             Assert.Equal(["ferret-demo-base"], Directory.GetDirectories(artifacts).Select(Path.GetFileName));
             using var summary = System.Text.Json.JsonDocument.Parse(File.ReadAllText(summaryPath));
             var root = summary.RootElement;
-            foreach (var key in new[] { "algorithm", "rounds", "metric", "metric_before", "metric_after", "eval_loss_before", "eval_loss_after", "fingerprint", "seconds", "per_round" })
-                Assert.True(root.TryGetProperty(key, out _), $"the demo's JSON summary has no '{key}'");
+            foreach (var field in new[] { "algorithm", "rounds", "metric", "metric_before", "metric_after", "eval_loss_before", "eval_loss_after", "fingerprint", "seconds", "per_round" })
+                Assert.True(root.TryGetProperty(field, out _), $"the demo's JSON summary has no '{field}'");
             Assert.Equal("ferret", root.GetProperty("algorithm").GetString());
             Assert.Equal(2, root.GetProperty("rounds").GetInt32());
             Assert.Equal(2, root.GetProperty("per_round").GetArrayLength());

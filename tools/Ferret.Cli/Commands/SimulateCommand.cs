@@ -41,7 +41,7 @@ internal static class SimulateCommand
         var microBatches = new Option<string?>("--micro-batches") { Description = "Micro-batches per first-order step (n_accum)." };
         var localLr = new Option<string?>("--local-lr") { Description = "Local learning rate eta, one value or per algorithm (ferret=0.05,fedzo=2e-5)." };
         var serverLr = new Option<string?>("--server-lr") { Description = "Ferret's server learning rate (slr)." };
-        var seeds = new Option<string?>("--seeds") { Description = "Candidate seeds K." };
+        var seeds = new Option<string?>("--seeds") { Description = "Candidate seeds K: one value, one per algorithm (ferret=200,fedkseed=4096), or several plain values (50,100,200,400) for one run of each seed-based algorithm per K." };
         var epsilon = new Option<string?>("--zo-eps") { Description = "Zeroth-order perturbation size." };
         var maxLength = new Option<int>("--max-length") { Description = "Tokens per example at most.", DefaultValueFactory = _ => 320 };
         var evalExamples = new Option<int>("--eval-examples") { Description = "Held-out examples scored each round.", DefaultValueFactory = _ => 64 };
@@ -84,8 +84,12 @@ internal static class SimulateCommand
                 throw new ArgumentException($"--target {tl} is not a finite eval loss.");
             if (parse.GetValue(targetMetric) is double tm && !(tm is >= 0 and <= 1))
                 throw new ArgumentException($"--target-metric {tm} lies outside [0, 1].");
+            var sweep = SeedSweep(parse.GetValue(seeds));
+            var runs = algorithms.SelectMany(a => sweep.Count > 1 && a is FederatedAlgorithms.Ferret or FederatedAlgorithms.FedKSeed
+                ? sweep.Select(k => (Algorithm: a, K: (int?)k))
+                : [(Algorithm: a, K: (int?)null)]).ToList();
             var results = new List<SimulationResult>();
-            foreach (var a in algorithms)
+            foreach (var (a, sweptK) in runs)
             {
                 var settings = protocol?.Settings(a) ?? FederatedAlgorithms.ReferenceSettings(a);
                 if (Setting(parse.GetValue(localSteps), a, "--local-steps") is double t)
@@ -96,7 +100,9 @@ internal static class SimulateCommand
                     settings.LocalLearningRate = lr;
                 if (Setting(parse.GetValue(serverLr), a, "--server-lr") is double slr)
                     settings.ServerLearningRate = slr;
-                if (Setting(parse.GetValue(seeds), a, "--seeds") is double k)
+                if (sweptK is int swept)
+                    settings.CandidateSeeds = swept;
+                else if (sweep.Count <= 1 && Setting(parse.GetValue(seeds), a, "--seeds") is double k)
                     settings.CandidateSeeds = (int)k;
                 if (Setting(parse.GetValue(epsilon), a, "--zo-eps") is double eps)
                     settings.ZerothOrderEpsilon = eps;
@@ -104,6 +110,7 @@ internal static class SimulateCommand
                 var options = new SimulationOptions
                 {
                     Algorithm = a,
+                    Label = sweptK is int labelK ? $"{a} K={labelK}" : null,
                     Settings = settings,
                     Clients = protocol is not null && !Given(clients) ? protocol.ClientsFor(trainSet) : parse.GetValue(clients),
                     Fraction = protocol is not null && !Given(fraction) ? protocol.Fraction : parse.GetValue(fraction),
@@ -116,14 +123,14 @@ internal static class SimulateCommand
                     GenerateExamples = parse.GetValue(generate),
                     Session = new SessionSettings { IntraOpThreads = parse.GetValue(threads), Device = ExecutionDevice.Parse(parse.GetValue(device)!) },
                 };
-                AnsiConsole.MarkupLine($"[bold]{a}[/]{(protocol is null ? "" : $" ({protocol.Name})")}: {options.Clients} clients, {options.Fraction:P0} per round, {options.Rounds} rounds, T = {settings.LocalSteps}, eta = {settings.LocalLearningRate}");
+                AnsiConsole.MarkupLine($"[bold]{options.Label ?? a}[/]{(protocol is null ? "" : $" ({protocol.Name})")}: {options.Clients} clients, {options.Fraction:P0} per round, {options.Rounds} rounds, T = {settings.LocalSteps}, eta = {settings.LocalLearningRate}");
                 results.Add(Simulator.Run(package, trainSet, testSet, options, tokenizer, r => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"  round {r.Round,3}: eval loss {r.EvalLoss:F4}  Rouge-L {r.RougeL:F3}  train loss {r.TrainLoss:F3}  up {ComparisonReport.Bytes(r.BytesUpPerClient)}/client  down {ComparisonReport.Bytes(r.BytesDownPerClient)}  compute {r.ClientComputeSeconds:F2} s/client  {r.WallSeconds:F1} s"))));
+                    $"  round {r.Round,3}: eval loss {r.EvalLoss:F4}  Rouge-L {r.RougeL:F3}  exact {r.ExactMatch:F3}  train loss {r.TrainLoss:F3}  up {ComparisonReport.Bytes(r.BytesUpPerClient)}/client  down {ComparisonReport.Bytes(r.BytesDownPerClient)}  compute {r.ClientComputeSeconds:F2} s/client  {r.WallSeconds:F1} s"))));
             }
             if (parse.GetValue(json) is { } jsonFile)
             {
                 var tmp = jsonFile.FullName + ".tmp";
-                File.WriteAllText(tmp, JsonSerializer.Serialize(results.Select(r => new { algorithm = r.Algorithm, fingerprint = r.FinalFingerprint, settings = r.Options.Settings, rounds = r.Rounds }), JsonOptions));
+                File.WriteAllText(tmp, JsonSerializer.Serialize(results.Select(r => new { algorithm = r.Algorithm, label = r.Label, fingerprint = r.FinalFingerprint, settings = r.Options.Settings, rounds = r.Rounds }), JsonOptions));
                 File.Move(tmp, jsonFile.FullName, overwrite: true);
             }
             var target = parse.GetValue(targetMetric) is double goal
@@ -144,6 +151,19 @@ internal static class SimulateCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>Several plain values of <c>--seeds</c> (50,100,200,400): a sweep over K; otherwise empty.</summary>
+    internal static IReadOnlyList<int> SeedSweep(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text) || text.Contains('=', StringComparison.Ordinal))
+            return [];
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length < 2)
+            return [];
+        return parts.Select(p => int.TryParse(p, NumberStyles.Integer, CultureInfo.InvariantCulture, out int k) && k >= 2
+            ? k
+            : throw new ArgumentException($"--seeds: '{p}' in the sweep '{text}' is not a whole number of at least 2.")).ToList();
     }
 
     /// <summary>

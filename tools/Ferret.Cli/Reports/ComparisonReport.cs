@@ -24,7 +24,7 @@ internal static class ComparisonReport
     {
         ArgumentNullException.ThrowIfNull(results);
         var sb = new StringBuilder();
-        sb.AppendLine("| algorithm | rounds | eval loss (start -> end) | Rouge-L (start -> end) | exact match (start -> end) | wall time | client compute / round | forward + backward passes / client / round | upload / client / round | download / client / round |");
+        sb.AppendLine("| run | rounds | eval loss (start -> end) | Rouge-L (start -> end) | exact match (start -> end) | wall time | client compute / round | forward + backward passes / client / round | upload / client / round | download / client / round |");
         sb.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var r in results)
         {
@@ -32,7 +32,7 @@ internal static class ComparisonReport
             var last = r.Rounds[^1];
             var trained = r.Rounds.Skip(1).ToList();
             sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Algorithm} | {trained.Count} | {first.EvalLoss:F3} -> {last.EvalLoss:F3} | {first.RougeL:F3} -> {last.RougeL:F3} | {first.ExactMatch:F3} -> {last.ExactMatch:F3} | {trained.Sum(x => x.WallSeconds):F1} s | {trained.Average(x => x.ClientComputeSeconds):F2} s | {trained.Average(x => x.ForwardPassesPerClient):F0} + {trained.Average(x => x.BackwardPassesPerClient):F0} | {Bytes(trained.Average(x => x.BytesUpPerClient))} | {Bytes(trained.Average(x => x.BytesDownPerClient))} |"));
+                $"| {r.Label} | {trained.Count} | {first.EvalLoss:F3} -> {last.EvalLoss:F3} | {first.RougeL:F3} -> {last.RougeL:F3} | {first.ExactMatch:F3} -> {last.ExactMatch:F3} | {trained.Sum(x => x.WallSeconds):F1} s | {trained.Average(x => x.ClientComputeSeconds):F2} s | {trained.Average(x => x.ForwardPassesPerClient):F0} + {trained.Average(x => x.BackwardPassesPerClient):F0} | {Bytes(trained.Average(x => x.BytesUpPerClient))} | {Bytes(trained.Average(x => x.BytesDownPerClient))} |"));
         }
         return sb.ToString();
     }
@@ -50,7 +50,7 @@ internal static class ComparisonReport
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"Cost to target ({target.Describe()}), summed over all clients:");
         sb.AppendLine();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"| algorithm | rounds | client compute | forward + backward passes | bytes up | bytes down | rounds / {anchor.Algorithm}'s | compute / {anchor.Algorithm}'s | bytes up / {anchor.Algorithm}'s |");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"| run | rounds | client compute | forward + backward passes | bytes up | bytes down | rounds / {anchor.Algorithm}'s | compute / {anchor.Algorithm}'s | bytes up / {anchor.Algorithm}'s |");
         sb.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var c in costs)
         {
@@ -100,7 +100,7 @@ internal static class ComparisonReport
                 .ToList();
             var xs = points.Select(p => axis == PlotAxis.Bytes ? Math.Log10(p.X) : p.X).ToArray();
             var line = plot.Add.Scatter(xs, points.Select(p => p.Y).ToArray());
-            line.LegendText = r.Algorithm;
+            line.LegendText = r.Label;
         }
         if (target is not null && double.IsFinite(target.Value))
         {
