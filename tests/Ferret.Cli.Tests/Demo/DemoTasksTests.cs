@@ -25,8 +25,9 @@ public sealed class DemoTasksTests : IDisposable
             Assert.False(clientPrompts.Contains((e.Instruction, e.Input)), $"held-out prompt '{e.Instruction} {e.Input}' is in a client's shard");
             Assert.False(clientWords.Contains(e.Input), $"held-out word '{e.Input}' appears in a client's shard");
         });
-        // Every skill is both taught and tested, in German.
-        Assert.Equal(WordSkills.Names.Order(), data.HeldOut.Select(e => e.Category).Distinct().Order());
+        // Every demo skill is both taught and tested, in German.
+        Assert.Equal(DemoTasks.Skills.Order(), data.HeldOut.Select(e => e.Category).Distinct().Order());
+        Assert.Equal(DemoTasks.Skills.Order(), shards.SelectMany(s => s).Select(e => e.Category).Distinct().Order());
         Assert.All(shards.SelectMany(s => s), e => Assert.Equal(WordSkills.Instruction(e.Category, InstructionLanguage.German), e.Instruction));
     }
 

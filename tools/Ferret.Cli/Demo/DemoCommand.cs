@@ -98,7 +98,7 @@ internal static class DemoCommand
             var descriptor = Wire.Deserialize<ExperimentDescriptor>(await admin.GetByteArrayAsync(new Uri($"api/experiments/{experimentId}/descriptor", UriKind.Relative), ct).ConfigureAwait(false));
             AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
                 $"experiment [bold]{experimentId}[/]: {algorithmName}, {roundCount} rounds, {clientCount} clients, T = {descriptor.Settings.LocalSteps} x {descriptor.Settings.MicroBatches}, eta = {descriptor.Settings.LocalLearningRate}{(algorithmName == FederatedAlgorithms.Ferret ? $", K = {descriptor.Settings.CandidateSeeds}, slr = {descriptor.Settings.ServerLearningRate}" : "")}"));
-            AnsiConsole.MarkupLine($"tasks: {string.Join(", ", WordSkills.Names)}, asked in German (the base only ever saw English instructions): {DemoTasks.TrainingExamples} examples over the clients; {data.HeldOut.Count} held-out prompts on words no client has");
+            AnsiConsole.MarkupLine($"tasks: {string.Join(", ", DemoTasks.Skills)}, asked in German (the base only ever saw English instructions): {DemoTasks.TrainingExamples} examples over the clients; {data.HeldOut.Count} held-out prompts on words no client has");
             AnsiConsole.MarkupLine($"watch it: hub [bold]{new Uri(url, RoundsProtocol.Path)}[/] (Subscribe(\"{experimentId}\")), status [bold]{new Uri(url, $"api/experiments/{experimentId}")}[/] (bearer: the admin key in {Markup.Escape(Path.Combine(work, "admin-key.txt"))})");
             await File.WriteAllTextAsync(Path.Combine(work, "admin-key.txt"), adminKey, ct).ConfigureAwait(false);
             await PrintDashboardAsync(admin, url, Math.Max(60, timeoutSeconds / 60), ct).ConfigureAwait(false);

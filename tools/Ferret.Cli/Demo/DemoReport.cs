@@ -9,8 +9,8 @@ namespace Ferret.Cli.Demo;
 /// <summary>The demo's closing view: the round table, the held-out scores before and after, and a few held-out prompts answered.</summary>
 internal static class DemoReport
 {
-    /// <summary>Held-out prompts shown per task.</summary>
-    private const int ShownPerTask = 2;
+    /// <summary>Held-out prompts shown, spread evenly over the tasks.</summary>
+    private const int Shown = 6;
 
     public static DemoSummary Summarise(string algorithm, int clients, List<RoundEvent> events, Dictionary<int, List<string>> fingerprints, int updates, string fingerprint,
         IReadOnlyList<InstructionExample> heldOut, HeldOutScore before, HeldOutScore after, TimeSpan elapsed)
@@ -41,7 +41,8 @@ internal static class DemoReport
         }
         AnsiConsole.Write(table);
 
-        var shown = heldOut.Select((e, i) => (e, i)).GroupBy(x => x.e.Category).SelectMany(g => g.Take(ShownPerTask)).OrderBy(x => x.i)
+        int perTask = (Shown + heldOut.Select(e => e.Category).Distinct().Count() - 1) / Math.Max(1, heldOut.Select(e => e.Category).Distinct().Count());
+        var shown = heldOut.Select((e, i) => (e, i)).GroupBy(x => x.e.Category).SelectMany(g => g.Take(perTask)).OrderBy(x => x.i)
             .Select(x => new DemoExample(x.e.Category, x.e.Instruction, x.e.Input, x.e.Output, before.Answers[x.i], after.Answers[x.i])).ToList();
         var examples = new Table().Title("held-out prompts (words no client trained on)").AddColumn("instruction").AddColumn("input").AddColumn("expected")
             .AddColumn("before").AddColumn("after");

@@ -8,7 +8,7 @@ namespace Ferret.Cli.Demo;
 /// </summary>
 internal static class DemoSettings
 {
-    public const int Rounds = 12;
+    public const int Rounds = 6;
 
     public static AlgorithmSettings For(string algorithm)
     {
