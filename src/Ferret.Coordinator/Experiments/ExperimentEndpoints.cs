@@ -57,6 +57,7 @@ public static class ExperimentEndpoints
         api.MapGet("/{id}/descriptor", Descriptor).RequireAuthorization(Policies.Observer);
         api.MapGet("/{id}/updates", Updates).RequireAuthorization(Policies.Observer);
         api.MapGet("/{id}/rounds/{round:int}", RoundDetail).RequireAuthorization(Policies.Admin);
+        api.MapGet("/{id}/model", ModelEndpoint.Download).RequireAuthorization(Policies.Admin);
         return api;
     }
 

@@ -4,8 +4,11 @@ using Ferret.Core.Projection;
 
 namespace Ferret.Core.Algorithms;
 
-/// <summary>The global model at a round: its parameters, the round it stands at, and its fingerprint.</summary>
-public sealed record ReplayedModel(float[] Parameters, int Round, int UpdatesApplied, string Fingerprint);
+/// <summary>
+/// The global model at a round: its parameters, the round it stands at, the round of the last update applied
+/// (earlier when later rounds were abandoned; what participants reported their fingerprints for), and its fingerprint.
+/// </summary>
+public sealed record ReplayedModel(float[] Parameters, int Round, int LastUpdateRound, int UpdatesApplied, string Fingerprint);
 
 /// <summary>
 /// The global model as a pure function of the starting parameters and the round log's global updates
@@ -49,7 +52,7 @@ public static class ModelReplay
             round = update.Round;
             applied++;
         }
-        return new ReplayedModel(parameters, untilRound ?? round, applied, ModelFingerprint.Compute(parameters));
+        return new ReplayedModel(parameters, untilRound ?? round, round, applied, ModelFingerprint.Compute(parameters));
     }
 
     /// <summary>

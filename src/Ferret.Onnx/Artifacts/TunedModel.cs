@@ -1,3 +1,6 @@
+using System.Globalization;
+using Ferret.Core.Algorithms;
+using Ferret.Core.Packets;
 using Ferret.Core.Parameters;
 using Ferret.Onnx.Checkpoints;
 
@@ -15,6 +18,49 @@ public sealed record SavedModel(string HuggingFaceDirectory, string? PackageDire
 /// </summary>
 public static class TunedModel
 {
+    /// <summary>Where the artifact package goes when only the Hugging Face folder is named: <c>DIR-package</c> beside it.</summary>
+    public static string DefaultPackageDirectory(string huggingFaceDirectory)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(huggingFaceDirectory);
+        return Path.GetFullPath(huggingFaceDirectory).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar) + "-package";
+    }
+
+    /// <summary>
+    /// The global model of <paramref name="experiment"/> at <paramref name="round"/> (the last when null): the round
+    /// log's updates replayed onto <paramref name="start"/>, its fingerprint checked against every fingerprint the
+    /// participants reported for the same model (<paramref name="reportsAt"/>: the reports of a round).
+    /// </summary>
+    public static (ReplayedModel Model, int AgreeingReports) Replay(ArtifactPackage start, ExperimentDescriptor experiment, IEnumerable<GlobalUpdate> updates,
+        int? round, Func<int, IEnumerable<string>> reportsAt)
+    {
+        ArgumentNullException.ThrowIfNull(start);
+        ArgumentNullException.ThrowIfNull(experiment);
+        ArgumentNullException.ThrowIfNull(reportsAt);
+        if (start.Manifest.ParametersSha256 != experiment.ArtifactFingerprint)
+        {
+            throw new InvalidDataException(
+                $"'{start.Directory}' holds the model {start.Manifest.ParametersSha256[..16]}, but experiment '{experiment.Id}' starts from {experiment.ArtifactFingerprint[..16]}.");
+        }
+        if (round is { } r && (r < 0 || r > experiment.Rounds))
+            throw new ArgumentException($"Round {r} is outside experiment '{experiment.Id}' (rounds 0 to {experiment.Rounds}).");
+        var model = ModelReplay.Replay(experiment, experiment.Blocks(start.Layout), start.LoadParameters(verify: true), updates, round);
+        int agreeing = model.LastUpdateRound == 0 ? 0 : ModelReplay.CheckAgainstReports(model.Fingerprint, model.LastUpdateRound, reportsAt(model.LastUpdateRound));
+        return (model, agreeing);
+    }
+
+    /// <summary>What the written model records about where it came from (safetensors metadata).</summary>
+    public static Dictionary<string, string> Provenance(ExperimentDescriptor experiment, ReplayedModel model)
+    {
+        ArgumentNullException.ThrowIfNull(experiment);
+        ArgumentNullException.ThrowIfNull(model);
+        return new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["ferret_experiment"] = experiment.Id,
+            ["ferret_algorithm"] = experiment.Algorithm,
+            ["ferret_round"] = model.Round.ToString(CultureInfo.InvariantCulture),
+        };
+    }
+
     public static SavedModel Save(ArtifactPackage start, float[] parameters, string huggingFaceDirectory, string? packageDirectory, bool overwrite,
         IReadOnlyDictionary<string, string>? provenance = null)
     {

@@ -51,7 +51,7 @@ public class ModelReplayTests
         var gap = new List<GlobalUpdate> { updates[0], updates[1] };
         gap[1].Round = 3;
         var atTwo = ModelReplay.Replay(f.Descriptor, f.Blocks, initial, gap, untilRound: 2);
-        Assert.True(atTwo.Fingerprint == fingerprints[0] && atTwo.UpdatesApplied == 1, "round 2 (abandoned) holds round 1's model");
+        Assert.True(atTwo.Fingerprint == fingerprints[0] && atTwo.UpdatesApplied == 1 && atTwo.Round == 2 && atTwo.LastUpdateRound == 1, "round 2 (abandoned) holds round 1's model");
         Assert.True(ModelReplay.Replay(f.Descriptor, f.Blocks, initial, gap, untilRound: 0).Fingerprint == ModelFingerprint.Compute(initial), "round 0 is the start");
     }
 
