@@ -18,7 +18,7 @@ internal static class CliRunner
             Console.SetError(error);
             try
             {
-                int code = FerretCommandLine.Build().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+                int code = FerretCommandLine.Run(args, new InvocationConfiguration { Output = output, Error = error });
                 return (code, output.ToString(), error.ToString());
             }
             finally

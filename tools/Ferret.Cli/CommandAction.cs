@@ -46,7 +46,7 @@ internal static class CommandAction
 
     private static bool IsUserError(Exception e) => e is ArgumentException or InvalidDataException or IOException
         or FormatException or NotSupportedException or KeyNotFoundException or UnauthorizedAccessException
-        or OperationCanceledException;
+        or OperationCanceledException or HttpRequestException;
 
     private static int Report(Exception e)
     {

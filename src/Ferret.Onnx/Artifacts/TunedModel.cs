@@ -51,13 +51,19 @@ public static class TunedModel
     /// <summary>What the written model records about where it came from (safetensors metadata).</summary>
     public static Dictionary<string, string> Provenance(ExperimentDescriptor experiment, ReplayedModel model)
     {
-        ArgumentNullException.ThrowIfNull(experiment);
         ArgumentNullException.ThrowIfNull(model);
+        return Provenance(experiment, model.Round);
+    }
+
+    /// <inheritdoc cref="Provenance(ExperimentDescriptor, ReplayedModel)"/>
+    public static Dictionary<string, string> Provenance(ExperimentDescriptor experiment, int round)
+    {
+        ArgumentNullException.ThrowIfNull(experiment);
         return new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["ferret_experiment"] = experiment.Id,
             ["ferret_algorithm"] = experiment.Algorithm,
-            ["ferret_round"] = model.Round.ToString(CultureInfo.InvariantCulture),
+            ["ferret_round"] = round.ToString(CultureInfo.InvariantCulture),
         };
     }
 

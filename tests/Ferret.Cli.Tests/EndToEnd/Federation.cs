@@ -102,7 +102,7 @@ internal sealed class Federation : IDisposable
     /// restarted process with the same index is the same client.
     /// </summary>
     public async Task<ChildProcess> StartEdgeAsync(int index, string experimentId, Action<string>? onLine = null, string? logName = null,
-        string? artifacts = null, string? data = null)
+        string? artifacts = null, string? data = null, IEnumerable<string>? extra = null)
     {
         var tokenFile = Path.Combine(_dir, $"edge-{index}.token");
         var enrolment = File.Exists(tokenFile) ? null : await EnrolmentTokenAsync();
@@ -110,6 +110,7 @@ internal sealed class Federation : IDisposable
             "--data", data ?? Shards[index - 1], "--max-length", "64", "--threads", "1", "--name", $"edge-{index}"];
         if (enrolment is not null)
             args = [.. args, "--enrolment-token", enrolment];
+        args = [.. args, .. extra ?? []];
         logName ??= $"edge-{index}";
         var process = new ChildProcess(logName, Deployables.EdgeClient, args, Path.Combine(_dir, logName + ".log"), onLine);
         _processes.Add(process);

@@ -26,7 +26,7 @@ public sealed class SharedMachine
 public sealed class FederationTests
 {
     [Fact]
-    public async Task Three_edge_clients_complete_three_rounds_and_end_with_identical_fingerprints()
+    public async Task Three_edge_clients_complete_three_rounds_and_end_with_identical_fingerprints_and_the_model_comes_out_the_same_three_ways()
     {
         using var federation = new Federation(shards: 3);
         await federation.StartCoordinatorAsync();
@@ -35,7 +35,7 @@ public sealed class FederationTests
         var downloaded = federation.Scratch("device-3/tiny-gpt2");
         var edges = new List<Cli.Demo.ChildProcess>
         {
-            await federation.StartEdgeAsync(1, id),
+            await federation.StartEdgeAsync(1, id, extra: ["--save-model", federation.Scratch("edge-1-model")]),
             await federation.StartEdgeAsync(2, id),
             await federation.StartEdgeAsync(3, id, artifacts: downloaded),
         };
@@ -53,7 +53,46 @@ public sealed class FederationTests
         });
         var fingerprints = edges.Select(Federation.FinalFingerprint).Distinct().ToList();
         // Everyone agrees, and with an independent replay of the round log from the initial parameters.
-        Assert.Equal(await ReplayAsync(federation, id), Assert.Single(fingerprints));
+        string replayed = await ReplayAsync(federation, id);
+        Assert.Equal(replayed, Assert.Single(fingerprints));
+
+        // The tuned model out: the edge client saved it, `ferret model` rebuilds it from the coordinator and,
+        // offline, from the SQLite round log; all three hold the same parameters.
+        var fromCoordinator = CliRunner.Run("model", "--coordinator", federation.Url.ToString(), "--token", Federation.AdminKey, "--experiment", id,
+            "--out", federation.Scratch("from-coordinator"), "--json");
+        Assert.True(fromCoordinator.ExitCode == 0, fromCoordinator.Error);
+        var fromLog = CliRunner.Run("model", "--round-log", federation.DatabasePath, "--experiment", id, "--artifacts", federation.Package.Directory,
+            "--out", federation.Scratch("from-log"), "--json");
+        Assert.True(fromLog.ExitCode == 0, fromLog.Error);
+        foreach (var json in new[] { fromCoordinator.Output, fromLog.Output })
+        {
+            var result = JsonDocument.Parse(json).RootElement;
+            Assert.True(result.GetProperty("fingerprint").GetString() == replayed, $"ferret model wrote {json}; the replay is {replayed}");
+            Assert.True(result.GetProperty("agreeing_reports").GetInt32() == 3, $"all three clients' reports of round 3 were checked: {json}");
+            Assert.True(result.GetProperty("round").GetInt32() == 3, $"the last round: {json}");
+        }
+        Assert.Contains(File.ReadLines(edges[0].LogPath), l => l.Contains("model saved: " + federation.Scratch("edge-1-model"), StringComparison.Ordinal));
+        foreach (var folder in new[] { "edge-1-model", "from-coordinator", "from-log" })
+        {
+            var package = Onnx.Artifacts.ArtifactPackage.Open(federation.Scratch(folder + "-package"));
+            Assert.True(package.Manifest.ParametersSha256 == replayed, $"{folder}-package holds {package.Manifest.ParametersSha256}, not the replayed {replayed}");
+            Assert.True(File.ReadAllBytes(federation.Scratch(folder + "/model.safetensors")).SequenceEqual(File.ReadAllBytes(federation.Scratch("from-log/model.safetensors"))),
+                $"{folder}/model.safetensors is byte-identical to the offline rebuild's");
+        }
+        // Earlier rounds too, and an unknown experiment or a round not closed is one line and exit code 2.
+        var atOne = CliRunner.Run("model", "--round-log", federation.DatabasePath, "--experiment", id, "--artifacts", federation.Package.Directory,
+            "--round", "1", "--out", federation.Scratch("round-1"), "--json");
+        Assert.True(atOne.ExitCode == 0 && JsonDocument.Parse(atOne.Output).RootElement.GetProperty("round").GetInt32() == 1, atOne.Error);
+        foreach (var (args, expected) in new[]
+        {
+            (new[] { "--experiment", "exp-nope" }, "no experiment 'exp-nope'"),
+            (new[] { "--experiment", id, "--round", "9" }, "--round 9"),
+        })
+        {
+            var bad = CliRunner.Run(["model", "--round-log", federation.DatabasePath, "--artifacts", federation.Package.Directory, "--out", federation.Scratch("bad"), .. args]);
+            Assert.True(bad.ExitCode == 2 && bad.Error.Contains(expected, StringComparison.Ordinal) && bad.Error.Trim().Split('\n').Length == 1,
+                $"exit {bad.ExitCode}, stderr: {bad.Error}");
+        }
     }
 
     [Fact]

@@ -20,7 +20,7 @@ internal static class BenchTrainCommand
         var steps = new Option<int>("--steps") { Description = "Timed training steps.", DefaultValueFactory = _ => 20 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed steps first (session warm-up).", DefaultValueFactory = _ => 3 };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
-        var optLevel = new Option<string>("--opt-level") { Description = "Graph optimisation: none, basic, extended, all.", DefaultValueFactory = _ => "all" };
+        var optLevel = Choices.Create("--opt-level", "Graph optimisation.", "all", "none", "basic", "extended", "all");
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var profile = new Option<bool>("--profile") { Description = "Run ONNX Runtime's profiler and show where the time goes." };
         var resident = new Option<bool?>("--resident") { Description = "Keep parameters, gradients and the SGD update in the provider's memory (default: on under CUDA)." };

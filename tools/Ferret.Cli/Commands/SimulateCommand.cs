@@ -23,8 +23,7 @@ internal static class SimulateCommand
 
     public static Command Create()
     {
-        var algorithm = new Option<string>("--algorithm") { Description = "ferret, fedkseed, fedzo or fedavg.", DefaultValueFactory = _ => "ferret" };
-        algorithm.AcceptOnlyFromAmong([.. FederatedAlgorithms.Names]);
+        var algorithm = Choices.Create("--algorithm", "The algorithm (one run; --compare runs several).", "ferret", [.. FederatedAlgorithms.Names]);
         var compare = new Option<string?>("--compare") { Description = "Several algorithms on the identical setup, e.g. ferret,fedkseed,fedzo,fedavg." };
         var artifacts = new Option<DirectoryInfo>("--artifacts") { Description = "Artifact package (ferret export).", Required = true };
         var data = new Option<string>("--data") { Description = "Training data: a file (Alpaca/Dolly/GSM8K JSON or JSONL), a Natural Instructions folder, or a folder with train.jsonl and test.jsonl.", Required = true };
@@ -33,8 +32,7 @@ internal static class SimulateCommand
         var clients = new Option<int>("--clients") { Description = "Clients N.", DefaultValueFactory = _ => 20 };
         var fraction = new Option<double>("--fraction") { Description = "Fraction m of clients sampled per round.", DefaultValueFactory = _ => 0.25 };
         var rounds = new Option<int>("--rounds") { Description = "Rounds R.", DefaultValueFactory = _ => 12 };
-        var partition = new Option<string>("--partition") { Description = "iid, dirichlet or category.", DefaultValueFactory = _ => "iid" };
-        partition.AcceptOnlyFromAmong("iid", "dirichlet", "category");
+        var partition = Choices.Create("--partition", "How the data is split across clients.", "iid", "iid", "dirichlet", "category");
         var alpha = new Option<double>("--alpha") { Description = "Dirichlet alpha of label skew.", DefaultValueFactory = _ => 0.5 };
         var seed = new Option<ulong>("--seed") { Description = "Experiment seed.", DefaultValueFactory = _ => 42 };
         var localSteps = new Option<string?>("--local-steps") { Description = "Local steps T, one value or per algorithm (ferret=10,fedkseed=200); default: the reference." };
@@ -148,7 +146,7 @@ internal static class SimulateCommand
 
     /// <summary>The <c>--format</c> option shared by the commands that read instruction data.</summary>
     internal static Option<DataFormat> FormatOption() =>
-        new("--format") { Description = "Data format: Auto (from the file), Alpaca, CodeAlpaca (category = programming language), Dolly, NaturalInstructions, Gsm8k.", DefaultValueFactory = _ => DataFormat.Auto };
+        Choices.Enum("--format", "Data format: auto (from the file), alpaca, codealpaca (category = programming language), dolly, naturalinstructions, gsm8k.", DataFormat.Auto);
 
     internal static (List<InstructionExample> Train, List<InstructionExample> Test) LoadData(string data, string? test, int seed, DataFormat format = DataFormat.Auto)
     {

@@ -21,8 +21,7 @@ internal static class TrainCommand
         var steps = new Option<int>("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => 200 };
         var batch = new Option<int>("--batch") { Description = "Examples per micro-batch.", DefaultValueFactory = _ => 4 };
         var accumulate = new Option<int>("--accumulate") { Description = "Micro-batches per step.", DefaultValueFactory = _ => 1 };
-        var optimizer = new Option<string>("--optimizer") { Description = "sgd or adamw.", DefaultValueFactory = _ => "adamw" };
-        optimizer.AcceptOnlyFromAmong("sgd", "adamw");
+        var optimizer = Choices.Create("--optimizer", "The optimizer.", "adamw", "sgd", "adamw");
         var lr = new Option<float>("--lr") { Description = "Learning rate.", DefaultValueFactory = _ => 1e-3f };
         var clip = new Option<float>("--clip") { Description = "Gradient-norm clipping (0: off).", DefaultValueFactory = _ => 1f };
         var evalEvery = new Option<int>("--eval-every") { Description = "Steps between evaluations.", DefaultValueFactory = _ => 50 };

@@ -37,8 +37,7 @@ internal static class DemoCommand
         var rounds = new Option<int>("--rounds") { Description = "Ferret rounds.", DefaultValueFactory = _ => 5 };
         var artifacts = new Option<DirectoryInfo>("--artifacts") { Description = "Folder of artifact packages; tiny-llama is exported into it when missing.", DefaultValueFactory = _ => new DirectoryInfo("artifacts") };
         var keep = new Option<bool>("--keep") { Description = "Keep the temporary folder (round log, data, process logs)." };
-        var algorithm = new Option<string>("--algorithm") { Description = "ferret, or a baseline: fedavg, fedkseed, fedzo.", DefaultValueFactory = _ => FederatedAlgorithms.Ferret };
-        algorithm.AcceptOnlyFromAmong([.. FederatedAlgorithms.Names]);
+        var algorithm = Choices.Create("--algorithm", "ferret, or a baseline: fedavg, fedkseed, fedzo.", FederatedAlgorithms.Ferret, [.. FederatedAlgorithms.Names]);
         var timeout = new Option<int>("--timeout") { Description = "Give up after this many seconds.", DefaultValueFactory = _ => 900 };
         var command = new Command("demo", "Run a coordinator and edge-client processes on loopback: five Ferret (or baseline) rounds on tiny-llama with synthetic tasks.")
         {
