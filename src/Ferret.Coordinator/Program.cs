@@ -24,6 +24,8 @@ builder.Services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
     .AddScheme<AuthenticationSchemeOptions, BearerAuthenticationHandler>(BearerAuthenticationHandler.SchemeName, null);
 builder.Services.AddAuthorization(Policies.Add);
 builder.Services.AddProblemDetails();
+// The REST API's JSON: ASP.NET Core's camelCase, enums as their names.
+builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
 builder.Services.AddOpenApi();
 builder.Services.AddHealthChecks()
     .AddCheck<RoundLogHealthCheck>("round-log");

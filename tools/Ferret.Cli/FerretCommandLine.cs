@@ -26,6 +26,9 @@ internal static class FerretCommandLine
     }
 
     /// <summary>Parses and runs a command line; a line that does not parse is one error line and exit code 2.</summary>
-    public static int Run(string[] args, InvocationConfiguration? configuration = null) =>
-        ParseErrors.Invoke(Build().Parse(args), "ferret", configuration);
+    public static int Run(string[] args, InvocationConfiguration? configuration = null)
+    {
+        using var terminal = Terminal.Configure(configuration?.Output, configuration?.Error);
+        return ParseErrors.Invoke(Build().Parse(args), "ferret", configuration);
+    }
 }

@@ -12,7 +12,10 @@ using Microsoft.Extensions.Options;
 
 namespace Ferret.Coordinator.Experiments;
 
-/// <summary>What an admin sends to create an experiment; unset hyper-parameters take the algorithm's reference values.</summary>
+/// <summary>
+/// What an admin sends to create an experiment. Unset hyper-parameters take the package's recommended values
+/// (its manifest), else the algorithm's reference values; the experiment's status shows the effective ones.
+/// </summary>
 public sealed record CreateExperimentRequest(
     string Name, string Algorithm, string Artifact, int Rounds, double Fraction, ulong? ExperimentSeed,
     int? LocalSteps, int? MicroBatches, double? LocalLearningRate, int? CandidateSeeds, double? ServerLearningRate,
@@ -32,9 +35,14 @@ public sealed record RoundView(
     }
 }
 
+/// <summary>
+/// An experiment's status: its effective settings, how many joined clients are connected now (a round opens at
+/// <c>MinClients</c>), the round log when asked for one experiment, and the rejections at the door.
+/// </summary>
 public sealed record ExperimentView(
     string Id, string Name, string Algorithm, string State, int Rounds, double Fraction, int MinClients, int RoundDeadlineSeconds, int CandidateSeeds, int Blocks,
-    long Parameters, string ArtifactFingerprint, DateTimeOffset CreatedUtc, IReadOnlyList<RoundView>? RoundLog, long? Rejections = null);
+    long Parameters, string ArtifactFingerprint, DateTimeOffset CreatedUtc, IReadOnlyList<RoundView>? RoundLog, long? Rejections = null,
+    AlgorithmSettings? Settings = null, int ConnectedClients = 0);
 
 public sealed record AssignmentView(string ClientId, string State, string? PacketSha256, long PacketBytes, DateTimeOffset? ReceivedUtc, double? TrainLoss, string? Reason);
 
@@ -98,7 +106,7 @@ public static class ExperimentEndpoints
         if (errors.Count > 0)
             return TypedResults.ValidationProblem(errors);
 
-        var settings = FederatedAlgorithms.ReferenceSettings(request.Algorithm);
+        var settings = package!.Manifest.SettingsFor(request.Algorithm);
         if (request.LocalSteps is int t)
             settings.LocalSteps = t;
         if (request.MicroBatches is int m)
@@ -125,18 +133,18 @@ public static class ExperimentEndpoints
         var record = new ExperimentRecord(descriptor.Id, request.Name.Trim(), descriptor.Algorithm, Wire.Serialize(descriptor), ExperimentState.Created,
             descriptor.Rounds, descriptor.ArtifactFingerprint, clock.GetUtcNow(), null);
         log.AddExperiment(record);
-        return TypedResults.Created($"/api/experiments/{descriptor.Id}", View(record, descriptor, null));
+        return TypedResults.Created($"/api/experiments/{descriptor.Id}", View(record, descriptor, null, null));
     }
 
-    private static Ok<ExperimentView[]> List(RoundLog log) =>
-        TypedResults.Ok(log.ListExperiments().Select(e => View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), null)).ToArray());
+    private static Ok<ExperimentView[]> List(RoundLog log, Participants participants) =>
+        TypedResults.Ok(log.ListExperiments().Select(e => View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), null, participants)).ToArray());
 
-    private static Results<Ok<ExperimentView>, NotFound> Get(string id, RoundLog log)
+    private static Results<Ok<ExperimentView>, NotFound> Get(string id, RoundLog log, Participants participants)
     {
         if (log.GetExperiment(id) is not { } e)
             return TypedResults.NotFound();
         var rounds = log.GetRounds(id).Select(RoundView.Of).ToList();
-        return TypedResults.Ok(View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), rounds) with { Rejections = log.CountRejections(id) });
+        return TypedResults.Ok(View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), rounds, participants) with { Rejections = log.CountRejections(id) });
     }
 
     private static Results<NoContent, NotFound, Conflict<string>> Stop(string id, RoundLog log, TimeProvider clock)
@@ -177,7 +185,7 @@ public static class ExperimentEndpoints
             fingerprints.Select(f => f.Fingerprint).Distinct().Count() <= 1));
     }
 
-    private static ExperimentView View(ExperimentRecord e, ExperimentDescriptor d, IReadOnlyList<RoundView>? rounds) =>
+    private static ExperimentView View(ExperimentRecord e, ExperimentDescriptor d, IReadOnlyList<RoundView>? rounds, Participants? participants) =>
         new(e.Id, e.Name, e.Algorithm, e.State.ToString(), e.Rounds, d.Fraction, d.MinClients, d.RoundDeadlineSeconds, d.Settings.CandidateSeeds, d.BlockLengths.Length, d.ParameterCount,
-            e.ArtifactFingerprint, e.CreatedUtc, rounds);
+            e.ArtifactFingerprint, e.CreatedUtc, rounds, Settings: d.Settings, ConnectedClients: participants?.Connected(e.Id).Count ?? 0);
 }

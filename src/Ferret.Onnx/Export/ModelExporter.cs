@@ -115,7 +115,8 @@ public static class ModelExporter
             "params.safetensors",
             ModelFingerprint.Compute(flat),
             layout.TotalLength,
-            $"Ferret.NET {typeof(ModelExporter).Assembly.GetName().Version}");
+            $"Ferret.NET {typeof(ModelExporter).Assembly.GetName().Version}",
+            presetName is null ? null : RecommendedSettings.SmallPresets);
         writer.Commit(manifest);
         progress?.Report("done");
         return ArtifactPackage.Open(outputDirectory);

@@ -216,16 +216,24 @@ public sealed class FederationTests
     }
 
     [Fact]
-    public void The_demo_runs_a_coordinator_and_edge_processes_to_the_end_and_exits_zero()
+    public void The_demo_runs_a_coordinator_and_edge_processes_to_the_end_exits_zero_and_keeps_the_tuned_model()
     {
         var artifacts = Directory.CreateTempSubdirectory("ferret-demo-test-").FullName;
         try
         {
-            var (code, _, error) = CliRunner.Run("demo", "--clients", "2", "--rounds", "2", "--artifacts", artifacts, "--timeout", "300");
+            var temps = Directory.GetDirectories(Path.GetTempPath(), "ferret-demo-*").ToHashSet();
+            var (code, output, error) = CliRunner.Run("demo", "--clients", "2", "--rounds", "2", "--artifacts", Path.Combine(artifacts, "tiny-llama"), "--timeout", "300");
             Assert.True(code == 0, error);
-            // It exported the preset it needed, and left nothing else behind.
-            Assert.True(File.Exists(Path.Combine(artifacts, "tiny-llama", "manifest.json")));
-            Assert.Equal(["tiny-llama"], Directory.GetDirectories(artifacts).Select(Path.GetFileName));
+            // It exported the preset it needed and kept the tuned model beside it, as a Hugging Face folder and a package.
+            Assert.True(File.Exists(Path.Combine(artifacts, "tiny-llama", "manifest.json")), "the preset was exported where --artifacts said");
+            Assert.Equal(["demo-model", "demo-model-package", "tiny-llama"], Directory.GetDirectories(artifacts).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+            var saved = Path.Combine(artifacts, "demo-model");
+            Assert.True(File.Exists(Path.Combine(saved, "config.json")) && File.Exists(Path.Combine(saved, "model.safetensors")), "the demo model is a Hugging Face folder");
+            Assert.Contains($"model saved: {saved}", output.Split('\n').Select(l => l.Trim()));
+            // Every path it printed still exists: nothing points into the temporary folder it deleted.
+            var gone = Directory.GetDirectories(Path.GetTempPath(), "ferret-demo-*").Where(d => !temps.Contains(d)).ToList();
+            Assert.True(gone.Count == 0, $"temporary folders left behind: {string.Join(", ", gone)}");
+            Assert.DoesNotContain(Path.Combine(Path.GetTempPath(), "ferret-demo-"), output, StringComparison.Ordinal);
         }
         finally
         {

@@ -49,7 +49,7 @@ internal static class BenchProjectionCommand
             var output = parse.InvocationConfiguration.Output;
             if (parse.GetValue(json))
             {
-                output.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+                output.WriteLine(CliJson.Serialize(new Dictionary<string, object>
                 {
                     ["project_elements_per_s"] = Math.Round(result.Project),
                     ["apply_elements_per_s"] = Math.Round(result.Apply),

@@ -99,7 +99,7 @@ internal static class BenchTrainCommand
             };
             if (ops.Count > 0)
                 result["op_share"] = ops.Take(12).ToDictionary(o => o.OpType, o => Math.Round(o.Share, 4));
-            Console.WriteLine(JsonSerializer.Serialize(result));
+            Console.WriteLine(CliJson.Serialize(result));
             return 0;
         }
 

@@ -59,7 +59,7 @@ internal static class GenerateCommand
                 var answer = tokenizer.Decode(generator.Generate(ids, Math.Min(max, room), tokenizer.EosId, t, random));
                 if (parse.GetValue(json))
                 {
-                    output.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?> { ["prompt"] = p.Instruction, ["input"] = p.Input, ["answer"] = answer }));
+                    output.WriteLine(CliJson.Serialize(new Dictionary<string, object?> { ["prompt"] = p.Instruction, ["input"] = p.Input, ["answer"] = answer }));
                 }
                 else
                 {

@@ -81,7 +81,7 @@ internal static class ModelCommand
                 var output = parse.InvocationConfiguration.Output;
                 if (parse.GetValue(json))
                 {
-                    output.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object?>
+                    output.WriteLine(CliJson.Serialize(new Dictionary<string, object?>
                     {
                         ["experiment"] = id,
                         ["algorithm"] = log.Descriptor.Algorithm,
