@@ -11,10 +11,18 @@ using OpenTelemetry;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 
-var builder = WebApplication.CreateBuilder(args);
+// Paths in the settings are the user's: relative ones resolve against the folder the coordinator was started in
+// (`dotnet run` starts it there too, see RunWorkingDirectory), while its own files (appsettings.json) come from
+// beside the binary. A test host names its own content root.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+{
+    Args = args,
+    ContentRootPath = args.Any(a => a.Contains("contentRoot", StringComparison.OrdinalIgnoreCase)) ? null : AppContext.BaseDirectory,
+});
 
 builder.Services.AddOptions<CoordinatorOptions>()
     .Bind(builder.Configuration.GetSection(CoordinatorOptions.Section))
+    .PostConfigure(o => o.ResolvePaths(Environment.CurrentDirectory))
     .ValidateDataAnnotations()
     .Validate(o => builder.Environment.IsDevelopment() || !string.IsNullOrEmpty(o.AdminKey), "Ferret:AdminKey is required outside Development.")
     .ValidateOnStart();
@@ -59,6 +67,7 @@ app.MapExperiments();
 app.MapArtifacts();
 app.MapHub<RoundsHub>(RoundsHub.Path);
 
+StartupLog.Paths(app.Logger, app.Services.GetRequiredService<IOptions<CoordinatorOptions>>().Value, app.Services.GetRequiredService<ArtifactIndex>());
 app.Run();
 
 /// <summary>Entry point; public so integration tests can host the coordinator in-process.</summary>
