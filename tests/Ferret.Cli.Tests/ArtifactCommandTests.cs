@@ -24,12 +24,12 @@ public sealed class ArtifactCommandTests : IDisposable
         {
             Assert.Equal("gpt2", doc.RootElement.GetProperty("family").GetString());
             Assert.Equal("ok", doc.RootElement.GetProperty("verified").GetString());
-            Assert.True(doc.RootElement.GetProperty("parameters").GetInt64() > 500_000);
+            Assert.True(doc.RootElement.GetProperty("parameters").GetInt64() > 500_000, "expected doc.RootElement.GetProperty(\"parameters\").GetInt64() > 500_000");
         }
         (code, json, error) = CliRunner.Run("gradcheck", output, "--json", "--directions", "2");
         Assert.True(code == 0, error);
         using (var doc = JsonDocument.Parse(json))
-            Assert.True(doc.RootElement.GetProperty("max_relative_error").GetDouble() < 1e-2);
+            Assert.True(doc.RootElement.GetProperty("max_relative_error").GetDouble() < 1e-2, "expected doc.RootElement.GetProperty(\"max_relative_error\").GetDouble() < 1e-2");
     }
 
     [Theory]
@@ -45,6 +45,6 @@ public sealed class ArtifactCommandTests : IDisposable
         var (code, _, error) = CliRunner.Run(resolved);
         Assert.Equal(2, code);
         Assert.Contains(expected, error);
-        Assert.False(Directory.Exists(Path.Combine(_dir, "out")));
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out")), "expected false: Directory.Exists(Path.Combine(_dir, \"out\"))");
     }
 }

@@ -112,7 +112,7 @@ public sealed class FederationTests
 
         var afterRound1 = await federation.WaitForAsync(id, e => Federation.RoundIs(e, 1, "Completed"), 120);
         var round1 = Federation.Rounds(afterRound1).Single(r => r.GetProperty("round").GetInt32() == 1);
-        Assert.True(victim.HasExited);
+        Assert.True(victim.HasExited, "expected victim.HasExited");
         Assert.Equal(2, round1.GetProperty("aggregated").GetInt32());
         Assert.Equal(1, round1.GetProperty("missing").GetInt32());
 

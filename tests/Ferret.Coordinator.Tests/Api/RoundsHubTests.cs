@@ -121,7 +121,7 @@ public sealed class RoundsHubTests : IAsyncLifetime, IDisposable
         await Assert.ThrowsAsync<HubException>(() => a.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 1, new string('a', 64)));
         _factory.Services.GetRequiredService<RoundLog>().CompleteRound(_experiment.Id, 1,
             Wire.Serialize<GlobalUpdate>(new SeedCoefficientsUpdate { ExperimentId = _experiment.Id, Round = 1 }), null, null, DateTimeOffset.UtcNow);
-        Assert.True(await a.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 1, new string('a', 64)));
-        Assert.False(await b.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 1, new string('b', 64)));
+        Assert.True(await a.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 1, new string('a', 64)), "expected await a.InvokeAsync<bool>(\"ReportFingerprint\", _experiment.Id, 1, new string('a', 64))");
+        Assert.False(await b.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 1, new string('b', 64)), "expected false: await b.InvokeAsync<bool>(\"ReportFingerprint\", _experiment.Id, 1, new string('b', 64))");
     }
 }

@@ -23,7 +23,7 @@ public sealed class RoundLogTests : IDisposable
     {
         var enrolment = "enrol-" + clientId;
         log.AddEnrolmentToken(enrolment, clientId, T0, T0.AddHours(1));
-        Assert.True(log.RedeemEnrolmentToken(enrolment, new ClientRecord(clientId, clientId, T0, null, false), "token-" + clientId, T0));
+        Assert.True(log.RedeemEnrolmentToken(enrolment, new ClientRecord(clientId, clientId, T0, null, false), "token-" + clientId, T0), "expected log.RedeemEnrolmentToken(enrolment, new ClientRecord(clientId, clientId, T0, null, false), \"token-\" + clientId, T0)");
     }
 
     [Fact]
@@ -135,11 +135,11 @@ public sealed class RoundLogTests : IDisposable
     {
         var log = NewLog(out _);
         log.AddEnrolmentToken("e1", "lab", T0, T0.AddMinutes(10));
-        Assert.True(log.RedeemEnrolmentToken("e1", new ClientRecord("c1", "phone", T0, null, false), "t1", T0.AddMinutes(1)));
-        Assert.False(log.RedeemEnrolmentToken("e1", new ClientRecord("c2", "phone", T0, null, false), "t2", T0.AddMinutes(1)));
+        Assert.True(log.RedeemEnrolmentToken("e1", new ClientRecord("c1", "phone", T0, null, false), "t1", T0.AddMinutes(1)), "expected log.RedeemEnrolmentToken(\"e1\", new ClientRecord(\"c1\", \"phone\", T0, null, false), \"t1\", T0.AddMinutes(1))");
+        Assert.False(log.RedeemEnrolmentToken("e1", new ClientRecord("c2", "phone", T0, null, false), "t2", T0.AddMinutes(1)), "expected false: log.RedeemEnrolmentToken(\"e1\", new ClientRecord(\"c2\", \"phone\", T0, null, false), \"t2\", T0.AddMinutes(1))");
         log.AddEnrolmentToken("e2", "lab", T0, T0.AddMinutes(10));
-        Assert.False(log.RedeemEnrolmentToken("e2", new ClientRecord("c3", "phone", T0, null, false), "t3", T0.AddMinutes(11)));
-        Assert.False(log.RedeemEnrolmentToken("nope", new ClientRecord("c4", "phone", T0, null, false), "t4", T0));
+        Assert.False(log.RedeemEnrolmentToken("e2", new ClientRecord("c3", "phone", T0, null, false), "t3", T0.AddMinutes(11)), "expected false: log.RedeemEnrolmentToken(\"e2\", new ClientRecord(\"c3\", \"phone\", T0, null, false), \"t3\", T0.AddMinutes(11))");
+        Assert.False(log.RedeemEnrolmentToken("nope", new ClientRecord("c4", "phone", T0, null, false), "t4", T0), "expected false: log.RedeemEnrolmentToken(\"nope\", new ClientRecord(\"c4\", \"phone\", T0, null, false), \"t4\", T0)");
         Assert.Equal("c1", log.FindClientByToken("t1")!.Id);
         Assert.Null(log.FindClientByToken("t2"));
     }
@@ -151,7 +151,7 @@ public sealed class RoundLogTests : IDisposable
         log.AddExperiment(Experiment());
         Enrol(log, "a");
         log.OpenRound("exp-1", 1, T0, T0.AddMinutes(5), ["a"]);
-        Assert.True(log.MarkAssignmentFailed("exp-1", 1, "a", "disconnected"));
+        Assert.True(log.MarkAssignmentFailed("exp-1", 1, "a", "disconnected"), "expected log.MarkAssignmentFailed(\"exp-1\", 1, \"a\", \"disconnected\")");
         Assert.Equal(PacketOutcome.Duplicate, log.RecordPacket("exp-1", 1, "a", [1], "h", null, T0));
         var a = log.GetAssignments("exp-1", 1).Single();
         Assert.Equal(AssignmentState.Failed, a.State);

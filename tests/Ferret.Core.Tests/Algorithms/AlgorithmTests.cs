@@ -187,7 +187,7 @@ public class AlgorithmTests
             case "samples": p.SampleCount = 0; break;
         }
         var verdict = f.Coordinator.Check(p, round);
-        Assert.False(verdict.Accepted);
+        Assert.False(verdict.Accepted, "expected false: verdict.Accepted");
         Assert.Contains(reason, verdict.Reason);
     }
 

@@ -74,7 +74,7 @@ public sealed class ExportTests : IDisposable
         Assert.Equal(flat, package.LoadParameters());
         Assert.Equal("huggingface", package.Manifest.Tokenizer.Kind);
         Assert.Equal(2, package.Manifest.Tokenizer.EosTokenId);
-        Assert.True(File.Exists(Path.Combine(package.Directory, "tokenizer.json")));
+        Assert.True(File.Exists(Path.Combine(package.Directory, "tokenizer.json")), "expected File.Exists(Path.Combine(package.Directory, \"tokenizer.json\"))");
         Assert.Equal(["input_ids", "attention_mask", "labels"], package.Manifest.Train.Inputs.Take(3));
         Assert.Equal("loss", package.Manifest.Train.Outputs[0]);
         Assert.Equal(package.Manifest.Parameters.Select(p => p.Name + "_grad"), package.Manifest.Train.Outputs.Skip(1));
@@ -91,7 +91,7 @@ public sealed class ExportTests : IDisposable
         var package = ModelExporter.Export(new ModelSource.FromHuggingFace(hf, ByteTokenizer: false), _dir.File("out-sp"), overwrite: false);
         Assert.Equal("sentencepiece", package.Manifest.Tokenizer.Kind);
         Assert.Contains("tokenizer.model", package.Manifest.Tokenizer.Files);
-        Assert.True(File.Exists(Path.Combine(package.Directory, "tokenizer.model")));
+        Assert.True(File.Exists(Path.Combine(package.Directory, "tokenizer.model")), "expected File.Exists(Path.Combine(package.Directory, \"tokenizer.model\"))");
     }
 
     public static TheoryData<string, string> BrokenFolders => new()
@@ -164,7 +164,7 @@ public sealed class ExportTests : IDisposable
         var e = Assert.ThrowsAny<Exception>(() => ModelExporter.Export(new ModelSource.FromHuggingFace(hf, ByteTokenizer: false), output, overwrite: false));
         Assert.True(e is InvalidDataException or FileNotFoundException or NotSupportedException or KeyNotFoundException, e.GetType().Name + ": " + e.Message);
         Assert.True(e.Message.Contains(message, StringComparison.Ordinal), e.Message);
-        Assert.False(Directory.Exists(output));
+        Assert.False(Directory.Exists(output), "expected false: Directory.Exists(output)");
         Assert.Empty(Directory.GetDirectories(_dir.Path, ".out-*"));
     }
 
