@@ -21,7 +21,11 @@ internal static class ExportCommand
         {
             preset, hf, output, seed, tokenizer, overwrite,
         };
-        CommandAction.Set(command, parse =>
+        // Asynchronous so Ctrl-C cancels the export between its steps (nothing half-written stays behind).
+        CommandAction.SetAsync(command, (parse, ct) => Task.FromResult(Run(parse, ct)));
+        return command;
+
+        int Run(ParseResult parse, CancellationToken ct)
         {
             var p = parse.GetValue(preset);
             var h = parse.GetValue(hf);
@@ -36,7 +40,7 @@ internal static class ExportCommand
             Onnx.Artifacts.ArtifactPackage? package = null;
             AnsiConsole.Status().Start("exporting", ctx =>
             {
-                package = ModelExporter.Export(source, outDir, parse.GetValue(overwrite), new Progress<string>(m => ctx.Status($"exporting: {m}")));
+                package = ModelExporter.Export(source, outDir, parse.GetValue(overwrite), new Progress<string>(m => ctx.Status($"exporting: {m}")), ct);
             });
             var m = package!.Manifest;
             var table = new Table().AddColumn("artifact").AddColumn("value");
@@ -49,7 +53,6 @@ internal static class ExportCommand
             table.AddRow("fingerprint", m.ParametersSha256);
             AnsiConsole.Write(table);
             return 0;
-        });
-        return command;
+        }
     }
 }
