@@ -34,7 +34,7 @@ builder.Services.AddAuthorization(Policies.Add);
 builder.Services.AddProblemDetails();
 // The REST API's JSON: ASP.NET Core's camelCase, enums as their names.
 builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
-builder.Services.AddOpenApi();
+builder.Services.AddOpenApi(OpenApiDocumentation.Configure);
 builder.Services.AddHealthChecks()
     .AddCheck<RoundLogHealthCheck>("round-log");
 var telemetry = builder.Services.AddOpenTelemetry()
@@ -60,7 +60,7 @@ app.UseAuthentication();
 app.UseAuthorization();
 
 app.MapOpenApi();
-app.MapHealthChecks("/health");
+app.MapHealthChecks("/health").WithSummary("Health, including a query of the round log.");
 app.MapPrometheusScrapingEndpoint("/metrics");
 app.MapClients();
 app.MapExperiments();

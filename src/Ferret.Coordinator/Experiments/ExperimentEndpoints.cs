@@ -17,8 +17,8 @@ namespace Ferret.Coordinator.Experiments;
 /// (its manifest), else the algorithm's reference values; the experiment's status shows the effective ones.
 /// </summary>
 public sealed record CreateExperimentRequest(
-    string Name, string Algorithm, string Artifact, int Rounds, double Fraction, ulong? ExperimentSeed,
-    int? LocalSteps, int? MicroBatches, double? LocalLearningRate, int? CandidateSeeds, double? ServerLearningRate,
+    string Name, string Algorithm, string Artifact, int Rounds, double Fraction, ulong? ExperimentSeed = null,
+    int? LocalSteps = null, int? MicroBatches = null, double? LocalLearningRate = null, int? CandidateSeeds = null, double? ServerLearningRate = null,
     int? MinClients = null, int? RoundDeadlineSeconds = null);
 
 public sealed record RoundView(
@@ -58,14 +58,20 @@ public static class ExperimentEndpoints
     public static RouteGroupBuilder MapExperiments(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/experiments").WithTags("Experiments");
-        api.MapPost("/", Create).RequireAuthorization(Policies.Admin);
-        api.MapGet("/", List).RequireAuthorization(Policies.Observer);
-        api.MapGet("/{id}", Get).RequireAuthorization(Policies.Observer);
-        api.MapPost("/{id}/stop", Stop).RequireAuthorization(Policies.Admin);
-        api.MapGet("/{id}/descriptor", Descriptor).RequireAuthorization(Policies.Observer);
-        api.MapGet("/{id}/updates", Updates).RequireAuthorization(Policies.Observer);
-        api.MapGet("/{id}/rounds/{round:int}", RoundDetail).RequireAuthorization(Policies.Admin);
-        api.MapGet("/{id}/model", ModelEndpoint.Download).RequireAuthorization(Policies.Admin);
+        api.MapPost("/", Create).RequireAuthorization(Policies.Admin)
+            .WithSummary("Creates an experiment over an artifact package; unset hyper-parameters take the package's recommended values, else the algorithm's reference values.");
+        api.MapGet("/", List).RequireAuthorization(Policies.Observer).WithSummary("Every experiment with its state, effective settings and connected clients.");
+        api.MapGet("/{id}", Get).RequireAuthorization(Policies.Observer)
+            .WithSummary("One experiment's status: effective settings, connected clients, the round log and the rejection count.");
+        api.MapPost("/{id}/stop", Stop).RequireAuthorization(Policies.Admin).WithSummary("Stops an experiment; its open round is abandoned.");
+        api.MapGet("/{id}/descriptor", Descriptor).RequireAuthorization(Policies.Observer)
+            .WithSummary("The MessagePack experiment descriptor a client needs (candidate seeds, blocks, settings).");
+        api.MapGet("/{id}/updates", Updates).RequireAuthorization(Policies.Observer)
+            .WithSummary("The completed global updates after a round, as a MessagePack array: what a lagging client replays.");
+        api.MapGet("/{id}/rounds/{round:int}", RoundDetail).RequireAuthorization(Policies.Admin)
+            .WithSummary("One round in full: every assignment and the fingerprints reported.");
+        api.MapGet("/{id}/model", ModelEndpoint.Download).RequireAuthorization(Policies.Admin)
+            .WithSummary("The global model at a round (default: the last closed) as a Hugging Face folder in a tar (default) or zip, replayed from the round log.");
         return api;
     }
 
