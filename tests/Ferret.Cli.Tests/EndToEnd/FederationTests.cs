@@ -79,6 +79,14 @@ public sealed class FederationTests
             Assert.True(File.ReadAllBytes(federation.Scratch(folder + "/model.safetensors")).SequenceEqual(File.ReadAllBytes(federation.Scratch("from-log/model.safetensors"))),
                 $"{folder}/model.safetensors is byte-identical to the offline rebuild's");
         }
+        // A device started without --experiment when every experiment is finished says so and exits, instead of waiting forever.
+        var late = new Cli.Demo.ChildProcess("late", Cli.Demo.Deployables.EdgeClient,
+            ["--coordinator", federation.Url.ToString(), "--token-file", federation.Scratch("edge-1.token"), "--artifacts", federation.Package.Directory, "--data", federation.Shards[0]],
+            federation.Scratch("late.log"));
+        await Federation.ExitsCleanlyAsync(late, 120);
+        late.Dispose();
+        Assert.Contains(File.ReadLines(federation.Scratch("late.log")), l => l.Contains("every experiment on", StringComparison.Ordinal) && l.Contains("--wait", StringComparison.Ordinal));
+
         // Earlier rounds too, and an unknown experiment or a round not closed is one line and exit code 2.
         var atOne = CliRunner.Run("model", "--round-log", federation.DatabasePath, "--experiment", id, "--artifacts", federation.Package.Directory,
             "--round", "1", "--out", federation.Scratch("round-1"), "--json");
