@@ -95,7 +95,7 @@ public sealed class InstructionDataTests : IDisposable
         var set = InstructionData.Read(path, DataFormat.Alpaca);
         Assert.Equal(2, set.Examples.Count);
         Assert.Equal(3, set.Problems.Count);
-        Assert.Contains($"{path}:2: not valid JSON", set.Problems[0]);
+        Assert.Matches($"^{System.Text.RegularExpressions.Regex.Escape(path)}:2:[0-9]+: not valid JSON", set.Problems[0]);
         Assert.Contains($"{path}:3: field 'output' is missing", set.Problems[1]);
         Assert.Contains($"{path}:4: field 'instruction' is a Number", set.Problems[2]);
         var e = Assert.Throws<InvalidDataException>(() => InstructionData.Read(path, DataFormat.Alpaca, MalformedRecords.Fail));
