@@ -226,10 +226,9 @@ public sealed class FederationTests
     [Fact]
     public void The_demo_runs_a_coordinator_and_edge_processes_to_the_end_exits_zero_and_keeps_the_tuned_model()
     {
-        var artifacts = Directory.CreateTempSubdirectory("ferret-demo-test-").FullName;
+        var artifacts = Directory.CreateTempSubdirectory("ferret-e2e-demo-").FullName;
         try
         {
-            var temps = Directory.GetDirectories(Path.GetTempPath(), "ferret-demo-*").ToHashSet();
             // The timeout only guards against a hang: a loaded 2-core machine has taken over 10 minutes for this run.
             var (code, output, error) = CliRunner.Run("demo", "--clients", "2", "--rounds", "2", "--artifacts", Path.Combine(artifacts, "tiny-llama"), "--timeout", "3600");
             Assert.True(code == 0, error);
@@ -239,10 +238,13 @@ public sealed class FederationTests
             var saved = Path.Combine(artifacts, "demo-model");
             Assert.True(File.Exists(Path.Combine(saved, "config.json")) && File.Exists(Path.Combine(saved, "model.safetensors")), "the demo model is a Hugging Face folder");
             Assert.Contains($"model saved: {saved}", output.Split('\n').Select(l => l.Trim()));
-            // Every path it printed still exists: nothing points into the temporary folder it deleted.
-            var gone = Directory.GetDirectories(Path.GetTempPath(), "ferret-demo-*").Where(d => !temps.Contains(d)).ToList();
-            Assert.True(gone.Count == 0, $"temporary folders left behind: {string.Join(", ", gone)}");
+            // Nothing it printed points into its temporary folder, and that folder (the one whose logs name this experiment) is gone.
             Assert.DoesNotContain(Path.Combine(Path.GetTempPath(), "ferret-demo-"), output, StringComparison.Ordinal);
+            var experiment = System.Text.RegularExpressions.Regex.Match(output, @"experiment (exp-[0-9a-f]+)").Groups[1].Value;
+            Assert.True(experiment.Length > 0, $"the demo names its experiment: {output}");
+            var left = Directory.GetDirectories(Path.GetTempPath(), "ferret-demo-*")
+                .Where(d => Directory.EnumerateFiles(d, "*.log").Any(f => File.ReadAllText(f).Contains(experiment, StringComparison.Ordinal))).ToList();
+            Assert.True(left.Count == 0, $"the demo's temporary folder is left behind: {string.Join(", ", left)}");
         }
         finally
         {
