@@ -1,6 +1,8 @@
 using Ferret.Coordinator;
+using Ferret.Coordinator.Access;
 using Ferret.Coordinator.Artifacts;
 using Ferret.Coordinator.Clients;
+using Ferret.Coordinator.Dashboard;
 using Ferret.Coordinator.Experiments;
 using Ferret.Coordinator.Persistence;
 using Ferret.Coordinator.Rounds;
@@ -35,6 +37,7 @@ builder.Services.AddProblemDetails();
 // The REST API's JSON: ASP.NET Core's camelCase, enums as their names.
 builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
 builder.Services.AddOpenApi(OpenApiDocumentation.Configure);
+builder.Services.AddDashboard();
 builder.Services.AddHealthChecks()
     .AddCheck<RoundLogHealthCheck>("round-log");
 var telemetry = builder.Services.AddOpenTelemetry()
@@ -56,6 +59,7 @@ var app = builder.Build();
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();
+app.UseDashboard();
 app.UseAuthentication();
 app.UseAuthorization();
 
@@ -65,6 +69,7 @@ app.MapPrometheusScrapingEndpoint("/metrics");
 app.MapClients();
 app.MapExperiments();
 app.MapArtifacts();
+app.MapAccess();
 app.MapHub<RoundsHub>(RoundsHub.Path);
 
 StartupLog.Paths(app.Logger, app.Services.GetRequiredService<IOptions<CoordinatorOptions>>().Value, app.Services.GetRequiredService<ArtifactIndex>());

@@ -42,7 +42,8 @@ public sealed record RoundView(
 public sealed record ExperimentView(
     string Id, string Name, string Algorithm, string State, int Rounds, double Fraction, int MinClients, int RoundDeadlineSeconds, int CandidateSeeds, int Blocks,
     long Parameters, string ArtifactFingerprint, DateTimeOffset CreatedUtc, IReadOnlyList<RoundView>? RoundLog, long? Rejections = null,
-    AlgorithmSettings? Settings = null, int ConnectedClients = 0);
+    OpenRoundView? OpenRound = null, ModelFingerprintView? ModelFingerprint = null, int? LocalSteps = null, double? LocalLearningRate = null,
+    double? ServerLearningRate = null, AlgorithmSettings? Settings = null, int ConnectedClients = 0);
 
 public sealed record AssignmentView(string ClientId, string State, string? PacketSha256, long PacketBytes, DateTimeOffset? ReceivedUtc, double? TrainLoss, string? Reason);
 
@@ -72,6 +73,7 @@ public static class ExperimentEndpoints
             .WithSummary("One round in full: every assignment and the fingerprints reported.");
         api.MapGet("/{id}/model", ModelEndpoint.Download).RequireAuthorization(Policies.Admin)
             .WithSummary("The global model at a round (default: the last closed) as a Hugging Face folder in a tar (default) or zip, replayed from the round log.");
+        api.MapWatchViews(app);
         return api;
     }
 
@@ -150,7 +152,12 @@ public static class ExperimentEndpoints
         if (log.GetExperiment(id) is not { } e)
             return TypedResults.NotFound();
         var rounds = log.GetRounds(id).Select(RoundView.Of).ToList();
-        return TypedResults.Ok(View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), rounds, participants) with { Rejections = log.CountRejections(id) });
+        return TypedResults.Ok(View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), rounds, participants) with
+        {
+            Rejections = log.CountRejections(id),
+            OpenRound = ExperimentWatchViews.OpenRound(log, id),
+            ModelFingerprint = ExperimentWatchViews.ModelFingerprint(log, id),
+        });
     }
 
     private static Results<NoContent, NotFound, Conflict<string>> Stop(string id, RoundLog log, TimeProvider clock)
@@ -193,5 +200,6 @@ public static class ExperimentEndpoints
 
     private static ExperimentView View(ExperimentRecord e, ExperimentDescriptor d, IReadOnlyList<RoundView>? rounds, Participants? participants) =>
         new(e.Id, e.Name, e.Algorithm, e.State.ToString(), e.Rounds, d.Fraction, d.MinClients, d.RoundDeadlineSeconds, d.Settings.CandidateSeeds, d.BlockLengths.Length, d.ParameterCount,
-            e.ArtifactFingerprint, e.CreatedUtc, rounds, Settings: d.Settings, ConnectedClients: participants?.Connected(e.Id).Count ?? 0);
+            e.ArtifactFingerprint, e.CreatedUtc, rounds, LocalSteps: d.Settings.LocalSteps, LocalLearningRate: d.Settings.LocalLearningRate,
+            ServerLearningRate: d.Settings.ServerLearningRate, Settings: d.Settings, ConnectedClients: participants?.Connected(e.Id).Count ?? 0);
 }

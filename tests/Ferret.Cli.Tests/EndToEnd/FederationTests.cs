@@ -224,30 +224,63 @@ public sealed class FederationTests
     }
 
     [Fact]
-    public void The_demo_runs_a_coordinator_and_edge_processes_to_the_end_exits_zero_and_keeps_the_tuned_model()
+    public async Task The_demo_runs_to_the_end_keeps_its_dashboard_open_with_a_fresh_sign_in_link_and_stops_cleanly_on_cancel()
     {
         var artifacts = Directory.CreateTempSubdirectory("ferret-e2e-demo-").FullName;
+        var links = System.Threading.Channels.Channel.CreateUnbounded<string>();
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var stop = new CancellationTokenSource();
         try
         {
-            // The timeout only guards against a hang: a loaded 2-core machine has taken over 10 minutes for this run.
-            var (code, output, error) = CliRunner.Run("demo", "--clients", "2", "--rounds", "2", "--artifacts", Path.Combine(artifacts, "tiny-llama"), "--timeout", "3600");
-            Assert.True(code == 0, error);
-            // It exported the preset it needed and kept the tuned model beside it, as a Hugging Face folder and a package.
+            var demo = CliRunner.RunAsync(line =>
+            {
+                lines.Enqueue(line);
+                if (line.StartsWith("dashboard: ", StringComparison.Ordinal))
+                    links.Writer.TryWrite(line["dashboard: ".Length..].Split(' ')[0]);
+            }, stop.Token, "demo", "--clients", "2", "--rounds", "2", "--artifacts", Path.Combine(artifacts, "tiny-llama"), "--timeout", "1800", "--keep-open");
+            // One link at the start to watch the rounds live, a fresh one after them: each signs in once.
+            async Task<string> NextLink()
+            {
+                var next = links.Reader.ReadAsync().AsTask();
+                var first = await Task.WhenAny(next, demo).WaitAsync(TimeSpan.FromSeconds(1800));
+                Assert.True(first == next, $"the demo ended before printing its dashboard link: {(demo.IsCompleted ? $"exit code {demo.Result.ExitCode}, {demo.Result.Error}" : "")}");
+                return await next;
+            }
+            var atStart = await NextLink();
+            var afterRounds = await NextLink();
+            Assert.NotEqual(atStart, afterRounds);
+            Assert.False(demo.IsCompleted, "with --keep-open the demo waits for Ctrl+C after the rounds");
+            var url = new Uri(afterRounds);
+            Assert.StartsWith("#signin=signin_", url.Fragment, StringComparison.Ordinal);
+            using var browser = new HttpClient { BaseAddress = new Uri(url.GetLeftPart(UriPartial.Authority)) };
+            var signIn = await browser.PostAsJsonAsync("api/sign-in", new { code = url.Fragment["#signin=".Length..] });
+            Assert.True(signIn.IsSuccessStatusCode, $"the link after the rounds signs in: {await signIn.Content.ReadAsStringAsync()}");
+            var key = (await signIn.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("key").GetString();
+            browser.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+            var experiment = Assert.Single((await browser.GetFromJsonAsync<JsonElement>("api/experiments")).EnumerateArray());
+            Assert.Equal("Completed", experiment.GetProperty("state").GetString());
+            Assert.True((await browser.GetAsync("/")).IsSuccessStatusCode, "the dashboard page is served");
+
+            stop.Cancel();
+            var (code, error) = await demo.WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.True(code == 0, $"the demo stops cleanly on Ctrl+C: exit code {code}, {error}");
+            // It exported the preset it needed where --artifacts said and kept the tuned model beside it, as a Hugging Face folder and a package.
             Assert.True(File.Exists(Path.Combine(artifacts, "tiny-llama", "manifest.json")), "the preset was exported where --artifacts said");
             Assert.Equal(["demo-model", "demo-model-package", "tiny-llama"], Directory.GetDirectories(artifacts).Select(Path.GetFileName).Order(StringComparer.Ordinal));
             var saved = Path.Combine(artifacts, "demo-model");
             Assert.True(File.Exists(Path.Combine(saved, "config.json")) && File.Exists(Path.Combine(saved, "model.safetensors")), "the demo model is a Hugging Face folder");
-            Assert.Contains($"model saved: {saved}", output.Split('\n').Select(l => l.Trim()));
+            var output = string.Join('\n', lines);
+            Assert.True(lines.Any(l => l.Trim() == $"model saved: {saved}"), $"the demo says where the model went: {output}");
             // Nothing it printed points into its temporary folder, and that folder (the one whose logs name this experiment) is gone.
             Assert.DoesNotContain(Path.Combine(Path.GetTempPath(), "ferret-demo-"), output, StringComparison.Ordinal);
-            var experiment = System.Text.RegularExpressions.Regex.Match(output, @"experiment (exp-[0-9a-f]+)").Groups[1].Value;
-            Assert.True(experiment.Length > 0, $"the demo names its experiment: {output}");
+            var id = experiment.GetProperty("id").GetString()!;
             var left = Directory.GetDirectories(Path.GetTempPath(), "ferret-demo-*")
-                .Where(d => Directory.EnumerateFiles(d, "*.log").Any(f => File.ReadAllText(f).Contains(experiment, StringComparison.Ordinal))).ToList();
+                .Where(d => Directory.EnumerateFiles(d, "*.log").Any(f => File.ReadAllText(f).Contains(id, StringComparison.Ordinal))).ToList();
             Assert.True(left.Count == 0, $"the demo's temporary folder is left behind: {string.Join(", ", left)}");
         }
         finally
         {
+            stop.Cancel();
             Directory.Delete(artifacts, recursive: true);
         }
     }

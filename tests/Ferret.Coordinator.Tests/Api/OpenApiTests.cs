@@ -24,7 +24,7 @@ public sealed class OpenApiTests : IDisposable
                 operations++;
                 Assert.True(op.Value.TryGetProperty("summary", out var summary) && summary.GetString()!.Length > 10, $"{op.Name.ToUpperInvariant()} {path.Name} has a summary");
                 bool secured = op.Value.TryGetProperty("security", out var security) && security.GetArrayLength() > 0;
-                bool anonymous = path.Name == "/api/clients/enrol" || path.Name.StartsWith("/health", StringComparison.Ordinal);
+                bool anonymous = path.Name is "/api/clients/enrol" or "/api/sign-in" || path.Name.StartsWith("/health", StringComparison.Ordinal);
                 Assert.True(secured != anonymous, $"{op.Name.ToUpperInvariant()} {path.Name}: security {(secured ? "declared" : "missing")}");
             }
         }
