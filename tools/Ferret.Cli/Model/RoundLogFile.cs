@@ -7,11 +7,13 @@ namespace Ferret.Cli.Model;
 /// <summary>
 /// A coordinator's SQLite round log (or a copy of it) opened read-only, for what rebuilding a model needs: an
 /// experiment's descriptor, its completed global updates, its closed rounds and the fingerprints participants
-/// reported. Reads the coordinator's schema version 1 and refuses any other with a clear line.
+/// reported. Reads the coordinator's schema versions 1 and 2 (2 added access keys; the tables read here are the
+/// same in both) and refuses any other with a clear line.
 /// </summary>
 internal sealed class RoundLogFile : IDisposable
 {
-    private const int SchemaVersion = 1;
+    private const int OldestSchema = 1;
+    private const int NewestSchema = 2;
     private readonly SqliteConnection _connection;
 
     private RoundLogFile(string path, SqliteConnection connection)
@@ -34,8 +36,8 @@ internal sealed class RoundLogFile : IDisposable
             using var cmd = connection.CreateCommand();
             cmd.CommandText = "SELECT user_version FROM pragma_user_version";
             long version = (long)(cmd.ExecuteScalar() ?? 0L);
-            if (version != SchemaVersion)
-                throw new InvalidDataException($"'{full}' has round-log schema version {version}; this ferret reads version {SchemaVersion}.");
+            if (version is < OldestSchema or > NewestSchema)
+                throw new InvalidDataException($"'{full}' has round-log schema version {version}; this ferret reads versions {OldestSchema} to {NewestSchema}.");
             return new RoundLogFile(full, connection);
         }
         catch (SqliteException e)
