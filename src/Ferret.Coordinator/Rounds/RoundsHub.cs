@@ -3,6 +3,7 @@ using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.ScaleOut;
 using Ferret.Coordinator.Security;
 using Ferret.Core.Packets;
 using Ferret.Core.Protocol;
@@ -17,11 +18,12 @@ namespace Ferret.Coordinator.Rounds;
 /// and report fingerprints; observers subscribe to an experiment's live events. Every packet is checked at
 /// the door (size, format, sender assigned to that open round, one per client per round, then the
 /// algorithm's own checks); a bad packet gets a reason back, is logged and counted, and never disturbs the
-/// round. Packets over one hub message stream in chunks (<see cref="SubmitUpdateStream"/>).
+/// round. Packets over one hub message stream in chunks (<see cref="SubmitUpdateStream"/>). Any instance takes
+/// packets: the round log decides one per client per round, and the experiment's owner is nudged to look.
 /// </summary>
 [Authorize(Policy = Policies.Observer)]
-public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Participants participants, RoundEngine engine,
-    IOptions<CoordinatorOptions> options, TimeProvider clock, ILogger<RoundsHub> logger) : Hub
+public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, ExperimentAlgorithms algorithms, IParticipants participants,
+    IExperimentOwnership ownership, IOptions<CoordinatorOptions> options, TimeProvider clock, ILogger<RoundsHub> logger) : Hub
 {
     public const string Path = RoundsProtocol.Path;
 
@@ -65,7 +67,7 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
             {
                 throw new HubException($"Capabilities are not JSON: {e.Message}");
             }
-            log.SetClientCapabilities(client, capabilitiesJson);
+            clients.SetClientCapabilities(client, capabilitiesJson);
         }
         await Groups.AddToGroupAsync(Context.ConnectionId, Group(experimentId)).ConfigureAwait(false);
         var progress = log.GetProgress(experimentId);
@@ -77,6 +79,7 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
             assignment = new RoundAssignment { ExperimentId = experimentId, Round = open.Round, BaseRound = lastCompleted, DeadlineUtc = open.DeadlineUtc };
         }
         participants.Join(Context.ConnectionId, client, experimentId);
+        ownership.Nudge(experimentId);
         await Notify(new ClientEvent { ExperimentId = experimentId, Round = lastCompleted, ClientId = client, Kind = ClientEvent.Joined }).ConfigureAwait(false);
         return new JoinResult { Descriptor = experiment.Descriptor, State = experiment.State.ToString(), LastCompletedRound = lastCompleted, OpenAssignment = assignment };
     }
@@ -117,7 +120,7 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
         reason = string.IsNullOrWhiteSpace(reason) ? "unspecified" : reason.Length > 500 ? reason[..500] : reason;
         if (!log.MarkAssignmentFailed(experimentId, round, client, reason))
             throw new HubException($"This client has no open assignment in round {round} of '{experimentId}'.");
-        engine.Wake();
+        ownership.Nudge(experimentId);
         await Notify(new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = client, Kind = ClientEvent.Failed, Detail = reason }).ConfigureAwait(false);
     }
 
@@ -184,7 +187,7 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
                 _ => $"this client is not assigned to round {round}",
             }).ConfigureAwait(false);
         }
-        engine.Wake();
+        ownership.Nudge(experimentId);
         CoordinatorMetrics.PacketsAccepted.Add(1);
         CoordinatorMetrics.PacketBytes.Add(bytes);
         await Notify(new ClientEvent

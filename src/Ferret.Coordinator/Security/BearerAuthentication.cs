@@ -15,7 +15,7 @@ public sealed class BearerAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory logger,
     UrlEncoder encoder,
-    RoundLog log,
+    IClientRegistry log,
     IOptions<CoordinatorOptions> coordinator)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
