@@ -1,7 +1,7 @@
 using Ferret.Coordinator.Persistence.Sql;
 using Ferret.Coordinator.Rounds;
-using Microsoft.Extensions.Options;
 using Microsoft.AspNetCore.SignalR;
+using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
 namespace Ferret.Coordinator.ScaleOut;

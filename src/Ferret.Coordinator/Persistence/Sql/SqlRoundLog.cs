@@ -138,8 +138,11 @@ public sealed class SqlRoundLog(SqlDatabase db) : IRoundLog
     public IReadOnlyList<(string ClientId, byte[] Packet)> GetPackets(string experimentId, int round)
     {
         using var c = db.Open();
-        return db.Query(c, null, "SELECT client_id, packet FROM assignments WHERE experiment_id = @e AND round = @r AND state = @s ORDER BY client_id",
-            r => (r.GetString(0), (byte[])r.GetValue(1)), ("e", experimentId), ("r", round), ("s", Received));
+        var packets = db.Query(c, null, "SELECT client_id, packet FROM assignments WHERE experiment_id = @e AND round = @r AND state = @s",
+            r => (ClientId: r.GetString(0), Packet: (byte[])r.GetValue(1)), ("e", experimentId), ("r", round), ("s", Received));
+        // Ordinal order whatever the database's collation: the aggregate's float sums must come out the same on every store.
+        packets.Sort((x, y) => string.CompareOrdinal(x.ClientId, y.ClientId));
+        return packets;
     }
 
     public void CompleteRound(string experimentId, int round, byte[] globalUpdate, byte[]? serverState, string? metricsJson, DateTimeOffset closedUtc,
