@@ -40,6 +40,28 @@ internal static class TestServices
         return $"{connection},channelPrefix={prefix}";
     }
 
+    private static readonly List<IDisposable> Started = [];
+
+    /// <summary>Servers started here stop when the test process ends, the quickest to stop (Redis, a kill) first.</summary>
+    private static void StopAtExit(IDisposable server)
+    {
+        lock (Started)
+        {
+            if (Started.Count == 0)
+            {
+                AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+                {
+                    lock (Started)
+                    {
+                        foreach (var s in Started.OrderBy(s => s is LocalRedis ? 0 : 1))
+                            s.Dispose();
+                    }
+                };
+            }
+            Started.Add(server);
+        }
+    }
+
     private static (string?, string?) StartPostgres()
     {
         if (Environment.GetEnvironmentVariable(PostgresVariable) is { Length: > 0 } given)
@@ -49,7 +71,7 @@ internal static class TestServices
         try
         {
             var server = LocalPostgres.Start(durable: false);
-            AppDomain.CurrentDomain.ProcessExit += (_, _) => server.Dispose();
+            StopAtExit(server);
             return (server.ConnectionString(), null);
         }
         catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or System.ComponentModel.Win32Exception)
@@ -67,7 +89,7 @@ internal static class TestServices
         try
         {
             var server = LocalRedis.Start();
-            AppDomain.CurrentDomain.ProcessExit += (_, _) => server.Dispose();
+            StopAtExit(server);
             return (server.ConnectionString, null);
         }
         catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or System.ComponentModel.Win32Exception)
