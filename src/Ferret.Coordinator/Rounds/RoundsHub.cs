@@ -29,18 +29,23 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
 
     private const int MaxCapabilitiesChars = 8 * 1024;
 
+    /// <summary>Everyone taking part in or watching an experiment: its round events.</summary>
     public static string Group(string experimentId) => "experiment:" + experimentId;
+
+    /// <summary>Those watching an experiment: its client events too (clients do not get each other's, which would grow with the square of their number).</summary>
+    public static string ObserverGroup(string experimentId) => "observers:" + experimentId;
 
     private string ClientId => Context.User?.FindFirstValue(ClaimTypes.NameIdentifier) ?? throw new HubException("Not authenticated.");
 
     private bool IsClient => Context.User?.IsInRole(BearerAuthenticationHandler.ClientRole) == true;
 
-    /// <summary>Receives live events of an experiment.</summary>
+    /// <summary>Receives live events of an experiment: round events and every client's.</summary>
     public async Task Subscribe(string experimentId)
     {
         if (log.GetExperiment(experimentId) is null)
             throw new HubException($"No experiment '{experimentId}'.");
         await Groups.AddToGroupAsync(Context.ConnectionId, Group(experimentId)).ConfigureAwait(false);
+        await Groups.AddToGroupAsync(Context.ConnectionId, ObserverGroup(experimentId)).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -215,7 +220,7 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
         return new SubmitResult { Accepted = false, Reason = reason };
     }
 
-    private Task Notify(ClientEvent e) => Clients.Group(Group(e.ExperimentId)).SendAsync(RoundsProtocol.ClientEvent, e);
+    private Task Notify(ClientEvent e) => Clients.Group(ObserverGroup(e.ExperimentId)).SendAsync(RoundsProtocol.ClientEvent, e);
 }
 
 internal static partial class HubLog
