@@ -53,6 +53,10 @@ public sealed class CoordinatorOptions
     /// <summary>Run the round engine. Off, the coordinator serves its API and round log without opening or closing rounds (maintenance, inspection).</summary>
     public bool RunRounds { get; set; } = true;
 
+    /// <summary>Hub calls that may use the round log at once (the rest wait without holding a thread).</summary>
+    [Range(1, 1000)]
+    public int DatabaseConcurrency { get; set; } = 32;
+
     /// <summary>How often the round engine looks at deadlines when nothing wakes it sooner.</summary>
     [Range(10, 60_000)]
     public int EngineTickMilliseconds { get; set; } = 500;

@@ -34,6 +34,7 @@ var telemetry = builder.Services.AddOpenTelemetry()
 if (!string.IsNullOrEmpty(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
     telemetry.UseOtlpExporter();
 builder.Services.AddSingleton<ExperimentAlgorithms>();
+builder.Services.AddSingleton<DatabaseGate>();
 builder.Services.AddSingleton<ArtifactIndex>();
 builder.Services.AddSingleton<RoundEngine>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<RoundEngine>());

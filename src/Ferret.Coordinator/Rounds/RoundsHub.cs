@@ -23,7 +23,7 @@ namespace Ferret.Coordinator.Rounds;
 /// </summary>
 [Authorize(Policy = Policies.Observer)]
 public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, ExperimentAlgorithms algorithms, IParticipants participants,
-    IExperimentOwnership ownership, IOptions<CoordinatorOptions> options, TimeProvider clock, ILogger<RoundsHub> logger) : Hub
+    IExperimentOwnership ownership, DatabaseGate gate, IOptions<CoordinatorOptions> options, TimeProvider clock, ILogger<RoundsHub> logger) : Hub
 {
     public const string Path = RoundsProtocol.Path;
 
@@ -42,8 +42,11 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
     /// <summary>Receives live events of an experiment: round events and every client's.</summary>
     public async Task Subscribe(string experimentId)
     {
-        if (log.GetExperiment(experimentId) is null)
-            throw new HubException($"No experiment '{experimentId}'.");
+        using (await gate.EnterAsync().ConfigureAwait(false))
+        {
+            if (log.GetExperiment(experimentId) is null)
+                throw new HubException($"No experiment '{experimentId}'.");
+        }
         await Groups.AddToGroupAsync(Context.ConnectionId, Group(experimentId)).ConfigureAwait(false);
         await Groups.AddToGroupAsync(Context.ConnectionId, ObserverGroup(experimentId)).ConfigureAwait(false);
     }
@@ -57,8 +60,9 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
     {
         if (!IsClient)
             throw new HubException("Only enrolled clients join experiments; observers subscribe.");
-        if (log.GetExperiment(experimentId) is not { } experiment)
-            throw new HubException($"No experiment '{experimentId}'.");
+        ExperimentRecord? experiment;
+        using (await gate.EnterAsync().ConfigureAwait(false))
+            experiment = log.GetExperiment(experimentId) ?? throw new HubException($"No experiment '{experimentId}'.");
         string client = ClientId;
         if (!string.IsNullOrEmpty(capabilitiesJson))
         {
@@ -72,19 +76,24 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
             {
                 throw new HubException($"Capabilities are not JSON: {e.Message}");
             }
-            clients.SetClientCapabilities(client, capabilitiesJson);
+            using (await gate.EnterAsync().ConfigureAwait(false))
+                clients.SetClientCapabilities(client, capabilitiesJson);
         }
         await Groups.AddToGroupAsync(Context.ConnectionId, Group(experimentId)).ConfigureAwait(false);
-        var progress = log.GetProgress(experimentId);
-        int lastCompleted = progress.LastCompleted;
+        int lastCompleted;
         RoundAssignment? assignment = null;
-        if (progress.Open is { } open
-            && log.GetAssignments(experimentId, open.Round).Any(a => a.ClientId == client && a.State == AssignmentState.Assigned))
+        using (await gate.EnterAsync().ConfigureAwait(false))
         {
-            assignment = new RoundAssignment { ExperimentId = experimentId, Round = open.Round, BaseRound = lastCompleted, DeadlineUtc = open.DeadlineUtc };
+            var progress = log.GetProgress(experimentId);
+            lastCompleted = progress.LastCompleted;
+            if (progress.Open is { } open
+                && log.GetAssignments(experimentId, open.Round).Any(a => a.ClientId == client && a.State == AssignmentState.Assigned))
+            {
+                assignment = new RoundAssignment { ExperimentId = experimentId, Round = open.Round, BaseRound = lastCompleted, DeadlineUtc = open.DeadlineUtc };
+            }
+            participants.Join(Context.ConnectionId, client, experimentId);
+            ownership.Nudge(experimentId);
         }
-        participants.Join(Context.ConnectionId, client, experimentId);
-        ownership.Nudge(experimentId);
         await Notify(new ClientEvent { ExperimentId = experimentId, Round = lastCompleted, ClientId = client, Kind = ClientEvent.Joined }).ConfigureAwait(false);
         return new JoinResult { Descriptor = experiment.Descriptor, State = experiment.State.ToString(), LastCompletedRound = lastCompleted, OpenAssignment = assignment };
     }
@@ -123,9 +132,12 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
             throw new HubException("Only enrolled clients report failures.");
         string client = ClientId;
         reason = string.IsNullOrWhiteSpace(reason) ? "unspecified" : reason.Length > 500 ? reason[..500] : reason;
-        if (!log.MarkAssignmentFailed(experimentId, round, client, reason))
-            throw new HubException($"This client has no open assignment in round {round} of '{experimentId}'.");
-        ownership.Nudge(experimentId);
+        using (await gate.EnterAsync().ConfigureAwait(false))
+        {
+            if (!log.MarkAssignmentFailed(experimentId, round, client, reason))
+                throw new HubException($"This client has no open assignment in round {round} of '{experimentId}'.");
+            ownership.Nudge(experimentId);
+        }
         await Notify(new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = client, Kind = ClientEvent.Failed, Detail = reason }).ConfigureAwait(false);
     }
 
@@ -134,11 +146,15 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
     {
         if (string.IsNullOrEmpty(fingerprint) || fingerprint.Length != 64 || !fingerprint.All(char.IsAsciiHexDigitLower))
             throw new HubException("A fingerprint is 64 lower-case hex digits.");
-        if (log.GetRound(experimentId, round) is not { State: RoundState.Completed })
-            throw new HubException($"Round {round} of '{experimentId}' has no global update to fingerprint.");
         string client = ClientId;
-        log.RecordFingerprint(new FingerprintRecord(experimentId, round, client, fingerprint, clock.GetUtcNow()));
-        bool agrees = log.GetFingerprints(experimentId, round).Select(f => f.Fingerprint).Distinct().Count() == 1;
+        bool agrees;
+        using (await gate.EnterAsync().ConfigureAwait(false))
+        {
+            if (log.GetRound(experimentId, round) is not { State: RoundState.Completed })
+                throw new HubException($"Round {round} of '{experimentId}' has no global update to fingerprint.");
+            log.RecordFingerprint(new FingerprintRecord(experimentId, round, client, fingerprint, clock.GetUtcNow()));
+            agrees = log.GetFingerprints(experimentId, round).Select(f => f.Fingerprint).Distinct().Count() == 1;
+        }
         await Notify(new ClientEvent
         {
             ExperimentId = experimentId,
@@ -152,7 +168,13 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
 
     public override async Task OnDisconnectedAsync(Exception? exception)
     {
-        if (participants.Leave(Context.ConnectionId) is { } left && !participants.IsConnected(left.ClientId, left.ExperimentId))
+        (string ClientId, string ExperimentId)? gone = null;
+        using (await gate.EnterAsync().ConfigureAwait(false))
+        {
+            if (participants.Leave(Context.ConnectionId) is { } joined && !participants.IsConnected(joined.ClientId, joined.ExperimentId))
+                gone = joined;
+        }
+        if (gone is { } left)
         {
             await Notify(new ClientEvent { ExperimentId = left.ExperimentId, ClientId = left.ClientId, Kind = ClientEvent.Left, Detail = exception?.Message })
                 .ConfigureAwait(false);
@@ -167,7 +189,10 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
         long bytes = packet?.LongLength ?? 0;
         if (packet is null || packet.Length == 0)
             return await Reject(experimentId, round, bytes, "empty packet").ConfigureAwait(false);
-        if (algorithms.Get(experimentId) is not { } experiment)
+        (Core.Algorithms.ExperimentDescriptor Descriptor, Core.Algorithms.IFederatedAlgorithm Algorithm)? found;
+        using (await gate.EnterAsync().ConfigureAwait(false))
+            found = algorithms.Get(experimentId);
+        if (found is not { } experiment)
             return await Reject(experimentId, round, bytes, $"no experiment '{experimentId}'").ConfigureAwait(false);
         ClientUpdate update;
         try
@@ -182,7 +207,14 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
         if (!verdict.Accepted)
             return await Reject(experimentId, round, bytes, verdict.Reason!).ConfigureAwait(false);
         string client = ClientId;
-        var outcome = log.RecordPacket(experimentId, round, client, packet, Convert.ToHexStringLower(SHA256.HashData(packet)), update.Stats.Loss, clock.GetUtcNow());
+        var digest = Convert.ToHexStringLower(SHA256.HashData(packet));
+        PacketOutcome outcome;
+        using (await gate.EnterAsync().ConfigureAwait(false))
+        {
+            outcome = log.RecordPacket(experimentId, round, client, packet, digest, update.Stats.Loss, clock.GetUtcNow());
+            if (outcome == PacketOutcome.Accepted)
+                ownership.Nudge(experimentId);
+        }
         if (outcome != PacketOutcome.Accepted)
         {
             return await Reject(experimentId, round, bytes, outcome switch
@@ -192,7 +224,6 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
                 _ => $"this client is not assigned to round {round}",
             }).ConfigureAwait(false);
         }
-        ownership.Nudge(experimentId);
         CoordinatorMetrics.PacketsAccepted.Add(1);
         CoordinatorMetrics.PacketBytes.Add(bytes);
         await Notify(new ClientEvent
@@ -212,7 +243,8 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
         if (!IsClient)
             throw new HubException("Only enrolled clients submit packets.");
         string client = ClientId;
-        log.RecordRejection(experimentId, round, client, reason, bytes, clock.GetUtcNow());
+        using (await gate.EnterAsync().ConfigureAwait(false))
+            log.RecordRejection(experimentId, round, client, reason, bytes, clock.GetUtcNow());
         CoordinatorMetrics.PacketsRejected.Add(1);
         HubLog.Rejected(logger, client, experimentId, round, reason);
         await Notify(new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = client, Kind = ClientEvent.Rejected, Bytes = bytes, Detail = reason })

@@ -51,8 +51,16 @@ public sealed partial class ExperimentLeases : BackgroundService, IExperimentOwn
             Woken?.Invoke(experimentId, false);
             return;
         }
-        using var c = _db.Open();
-        _db.Execute(c, null, "SELECT pg_notify(@ch, @e)", ("ch", Channel), ("e", experimentId));
+        try
+        {
+            using var c = _db.Open();
+            _db.Execute(c, null, "SELECT pg_notify(@ch, @e)", ("ch", Channel), ("e", experimentId));
+        }
+        catch (Exception e) when (e is DbException or TimeoutException or InvalidOperationException)
+        {
+            // What caused the nudge is in the log already; the owner finds it on its next tick.
+            LeaseLog.NudgeFailed(_logger, e, experimentId);
+        }
     }
 
     public ExperimentOwner? OwnerOf(string experimentId)
@@ -256,6 +264,9 @@ public sealed partial class ExperimentLeases : BackgroundService, IExperimentOwn
 
         [LoggerMessage(EventId = 33, Level = LogLevel.Error, Message = "{Instance} could not renew its leases; retrying")]
         public static partial void RefreshFailed(ILogger logger, Exception exception, string instance);
+
+        [LoggerMessage(EventId = 35, Level = LogLevel.Warning, Message = "Could not nudge the owner of {Experiment}; it looks at its next tick")]
+        public static partial void NudgeFailed(ILogger logger, Exception exception, string experiment);
 
         [LoggerMessage(EventId = 34, Level = LogLevel.Warning, Message = "{Instance} lost its notification connection; reconnecting")]
         public static partial void ListenFailed(ILogger logger, Exception exception, string instance);

@@ -44,12 +44,14 @@ public static class ScaleOutServices
             sp.GetRequiredService<ExperimentLeases>(), sp.GetRequiredService<TimeProvider>()));
         if (!string.IsNullOrWhiteSpace(options.Redis))
         {
-            signalR.AddStackExchangeRedis(options.Redis, o =>
-            {
-                // One Redis may serve several deployments: each keeps to its own channels unless the configuration names a prefix.
-                if (o.Configuration.ChannelPrefix.IsNullOrEmpty)
-                    o.Configuration.ChannelPrefix = RedisChannel.Literal("ferret");
-            });
+            var redis = ConfigurationOptions.Parse(options.Redis);
+            // One Redis may serve several deployments: each keeps to its own channels unless the configuration names a prefix.
+            if (redis.ChannelPrefix.IsNullOrEmpty)
+                redis.ChannelPrefix = RedisChannel.Literal("ferret");
+            // A slow first connect (a busy machine, Redis restarting) is retried in the background instead of failing for good.
+            if (!options.Redis.Contains("abortConnect", StringComparison.OrdinalIgnoreCase))
+                redis.AbortOnConnectFail = false;
+            signalR.AddStackExchangeRedis(o => o.Configuration = redis);
         }
         return services;
     }

@@ -169,6 +169,7 @@ internal static class BenchScaleCommand
                     ["fingerprints_agree"] = agree,
                     ["model_fingerprint"] = fingerprint,
                     ["packets_rejected"] = clients.Rejected,
+                    ["rejections"] = clients.Refusals,
                     ["cpu_seconds"] = cpu,
                     ["bottleneck"] = bottleneck,
                     ["machine_cpu_busy_percent"] = 100 * machineBusy,
@@ -186,7 +187,9 @@ internal static class BenchScaleCommand
                 table.AddRow("coordinator memory per connection", $"{F(bytesPerConnection / 1024, 1)} KiB");
                 table.AddRow("enrol + connect + join, all", $"{F(connectSeconds, 1)} s");
                 table.AddRow("every client holds the log's model", agree ? $"yes ({fingerprint[..16]}...)" : "NO");
-                table.AddRow("packets rejected", clients.Rejected.ToString(CultureInfo.InvariantCulture) + (clients.LastRejection is { } why ? $" (last: {why})" : ""));
+                table.AddRow("packets rejected", clients.Rejected.ToString(CultureInfo.InvariantCulture));
+                foreach (var (reason, n) in clients.Refusals)
+                    table.AddRow($"  {Markup.Escape(reason)}", n.ToString(CultureInfo.InvariantCulture));
                 foreach (var (component, seconds) in cpu.OrderByDescending(kv => kv.Value))
                     table.AddRow($"CPU, {component}", $"{F(100 * seconds / roundsSeconds, 0)} % of one core");
                 table.AddRow("bottleneck", bottleneck);

@@ -14,6 +14,7 @@ internal sealed class LocalPostgres : IDisposable
     private readonly string _bin;
     private readonly string _dir;
     private bool _running;
+    private Watchdog? _watchdog;
 
     private LocalPostgres(string bin, string dir, int port)
     {
@@ -56,6 +57,8 @@ internal sealed class LocalPostgres : IDisposable
             string settings = $"-h 127.0.0.1 -p {server.Port} -k {dir} -c max_connections=500" + (durable ? "" : " -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
             Run(Path.Combine(bin, "pg_ctl"), ["-D", server.DataDirectory, "-o", settings, "-l", Path.Combine(dir, "postgres.log"), "-w", "-t", "60", "start"]);
             server._running = true;
+            server._watchdog = new Watchdog(
+                $"{(AsRoot ? "runuser -u postgres -- " : "")}{Path.Combine(bin, "pg_ctl")} -D {server.DataDirectory} -m immediate stop >/dev/null 2>&1; rm -rf {dir}");
             return server;
         }
         catch
@@ -103,6 +106,8 @@ internal sealed class LocalPostgres : IDisposable
         {
             // the temp cleaner gets it
         }
+        // Last: were this process to die mid-way, the watchdog finishes the job.
+        _watchdog?.Dispose();
     }
 
     private static bool AsRoot => Environment.UserName == "root";

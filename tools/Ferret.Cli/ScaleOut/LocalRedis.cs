@@ -7,12 +7,14 @@ internal sealed class LocalRedis : IDisposable
 {
     private readonly Process _process;
     private readonly string _dir;
+    private readonly Watchdog _watchdog;
 
     private LocalRedis(Process process, string dir, int port)
     {
         _process = process;
         _dir = dir;
         Port = port;
+        _watchdog = new Watchdog($"kill {process.Id} 2>/dev/null; rm -rf {dir}");
     }
 
     public int Port { get; }
@@ -99,6 +101,8 @@ internal sealed class LocalRedis : IDisposable
         {
             // the temp cleaner gets it
         }
+        // Last: were this process to die mid-way, the watchdog finishes the job.
+        _watchdog.Dispose();
     }
 
     private static string? FindServer() =>

@@ -27,16 +27,16 @@ internal sealed class SimulatedClients : IAsyncDisposable
     private readonly ExperimentDescriptor _descriptor;
     private readonly ConcurrentDictionary<int, RoundClock> _rounds = new();
     private readonly ConcurrentDictionary<(int Round, int Variant), Lazy<byte[]>> _packets = new();
-    private long _rejected;
-    private string? _lastRejection;
+    private readonly ConcurrentDictionary<string, int> _refusals = new(StringComparer.Ordinal);
 
     private SimulatedClients(ExperimentDescriptor descriptor) => _descriptor = descriptor;
 
     public int Count => _members.Count;
 
-    public long Rejected => Interlocked.Read(ref _rejected);
+    /// <summary>Packets not accepted, by reason (a coordinator's answer, or the error the invocation ended with).</summary>
+    public IReadOnlyDictionary<string, int> Refusals => _refusals;
 
-    public string? LastRejection => _lastRejection;
+    public long Rejected => _refusals.Values.Sum();
 
     /// <summary>Enrols <paramref name="count"/> clients, client i through instance i mod N, connects and joins each.</summary>
     public static async Task<SimulatedClients> ConnectAsync(IReadOnlyList<HttpClient> admins, ExperimentDescriptor descriptor, int count,
@@ -137,15 +137,11 @@ internal sealed class SimulatedClients : IAsyncDisposable
             Max(ref clock.LastSubmitted, Stopwatch.GetTimestamp());
             var result = await member.Hub.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, _descriptor.Id, a.Round, packet).ConfigureAwait(false);
             if (!result.Accepted)
-            {
-                Interlocked.Increment(ref _rejected);
-                _lastRejection = result.Reason;
-            }
+                _refusals.AddOrUpdate("rejected: " + result.Reason, 1, (_, n) => n + 1);
         }
         catch (Exception e) when (e is HubException or IOException or InvalidOperationException or OperationCanceledException)
         {
-            Interlocked.Increment(ref _rejected);
-            _lastRejection = e.Message;
+            _refusals.AddOrUpdate("failed: " + e.Message, 1, (_, n) => n + 1);
         }
     }
 
