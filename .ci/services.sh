@@ -18,13 +18,13 @@ as_postgres() {
 
 start_services() {
   local pg_bin
-  pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   if ! command -v redis-server >/dev/null 2>&1 || [ -z "$pg_bin" ]; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
       echo "ci: installing redis-server and postgresql"
       { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server postgresql; } >/dev/null \
         || echo "ci: could not install redis-server and postgresql; the scale-out tests will skip" >&2
-      pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+      pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
     fi
   fi
   services_dir=$(mktemp -d /tmp/ferret-ci-services.XXXXXX)
@@ -44,14 +44,17 @@ start_services() {
   if command -v redis-server >/dev/null 2>&1; then
     local redis_port i
     redis_port=$(free_port)
-    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
-      --dir "$services_dir" --pidfile "$services_dir/redis.pid" --logfile "$services_dir/redis.log"
-    for i in $(seq 1 100); do
-      (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break
-      sleep 0.1
-    done
-    export FERRET_TEST_REDIS="127.0.0.1:$redis_port"
-    echo "ci: Redis on 127.0.0.1:$redis_port"
+    if redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+      --dir "$services_dir" --pidfile "$services_dir/redis.pid" --logfile "$services_dir/redis.log"; then
+      for i in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break
+        sleep 0.1
+      done
+      export FERRET_TEST_REDIS="127.0.0.1:$redis_port"
+      echo "ci: Redis on 127.0.0.1:$redis_port"
+    else
+      echo "ci: Redis did not start" >&2
+    fi
   fi
 }
 
@@ -59,7 +62,7 @@ stop_services() {
   [ -n "$services_dir" ] || return 0
   if [ -f "$services_dir/pg/postmaster.pid" ]; then
     local pg_bin
-    pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
     as_postgres "$pg_bin/pg_ctl" -D "$services_dir/pg" -m immediate -w stop >/dev/null 2>&1 || true
   fi
   if [ -f "$services_dir/redis.pid" ]; then

@@ -252,11 +252,28 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
         return new SubmitResult { Accepted = false, Reason = reason };
     }
 
-    private Task Notify(ClientEvent e) => Clients.Group(ObserverGroup(e.ExperimentId)).SendAsync(RoundsProtocol.ClientEvent, e);
+    /// <summary>
+    /// Tells the experiment's observers. Best effort: what the event reports is in the round log already, and
+    /// a slow backplane must not turn an accepted packet into an error for its sender.
+    /// </summary>
+    private async Task Notify(ClientEvent e)
+    {
+        try
+        {
+            await Clients.Group(ObserverGroup(e.ExperimentId)).SendAsync(RoundsProtocol.ClientEvent, e).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is TimeoutException or IOException or StackExchange.Redis.RedisException)
+        {
+            HubLog.NotifyFailed(logger, ex, e.Kind, e.ExperimentId);
+        }
+    }
 }
 
 internal static partial class HubLog
 {
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Rejected packet from {Client} for {Experiment} round {Round}: {Reason}")]
     public static partial void Rejected(ILogger logger, string client, string experiment, int round, string reason);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Could not tell the observers of {Experiment} about a {Kind} client event")]
+    public static partial void NotifyFailed(ILogger logger, Exception exception, string kind, string experiment);
 }

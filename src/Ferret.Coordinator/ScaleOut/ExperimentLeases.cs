@@ -8,9 +8,10 @@ namespace Ferret.Coordinator.ScaleOut;
 
 /// <summary>
 /// Experiment ownership among coordinator instances that share a PostgreSQL round log: a lease row per
-/// experiment with an expiry, renewed four times per lease period by its owner. An owner that dies stops
-/// renewing and another instance takes the experiment over once the lease has expired; an owner that cannot
-/// renew stops acting on its own before that (it counts its lease as valid for four fifths of the period).
+/// experiment with an expiry. Every instance looks four times per lease period: the owner renews (the row
+/// then expires three quarters of a period later), the others take over an expired row. So an owner that
+/// dies is replaced within one period, and one that cannot renew stops acting on its own first (at three
+/// fifths of a period after its last renewal, before the row expires).
 /// The same loop keeps this instance's heartbeat, which marks whose connections count. Nudges travel by
 /// PostgreSQL's LISTEN/NOTIFY, delivered only after the packet that caused them is committed.
 /// </summary>
@@ -37,8 +38,11 @@ public sealed partial class ExperimentLeases : BackgroundService, IExperimentOwn
 
     public string InstanceId { get; }
 
-    /// <summary>How long a lease lasts unrenewed.</summary>
+    /// <summary>The lease period: an owner that dies is replaced within it.</summary>
     public TimeSpan Period { get; }
+
+    /// <summary>How long after its last renewal a lease row expires.</summary>
+    private TimeSpan RowLife => Period * 0.75;
 
     public event Action<string, bool>? Woken;
 
@@ -116,7 +120,7 @@ public sealed partial class ExperimentLeases : BackgroundService, IExperimentOwn
         {
             var row = _db.Query(c, tx, "SELECT owner, expires_utc FROM experiment_leases WHERE experiment_id = @e FOR UPDATE",
                 r => (Owner: r.GetString(0), Expires: _db.ReadTime(r, 1)), ("e", experimentId)).SingleOrDefault();
-            var expires = _db.Time(now + Period);
+            var expires = _db.Time(now + RowLife);
             if (row.Owner is null)
             {
                 ours = _db.Execute(c, tx, """
@@ -146,8 +150,8 @@ public sealed partial class ExperimentLeases : BackgroundService, IExperimentOwn
                 LeaseLog.Lost(_logger, InstanceId, experimentId);
             return false;
         }
-        // Counted valid for four fifths of the period, so an owner that cannot renew stops before anyone may take over.
-        _held[experimentId] = now + (Period * 0.8);
+        // Counted valid for four fifths of the row's life, so an owner that cannot renew stops before anyone may take over.
+        _held[experimentId] = now + (RowLife * 0.8);
         if (wasHeld && previous is null)
             return false;
         if (previous is not null)

@@ -51,6 +51,9 @@ public static class ScaleOutServices
             // A slow first connect (a busy machine, Redis restarting) is retried in the background instead of failing for good.
             if (!options.Redis.Contains("abortConnect", StringComparison.OrdinalIgnoreCase))
                 redis.AbortOnConnectFail = false;
+            // Round events are worth waiting for longer than a cache read: 15 s unless the configuration says otherwise.
+            if (!options.Redis.Contains("syncTimeout", StringComparison.OrdinalIgnoreCase) && !options.Redis.Contains("asyncTimeout", StringComparison.OrdinalIgnoreCase))
+                redis.SyncTimeout = redis.AsyncTimeout = 15_000;
             signalR.AddStackExchangeRedis(o => o.Configuration = redis);
         }
         return services;

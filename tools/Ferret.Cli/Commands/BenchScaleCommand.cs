@@ -66,6 +66,7 @@ internal static class BenchScaleCommand
         LocalRedis? ownRedis = null;
         SimulatedClients? simulated = null;
         var admins = new List<HttpClient>();
+        bool keepLogs = true; // until the run has come out clean: a failed one leaves its coordinators' logs to read
         try
         {
             var package = ModelExporter.Export(new ModelSource.FromPreset("tiny-gpt2", 1), Path.Combine(work, "artifacts", "tiny-gpt2"), overwrite: false);
@@ -197,7 +198,8 @@ internal static class BenchScaleCommand
                 table.AddRow("load average (1 min)", F(load, 2));
                 AnsiConsole.Write(table);
             }
-            return agree && completed == s.Rounds && clients.Rejected == 0 ? 0 : 1;
+            keepLogs = !(agree && completed == s.Rounds && clients.Rejected == 0);
+            return keepLogs ? 1 : 0;
         }
         finally
         {
@@ -209,13 +211,22 @@ internal static class BenchScaleCommand
                 p.Dispose();
             ownRedis?.Dispose();
             ownPostgres?.Dispose();
-            try
+            if (keepLogs)
             {
-                Directory.Delete(work, recursive: true);
+                if (Directory.Exists(Path.Combine(work, "artifacts")))
+                    Directory.Delete(Path.Combine(work, "artifacts"), recursive: true);
+                Console.Error.WriteLine($"ferret: the coordinators' logs are kept in {work}");
             }
-            catch (IOException)
+            else
             {
-                // a process may hold a file for a moment; the temp cleaner gets it
+                try
+                {
+                    Directory.Delete(work, recursive: true);
+                }
+                catch (IOException)
+                {
+                    // a process may hold a file for a moment; the temp cleaner gets it
+                }
             }
         }
     }
