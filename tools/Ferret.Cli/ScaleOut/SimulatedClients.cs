@@ -43,36 +43,55 @@ internal sealed class SimulatedClients : IAsyncDisposable
         Action onJoined, CancellationToken ct)
     {
         var clients = new SimulatedClients(descriptor);
+        var failures = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
         using var gate = new SemaphoreSlim(32);
         await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
         {
             await gate.WaitAsync(ct).ConfigureAwait(false);
+            // One client that cannot get in must not hold up the rest: two minutes, then it counts as failed.
+            using var patience = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            patience.CancelAfter(TimeSpan.FromMinutes(2));
+            HubConnection? hub = null;
             try
             {
                 var admin = admins[i % admins.Count];
-                var enrolment = await CoordinatorProcess.PostAsync(admin, "api/enrolments", new { label = "bench-scale" }, ct).ConfigureAwait(false);
+                var enrolment = await CoordinatorProcess.PostAsync(admin, "api/enrolments", new { label = "bench-scale" }, patience.Token).ConfigureAwait(false);
                 var enrolled = await CoordinatorProcess.PostAsync(admin, "api/clients/enrol",
-                    new { enrolmentToken = enrolment.GetProperty("token").GetString(), name = $"sim-{i}" }, ct).ConfigureAwait(false);
+                    new { enrolmentToken = enrolment.GetProperty("token").GetString(), name = $"sim-{i}" }, patience.Token).ConfigureAwait(false);
                 string token = enrolled.GetProperty("token").GetString()!;
-                var hub = new HubConnectionBuilder()
+                hub = new HubConnectionBuilder()
                     .WithUrl(new Uri(admin.BaseAddress!, RoundsProtocol.Path), o => o.AccessTokenProvider = () => Task.FromResult<string?>(token))
                     .AddMessagePackProtocol()
                     .Build();
                 var member = new Member(i, hub);
-                lock (clients._members)
-                    clients._members.Add(member);
                 // Handlers return at once: answering inside one would hold up the connection's receive loop.
                 hub.On<RoundAssignment>(RoundsProtocol.Assignment, a => _ = Task.Run(() => clients.AnswerAsync(member, a), CancellationToken.None));
                 hub.On<RoundEvent>(RoundsProtocol.RoundEvent, e => clients.Heard(member, e));
-                await hub.StartAsync(ct).ConfigureAwait(false);
-                await hub.InvokeAsync<JoinResult>(RoundsProtocol.Join, descriptor.Id, null, ct).ConfigureAwait(false);
+                await hub.StartAsync(patience.Token).ConfigureAwait(false);
+                await hub.InvokeAsync<JoinResult>(RoundsProtocol.Join, descriptor.Id, null, patience.Token).ConfigureAwait(false);
+                lock (clients._members)
+                    clients._members.Add(member);
+                hub = null;
                 onJoined();
+            }
+            catch (Exception e) when (!ct.IsCancellationRequested && e is HttpRequestException or IOException or InvalidOperationException
+                or OperationCanceledException or HubException or System.Net.WebSockets.WebSocketException)
+            {
+                failures.AddOrUpdate($"{e.GetType().Name}: {e.Message}", 1, (_, n) => n + 1);
             }
             finally
             {
+                if (hub is not null)
+                    await hub.DisposeAsync().ConfigureAwait(false);
                 gate.Release();
             }
         })).ConfigureAwait(false);
+        if (!failures.IsEmpty)
+        {
+            await clients.DisposeAsync().ConfigureAwait(false);
+            var (reason, n) = failures.MaxBy(f => f.Value);
+            throw new IOException($"{failures.Values.Sum()} of {count} simulated clients could not enrol, connect and join; most often ({n}): {reason}");
+        }
         return clients;
     }
 
