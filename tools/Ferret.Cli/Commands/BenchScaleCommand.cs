@@ -128,7 +128,8 @@ internal static class BenchScaleCommand
             int completed = 0;
             for (int r = 1; r <= s.Rounds; r++)
             {
-                await clients.RoundClosed(r).WaitAsync(TimeSpan.FromMinutes(15), ct).ConfigureAwait(false);
+                var closed = clients.RoundClosed(r).WaitAsync(TimeSpan.FromMinutes(15), ct);
+                await (await Task.WhenAny(closed, clients.ConnectionLost).ConfigureAwait(false)).ConfigureAwait(false);
                 if (clients.Completed(r))
                     completed++;
                 var lat = clients.CloseLatenciesMs(r).Order().ToList();

@@ -28,6 +28,8 @@ internal sealed class SimulatedClients : IAsyncDisposable
     private readonly ConcurrentDictionary<int, RoundClock> _rounds = new();
     private readonly ConcurrentDictionary<(int Round, int Variant), Lazy<byte[]>> _packets = new();
     private readonly ConcurrentDictionary<string, int> _refusals = new(StringComparer.Ordinal);
+    private readonly TaskCompletionSource _lost = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _closed;
 
     private SimulatedClients(ExperimentDescriptor descriptor) => _descriptor = descriptor;
 
@@ -71,6 +73,7 @@ internal sealed class SimulatedClients : IAsyncDisposable
                 await hub.InvokeAsync<JoinResult>(RoundsProtocol.Join, descriptor.Id, null, patience.Token).ConfigureAwait(false);
                 lock (clients._members)
                     clients._members.Add(member);
+                hub.Closed += e => clients.Closed(e);
                 hub = null;
                 onJoined();
             }
@@ -94,6 +97,9 @@ internal sealed class SimulatedClients : IAsyncDisposable
         }
         return clients;
     }
+
+    /// <summary>Faults as soon as a joined client loses its connection (it would never hear the rest of the experiment).</summary>
+    public Task ConnectionLost => _lost.Task;
 
     /// <summary>Completes when every client has heard round <paramref name="round"/> close (completed or abandoned).</summary>
     public Task RoundClosed(int round) => Clock(round).Closed.Task;
@@ -139,11 +145,20 @@ internal sealed class SimulatedClients : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _lost.TrySetResult(); // closing them now is no loss
         foreach (var m in _members)
             await m.Hub.DisposeAsync().ConfigureAwait(false);
     }
 
     private RoundClock Clock(int round) => _rounds.GetOrAdd(round, _ => new RoundClock());
+
+    private Task Closed(Exception? e)
+    {
+        int n = Interlocked.Increment(ref _closed);
+        _lost.TrySetException(new IOException(
+            $"a simulated client lost its connection ({e?.Message ?? "closed by the coordinator"}); {n} so far. A coordinator or this process starved of CPU misses SignalR's 30 s keep-alive."));
+        return Task.CompletedTask;
+    }
 
     private async Task AnswerAsync(Member member, RoundAssignment a)
     {

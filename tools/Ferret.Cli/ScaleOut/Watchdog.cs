@@ -13,7 +13,11 @@ internal sealed class Watchdog : IDisposable
 
     public Watchdog(string cleanUp)
     {
-        var psi = new ProcessStartInfo("sh") { UseShellExecute = false, RedirectStandardInput = false };
+        // In a session of its own (setsid), so a signal to this process's group (timeout, Ctrl+C) does not take the watchdog with it.
+        bool setsid = File.Exists("/usr/bin/setsid") || File.Exists("/bin/setsid");
+        var psi = new ProcessStartInfo(setsid ? "setsid" : "sh") { UseShellExecute = false, RedirectStandardInput = false };
+        if (setsid)
+            psi.ArgumentList.Add("sh");
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add($"while kill -0 {Environment.ProcessId} 2>/dev/null; do sleep 1; done; {cleanUp}");
         _process = Process.Start(psi) ?? throw new InvalidOperationException("Could not start the clean-up watchdog (sh).");
