@@ -26,4 +26,22 @@ public interface IClientRegistry
     void SetClientCapabilities(string clientId, string capabilitiesJson);
 
     bool RevokeClient(string clientId);
+
+    // ---- dashboard access ------------------------------------------------------------------------
+
+    void AddAccessKey(AccessKeyRecord key, string keySha256);
+
+    AccessKeyRecord? FindAccessKey(string keySha256);
+
+    IReadOnlyList<AccessKeyRecord> ListAccessKeys();
+
+    bool RevokeAccessKey(string id);
+
+    void AddSignInCode(string codeSha256, string role, string label, DateTimeOffset createdUtc, DateTimeOffset expiresUtc);
+
+    /// <summary>
+    /// Spends a one-time sign-in code and stores the access key it buys, in one transaction; <paramref name="mint"/>
+    /// makes the key (and its SHA-256) from the code's role and label. Null when the code is unknown, expired or already spent.
+    /// </summary>
+    AccessKeyRecord? RedeemSignInCode(string codeSha256, DateTimeOffset nowUtc, Func<string, string, (AccessKeyRecord Key, string KeySha256)> mint);
 }

@@ -89,4 +89,18 @@ public interface IRoundLog
     void RecordFingerprint(FingerprintRecord fingerprint);
 
     IReadOnlyList<FingerprintRecord> GetFingerprints(string experimentId, int round);
+
+    // ---- what dashboards read ----------------------------------------------------------------------
+
+    /// <summary>The newest rejections of an experiment first, at most <paramref name="limit"/>.</summary>
+    IReadOnlyList<RejectionRecord> GetRejections(string experimentId, int limit);
+
+    /// <summary>
+    /// The clients of an experiment: every client the log has assigned or heard a fingerprint from, plus
+    /// <paramref name="alsoInclude"/> (those connected now that have not been assigned yet), in id order.
+    /// </summary>
+    IReadOnlyList<ExperimentClientRecord> GetExperimentClients(string experimentId, IEnumerable<string> alsoInclude);
+
+    /// <summary>The latest round any participant reported a fingerprint for, with every report of that round.</summary>
+    IReadOnlyList<FingerprintRecord> GetLatestFingerprints(string experimentId);
 }

@@ -243,11 +243,12 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
         if (!IsClient)
             throw new HubException("Only enrolled clients submit packets.");
         string client = ClientId;
+        var at = clock.GetUtcNow(); // the same instant in the log and the event, so a dashboard can tell them apart from new ones
         using (await gate.EnterAsync().ConfigureAwait(false))
-            log.RecordRejection(experimentId, round, client, reason, bytes, clock.GetUtcNow());
+            log.RecordRejection(experimentId, round, client, reason, bytes, at);
         CoordinatorMetrics.PacketsRejected.Add(1);
         HubLog.Rejected(logger, client, experimentId, round, reason);
-        await Notify(new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = client, Kind = ClientEvent.Rejected, Bytes = bytes, Detail = reason })
+        await Notify(new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = client, Kind = ClientEvent.Rejected, Bytes = bytes, Detail = reason, AtUtc = at })
             .ConfigureAwait(false);
         return new SubmitResult { Accepted = false, Reason = reason };
     }
@@ -258,6 +259,9 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
     /// </summary>
     private async Task Notify(ClientEvent e)
     {
+        e.ClientName ??= Context.User?.FindFirstValue(ClaimTypes.Name);
+        if (e.AtUtc == default)
+            e.AtUtc = clock.GetUtcNow();
         try
         {
             await Clients.Group(ObserverGroup(e.ExperimentId)).SendAsync(RoundsProtocol.ClientEvent, e).ConfigureAwait(false);

@@ -280,6 +280,48 @@ public abstract class RoundLogContract : IDisposable
     }
 
     [SkippableFact]
+    public void A_sign_in_code_is_spent_once_and_not_after_it_expires()
+    {
+        var (_, clients) = NewLog();
+        clients.AddSignInCode("code-1", "admin", "demo", T0, T0.AddMinutes(30));
+        clients.AddSignInCode("code-2", "observer", "late", T0, T0.AddMinutes(30));
+        int minted = 0;
+        (AccessKeyRecord, string) Mint(string role, string label) => (new AccessKeyRecord($"key-{++minted}", label, role, T0, null, false), $"digest-{minted}");
+        var key = clients.RedeemSignInCode("code-1", T0.AddMinutes(1), Mint);
+        Assert.Equal(("admin", "demo"), (key?.Role, key?.Label));
+        Assert.Null(clients.RedeemSignInCode("code-1", T0.AddMinutes(2), Mint));
+        Assert.Null(clients.RedeemSignInCode("code-2", T0.AddMinutes(30), Mint));
+        Assert.Null(clients.RedeemSignInCode("code-3", T0, Mint));
+        Assert.Equal(1, minted);
+        Assert.Equal(["key-1"], clients.ListAccessKeys().Select(k => k.Id));
+        Assert.Equal("demo", clients.FindAccessKey("digest-1")?.Label);
+        Assert.True(clients.RevokeAccessKey("key-1"));
+        Assert.True(clients.FindAccessKey("digest-1")!.Revoked);
+    }
+
+    [SkippableFact]
+    public void Dashboards_read_an_experiments_clients_rejections_and_latest_fingerprints()
+    {
+        var (log, clients) = WithOpenRound(3, "a", "b");
+        Enrol(clients, "c");
+        log.RecordPacket("exp-1", 1, "a", [1], "h", null, T0);
+        log.MarkAssignmentFailed("exp-1", 1, "b", "out of memory");
+        log.CompleteRound("exp-1", 1, [1], null, null, T0, ["a"]);
+        log.RecordFingerprint(new FingerprintRecord("exp-1", 1, "a", "f1", T0));
+        log.RecordRejection("exp-1", 1, "b", "replay", 10, T0);
+        log.RecordRejection("exp-1", 1, "b", "late", 11, T0.AddSeconds(1));
+        var seen = log.GetExperimentClients("exp-1", ["c"]);
+        Assert.Equal(["a", "b", "c"], seen.Select(x => x.Id));
+        Assert.Equal((1, AssignmentState.Received, 1, 0, "f1"), (seen[0].LastRound, seen[0].LastState, seen[0].Delivered, seen[0].Failures, seen[0].Fingerprint));
+        Assert.Equal((1, "out of memory", 2L), (seen[1].Failures, seen[1].LastFailureReason, seen[1].Rejections));
+        Assert.Null(seen[2].LastRound);
+        Assert.Equal(["late", "replay"], log.GetRejections("exp-1", 10).Select(r => r.Reason));
+        Assert.Single(log.GetRejections("exp-1", 1));
+        Assert.Equal(["f1"], log.GetLatestFingerprints("exp-1").Select(f => f.Fingerprint));
+        Assert.Empty(log.GetLatestFingerprints("exp-none"));
+    }
+
+    [SkippableFact]
     public void Fingerprints_keep_the_first_report_of_each_client()
     {
         var (log, _) = NewLog();
@@ -295,6 +337,27 @@ public abstract class RoundLogContract : IDisposable
 /// <summary>The round log's contract on SQLite, the embedded default.</summary>
 public sealed class SqliteRoundLogTests : RoundLogContract
 {
+    [Fact]
+    public void A_version_1_round_log_gains_the_dashboard_tables_and_keeps_its_experiments()
+    {
+        using (var db = CreateDatabase())
+            new SqlRoundLog(db).AddExperiment(new ExperimentRecord("exp-1", "demo", "ferret", [1], ExperimentState.Created, 3, "fp", DateTimeOffset.UnixEpoch, null));
+        // Back to version 1 as an older coordinator left it: no access keys, no sign-in codes.
+        using (var c = new SqliteConnection($"Data Source={Path}"))
+        {
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "DROP TABLE sign_in_codes; DROP TABLE access_keys; DROP INDEX rejections_by_experiment; PRAGMA user_version = 1;";
+            cmd.ExecuteNonQuery();
+        }
+        SqliteConnection.ClearAllPools();
+        using var upgraded = ReopenDatabase();
+        Assert.Equal("demo", new SqlRoundLog(upgraded).GetExperiment("exp-1")?.Name);
+        var clients = new SqlClientRegistry(upgraded);
+        clients.AddAccessKey(new AccessKeyRecord("key-1", "screen", "observer", DateTimeOffset.UnixEpoch, null, false), "digest-1");
+        Assert.Equal("screen", clients.FindAccessKey("digest-1")?.Label);
+    }
+
     private readonly TempDirectory _dir = new();
 
     private string Path => _dir.File("rounds.db");

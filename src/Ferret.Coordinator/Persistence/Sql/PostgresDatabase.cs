@@ -10,7 +10,7 @@ namespace Ferret.Coordinator.Persistence.Sql;
 /// </summary>
 public sealed class PostgresDatabase : SqlDatabase
 {
-    private const int SchemaVersion = 1;
+    private const int SchemaVersion = 2;
 
     /// <summary>The advisory lock key under which an instance migrates the schema ("Ferr").</summary>
     private const long MigrationLock = 0x46657272;
@@ -71,7 +71,7 @@ public sealed class PostgresDatabase : SqlDatabase
         int version = (int)Count(c, tx, "SELECT COALESCE(MAX(version), 0) FROM ferret_schema");
         if (version > SchemaVersion)
             throw new InvalidDataException($"Round log {Description} has schema version {version}; this coordinator knows up to {SchemaVersion}.");
-        if (version == 0)
+        if (version < 1)
         {
             Execute(c, tx, """
                 CREATE TABLE experiments (
@@ -102,7 +102,7 @@ public sealed class PostgresDatabase : SqlDatabase
                     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, experiment_id text, round integer, client_id text,
                     reason text NOT NULL, bytes bigint NOT NULL, at_utc timestamptz NOT NULL);
                 CREATE INDEX assignments_by_client ON assignments (client_id, experiment_id, round);
-                CREATE INDEX rejections_by_experiment ON rejections (experiment_id);
+                CREATE INDEX rejections_by_experiment ON rejections (experiment_id, id);
                 CREATE TABLE coordinators (
                     instance_id text PRIMARY KEY, started_utc timestamptz NOT NULL, seen_utc timestamptz NOT NULL);
                 CREATE TABLE experiment_leases (
@@ -112,6 +112,22 @@ public sealed class PostgresDatabase : SqlDatabase
                 CREATE INDEX presence_by_experiment ON presence (experiment_id, client_id);
                 CREATE INDEX presence_by_instance ON presence (instance_id);
                 """);
+        }
+        if (version < 2)
+        {
+            // Dashboards: access keys and one-time sign-in codes.
+            Execute(c, tx, """
+                CREATE TABLE access_keys (
+                    id text PRIMARY KEY, label text NOT NULL, role text NOT NULL, key_sha256 text NOT NULL UNIQUE, created_utc timestamptz NOT NULL,
+                    expires_utc timestamptz, revoked boolean NOT NULL DEFAULT FALSE);
+                CREATE TABLE sign_in_codes (
+                    code_sha256 text PRIMARY KEY, role text NOT NULL, label text NOT NULL, created_utc timestamptz NOT NULL, expires_utc timestamptz NOT NULL,
+                    key_id text REFERENCES access_keys(id));
+                """);
+        }
+        if (version < SchemaVersion)
+        {
+            Execute(c, tx, "DELETE FROM ferret_schema");
             Execute(c, tx, "INSERT INTO ferret_schema (version) VALUES (@v)", ("v", SchemaVersion));
         }
         tx.Commit();

@@ -66,6 +66,65 @@ public sealed class SqlClientRegistry(SqlDatabase db) : IClientRegistry
         return db.Execute(c, null, "UPDATE clients SET revoked = TRUE WHERE id = @id", ("id", clientId)) == 1;
     }
 
+    // ---- dashboard access ------------------------------------------------------------------------
+
+    private const string AccessKeyColumns = "id, label, role, created_utc, expires_utc, revoked";
+
+    public void AddAccessKey(AccessKeyRecord key, string keySha256)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        using var c = db.Open();
+        InsertAccessKey(c, null, key, keySha256);
+    }
+
+    public AccessKeyRecord? FindAccessKey(string keySha256)
+    {
+        using var c = db.Open();
+        return db.Query(c, null, $"SELECT {AccessKeyColumns} FROM access_keys WHERE key_sha256 = @k", ReadAccessKey, ("k", keySha256)).SingleOrDefault();
+    }
+
+    public IReadOnlyList<AccessKeyRecord> ListAccessKeys()
+    {
+        using var c = db.Open();
+        return db.Query(c, null, $"SELECT {AccessKeyColumns} FROM access_keys ORDER BY created_utc, id", ReadAccessKey);
+    }
+
+    public bool RevokeAccessKey(string id)
+    {
+        using var c = db.Open();
+        return db.Execute(c, null, "UPDATE access_keys SET revoked = TRUE WHERE id = @id", ("id", id)) == 1;
+    }
+
+    public void AddSignInCode(string codeSha256, string role, string label, DateTimeOffset createdUtc, DateTimeOffset expiresUtc)
+    {
+        using var c = db.Open();
+        db.Execute(c, null, "INSERT INTO sign_in_codes (code_sha256, role, label, created_utc, expires_utc) VALUES (@h, @r, @l, @c, @x)",
+            ("h", codeSha256), ("r", role), ("l", label), ("c", db.Time(createdUtc)), ("x", db.Time(expiresUtc)));
+    }
+
+    public AccessKeyRecord? RedeemSignInCode(string codeSha256, DateTimeOffset nowUtc, Func<string, string, (AccessKeyRecord Key, string KeySha256)> mint)
+    {
+        ArgumentNullException.ThrowIfNull(mint);
+        using var c = db.Open();
+        using var tx = c.BeginTransaction();
+        var found = db.Query(c, tx, $"SELECT role, label, expires_utc FROM sign_in_codes WHERE code_sha256 = @h AND key_id IS NULL{db.ForUpdate}",
+            r => (Role: r.GetString(0), Label: r.GetString(1), Expires: db.ReadTime(r, 2)), ("h", codeSha256));
+        if (found.Count == 0 || found[0].Expires <= nowUtc)
+            return null;
+        var (key, keySha256) = mint(found[0].Role, found[0].Label);
+        InsertAccessKey(c, tx, key, keySha256);
+        db.Execute(c, tx, "UPDATE sign_in_codes SET key_id = @k WHERE code_sha256 = @h", ("k", key.Id), ("h", codeSha256));
+        tx.Commit();
+        return key;
+    }
+
+    private void InsertAccessKey(DbConnection c, DbTransaction? tx, AccessKeyRecord key, string keySha256) =>
+        db.Execute(c, tx, "INSERT INTO access_keys (id, label, role, key_sha256, created_utc, expires_utc, revoked) VALUES (@id, @l, @r, @k, @c, @x, FALSE)",
+            ("id", key.Id), ("l", key.Label), ("r", key.Role), ("k", keySha256), ("c", db.Time(key.CreatedUtc)), ("x", db.Time(key.ExpiresUtc)));
+
+    private AccessKeyRecord ReadAccessKey(DbDataReader r) =>
+        new(r.GetString(0), r.GetString(1), r.GetString(2), db.ReadTime(r, 3), db.ReadTimeOrNull(r, 4), r.GetBoolean(5));
+
     private ClientRecord ReadClient(DbDataReader r) =>
         new(r.GetString(0), r.GetString(1), db.ReadTime(r, 2), r.IsDBNull(3) ? null : r.GetString(3), r.GetBoolean(4));
 }

@@ -282,6 +282,62 @@ public sealed class SqlRoundLog(SqlDatabase db) : IRoundLog
             ("e", experimentId), ("r", round));
     }
 
+    // ---- what dashboards read ----------------------------------------------------------------------
+
+    public IReadOnlyList<RejectionRecord> GetRejections(string experimentId, int limit)
+    {
+        using var c = db.Open();
+        return db.Query(c, null, "SELECT id, round, client_id, reason, bytes, at_utc FROM rejections WHERE experiment_id = @e ORDER BY id DESC LIMIT @n",
+            r => new RejectionRecord(r.GetInt64(0), r.IsDBNull(1) ? null : r.GetInt32(1), r.IsDBNull(2) ? null : r.GetString(2), r.GetString(3),
+                r.GetInt64(4), db.ReadTime(r, 5)),
+            ("e", experimentId), ("n", limit));
+    }
+
+    public IReadOnlyList<ExperimentClientRecord> GetExperimentClients(string experimentId, IEnumerable<string> alsoInclude)
+    {
+        ArgumentNullException.ThrowIfNull(alsoInclude);
+        var extra = alsoInclude.Distinct(StringComparer.Ordinal).ToList();
+        var args = new List<(string, object?)>
+        {
+            ("e", experimentId), ("failed", nameof(AssignmentState.Failed)), ("missed", nameof(AssignmentState.Missed)), ("received", nameof(AssignmentState.Received)),
+        };
+        args.AddRange(extra.Select((id, i) => ($"x{i}", (object?)id)));
+        string extraIds = extra.Count == 0 ? "" : " UNION SELECT id FROM clients WHERE id IN (" + string.Join(", ", extra.Select((_, i) => $"@x{i}")) + ")";
+        using var c = db.Open();
+        var list = db.Query(c, null, $"""
+            WITH mine AS (SELECT client_id, round, state, reason FROM assignments WHERE experiment_id = @e),
+                 trouble AS (SELECT client_id, round, state, reason FROM mine WHERE state IN (@failed, @missed))
+            SELECT c.id, c.name, c.capabilities, c.revoked,
+                (SELECT MAX(round) FROM mine WHERE client_id = c.id),
+                (SELECT state FROM mine WHERE client_id = c.id ORDER BY round DESC LIMIT 1),
+                (SELECT COUNT(*) FROM mine WHERE client_id = c.id AND state = @received),
+                (SELECT COUNT(*) FROM trouble WHERE client_id = c.id),
+                (SELECT round FROM trouble WHERE client_id = c.id ORDER BY round DESC LIMIT 1),
+                (SELECT state FROM trouble WHERE client_id = c.id ORDER BY round DESC LIMIT 1),
+                (SELECT reason FROM trouble WHERE client_id = c.id ORDER BY round DESC LIMIT 1),
+                (SELECT round FROM fingerprints f WHERE f.experiment_id = @e AND f.client_id = c.id ORDER BY round DESC LIMIT 1),
+                (SELECT fingerprint FROM fingerprints f WHERE f.experiment_id = @e AND f.client_id = c.id ORDER BY round DESC LIMIT 1),
+                (SELECT COUNT(*) FROM rejections j WHERE j.experiment_id = @e AND j.client_id = c.id)
+            FROM clients c
+            WHERE c.id IN (SELECT client_id FROM mine UNION SELECT client_id FROM fingerprints WHERE experiment_id = @e{extraIds})
+            """,
+            r => new ExperimentClientRecord(r.GetString(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), r.GetBoolean(3),
+                r.IsDBNull(4) ? null : r.GetInt32(4), r.IsDBNull(5) ? null : Enum.Parse<AssignmentState>(r.GetString(5)), Convert.ToInt32(r.GetValue(6), System.Globalization.CultureInfo.InvariantCulture),
+                Convert.ToInt32(r.GetValue(7), System.Globalization.CultureInfo.InvariantCulture), r.IsDBNull(8) ? null : r.GetInt32(8),
+                r.IsDBNull(9) ? null : Enum.Parse<AssignmentState>(r.GetString(9)), r.IsDBNull(10) ? null : r.GetString(10),
+                r.IsDBNull(11) ? null : r.GetInt32(11), r.IsDBNull(12) ? null : r.GetString(12), Convert.ToInt64(r.GetValue(13), System.Globalization.CultureInfo.InvariantCulture)),
+            [.. args]);
+        list.Sort((x, y) => string.CompareOrdinal(x.Id, y.Id));
+        return list;
+    }
+
+    public IReadOnlyList<FingerprintRecord> GetLatestFingerprints(string experimentId)
+    {
+        using var c = db.Open();
+        var round = db.Scalar(c, null, "SELECT MAX(round) FROM fingerprints WHERE experiment_id = @e", ("e", experimentId));
+        return round is null ? [] : GetFingerprints(experimentId, Convert.ToInt32(round, System.Globalization.CultureInfo.InvariantCulture));
+    }
+
     // ---- plumbing ----------------------------------------------------------------------------------
 
     /// <summary>A round's state, its row held (shared or exclusive) until the transaction ends; null when there is no such round.</summary>

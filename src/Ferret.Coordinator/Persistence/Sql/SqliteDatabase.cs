@@ -10,7 +10,7 @@ namespace Ferret.Coordinator.Persistence.Sql;
 /// </summary>
 public sealed class SqliteDatabase : SqlDatabase
 {
-    private const int SchemaVersion = 1;
+    private const int SchemaVersion = 2;
     private readonly string _connectionString;
 
     public SqliteDatabase(string databasePath)
@@ -67,7 +67,7 @@ public sealed class SqliteDatabase : SqlDatabase
         int version = (int)Count(c, tx, "SELECT user_version FROM pragma_user_version");
         if (version > SchemaVersion)
             throw new InvalidDataException($"Round log {Description} has schema version {version}; this coordinator knows up to {SchemaVersion}.");
-        if (version == 0)
+        if (version < 1)
         {
             Execute(c, tx, """
                 CREATE TABLE experiments (
@@ -99,8 +99,22 @@ public sealed class SqliteDatabase : SqlDatabase
                     reason TEXT NOT NULL, bytes INTEGER NOT NULL, at_utc TEXT NOT NULL);
                 CREATE INDEX assignments_by_client ON assignments (client_id, experiment_id, round);
                 """);
-            Execute(c, tx, $"PRAGMA user_version = {SchemaVersion};");
         }
+        if (version < 2)
+        {
+            // Dashboards: access keys, one-time sign-in codes, the rejection log by experiment.
+            Execute(c, tx, """
+                CREATE TABLE access_keys (
+                    id TEXT PRIMARY KEY, label TEXT NOT NULL, role TEXT NOT NULL, key_sha256 TEXT NOT NULL UNIQUE, created_utc TEXT NOT NULL,
+                    expires_utc TEXT, revoked INTEGER NOT NULL DEFAULT 0);
+                CREATE TABLE sign_in_codes (
+                    code_sha256 TEXT PRIMARY KEY, role TEXT NOT NULL, label TEXT NOT NULL, created_utc TEXT NOT NULL, expires_utc TEXT NOT NULL,
+                    key_id TEXT REFERENCES access_keys(id));
+                CREATE INDEX rejections_by_experiment ON rejections (experiment_id, id);
+                """);
+        }
+        if (version < SchemaVersion)
+            Execute(c, tx, $"PRAGMA user_version = {SchemaVersion};");
         tx.Commit();
     }
 }
