@@ -7,7 +7,8 @@ internal static partial class StartupLog
 {
     public static void Paths(ILogger logger, CoordinatorOptions options, ArtifactIndex artifacts)
     {
-        RoundLogAt(logger, options.DatabasePath);
+        // A database server's setting may carry a password: only the SQLite file is named.
+        RoundLogAt(logger, string.IsNullOrWhiteSpace(options.RoundLog) ? options.DatabasePath : "the database server named by Ferret:RoundLog");
         if (!Directory.Exists(options.ArtifactsDirectory))
         {
             NoArtifacts(logger, options.ArtifactsDirectory);

@@ -21,7 +21,7 @@ internal static class FerretCommandLine
         root.Add(SimulateCommand.Create());
         root.Add(ModelCommand.Create());
         root.Add(GenerateCommand.Create());
-        root.Add(BenchCommand.Create(BenchProjectionCommand.Create(), BenchTrainCommand.Create(), BenchIdleCommand.Create()));
+        root.Add(BenchCommand.Create(BenchProjectionCommand.Create(), BenchTrainCommand.Create(), BenchIdleCommand.Create(), BenchScaleCommand.Create()));
         return root;
     }
 

@@ -22,7 +22,7 @@ public static class ModelEndpoint
     public const string RoundHeader = "X-Ferret-Round";
 
     internal static async Task<Results<FileStreamHttpResult, NotFound<string>, ValidationProblem, Conflict<string>>> Download(
-        string id, int? round, string? format, RoundLog log, ArtifactIndex artifacts, HttpResponse response, CancellationToken ct)
+        string id, int? round, string? format, IRoundLog log, ArtifactIndex artifacts, HttpResponse response, CancellationToken ct)
     {
         if (log.GetExperiment(id) is not { } experiment)
             return TypedResults.NotFound($"No experiment '{id}'.");

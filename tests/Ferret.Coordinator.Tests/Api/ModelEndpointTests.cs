@@ -27,7 +27,7 @@ public sealed class ModelEndpointTests : IAsyncLifetime, IDisposable
     private string _clientToken = "";
     private string _roundOne = "";
 
-    private RoundLog Log => _factory.Services.GetRequiredService<RoundLog>();
+    private IRoundLog Log => _factory.Services.GetRequiredService<IRoundLog>();
 
     public async Task InitializeAsync()
     {
