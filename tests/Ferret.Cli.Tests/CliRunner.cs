@@ -11,19 +11,22 @@ internal static class CliRunner
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        // CommandAction reports bad input on Console.Error; capture it for the duration of the call.
+        // CommandAction reports bad input on Console.Error, and some commands print on Console.Out; capture both for the duration of the call.
         lock (ConsoleLock)
         {
             var previous = Console.Error;
+            var previousOut = Console.Out;
             Console.SetError(error);
+            Console.SetOut(output);
             try
             {
-                int code = FerretCommandLine.Build().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+                int code = FerretCommandLine.Run(args, new InvocationConfiguration { Output = output, Error = error });
                 return (code, output.ToString(), error.ToString());
             }
             finally
             {
                 Console.SetError(previous);
+                Console.SetOut(previousOut);
             }
         }
     }
@@ -46,6 +49,8 @@ internal static class CliRunner
         }
         try
         {
+            // This flow's AnsiConsole writes to the watched standard output, whatever other tests capture meanwhile.
+            using var terminal = Terminal.Configure(Console.Out, error);
             int code = await FerretCommandLine.Build().Parse(args).InvokeAsync(new InvocationConfiguration { Output = new StringWriter(), Error = error }, ct);
             return (code, error.ToString());
         }

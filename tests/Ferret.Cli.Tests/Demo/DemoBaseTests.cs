@@ -20,10 +20,11 @@ public sealed class DemoBaseTests : IDisposable
             && config.Heads == preset.Heads && config.KeyValueHeads == preset.KeyValueHeads && config.VocabSize == preset.VocabSize,
             "models/ferret-demo-base/config.json has the mini-llama preset's shape");
 
-        var package = DemoBase.Ensure(_dir);
+        var packageDir = Path.Combine(_dir, "base");
+        var package = DemoBase.Ensure(packageDir);
         Assert.Equal(792_448, package.Layout.TotalLength);
         var exported = File.GetLastWriteTimeUtc(Path.Combine(package.Directory, ArtifactManifest.FileName));
-        var again = DemoBase.Ensure(_dir);
+        var again = DemoBase.Ensure(packageDir);
         Assert.True(exported == File.GetLastWriteTimeUtc(Path.Combine(again.Directory, ArtifactManifest.FileName)), "a package that holds the committed weights is reused, not exported again");
 
         // A package whose weights differ from the committed ones (tuned and saved over it) is exported again.
@@ -35,7 +36,14 @@ public sealed class DemoBaseTests : IDisposable
         Directory.Delete(again.Directory, recursive: true);
         Directory.Move(elsewhere, again.Directory);
         Assert.Equal(tuned[0], ArtifactPackage.Open(again.Directory).LoadParameters()[0]);
-        var restored = DemoBase.Ensure(_dir).LoadParameters();
+        var restored = DemoBase.Ensure(packageDir).LoadParameters();
         Assert.True(committed.AsSpan().SequenceEqual(restored), "a package holding other weights is replaced by the committed base");
+
+        // A folder with files that is not a package is someone's data: refused, not overwritten.
+        var notPackage = Directory.CreateDirectory(Path.Combine(_dir, "mine")).FullName;
+        File.WriteAllText(Path.Combine(notPackage, "notes.txt"), "mine");
+        var refused = Assert.Throws<ArgumentException>(() => DemoBase.Ensure(notPackage));
+        Assert.Contains("not an artifact package", refused.Message, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(notPackage, "notes.txt")), "the refused folder keeps its files");
     }
 }

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using Ferret.Cli.Reports;
 using Ferret.Core.Algorithms;
 using Ferret.Onnx.Artifacts;
@@ -15,16 +14,9 @@ namespace Ferret.Cli.Commands;
 /// <summary><c>ferret simulate</c>: in-process federations of one or several algorithms on the same setup.</summary>
 internal static class SimulateCommand
 {
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = true,
-        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
-
     public static Command Create()
     {
-        var algorithm = new Option<string>("--algorithm") { Description = "ferret, fedkseed, fedzo or fedavg.", DefaultValueFactory = _ => "ferret" };
-        algorithm.AcceptOnlyFromAmong([.. FederatedAlgorithms.Names]);
+        var algorithm = Choices.Create("--algorithm", "The algorithm (one run; --compare runs several).", "ferret", [.. FederatedAlgorithms.Names]);
         var compare = new Option<string?>("--compare") { Description = "Several algorithms on the identical setup, e.g. ferret,fedkseed,fedzo,fedavg." };
         var artifacts = new Option<DirectoryInfo>("--artifacts") { Description = "Artifact package (ferret export).", Required = true };
         var data = new Option<string>("--data") { Description = "Training data: a file (Alpaca/Dolly/GSM8K JSON or JSONL), a Natural Instructions folder, or a folder with train.jsonl and test.jsonl.", Required = true };
@@ -33,8 +25,7 @@ internal static class SimulateCommand
         var clients = new Option<int>("--clients") { Description = "Clients N.", DefaultValueFactory = _ => 20 };
         var fraction = new Option<double>("--fraction") { Description = "Fraction m of clients sampled per round.", DefaultValueFactory = _ => 0.25 };
         var rounds = new Option<int>("--rounds") { Description = "Rounds R.", DefaultValueFactory = _ => 12 };
-        var partition = new Option<string>("--partition") { Description = "iid, dirichlet or category.", DefaultValueFactory = _ => "iid" };
-        partition.AcceptOnlyFromAmong("iid", "dirichlet", "category");
+        var partition = Choices.Create("--partition", "How the data is split across clients.", "iid", "iid", "dirichlet", "category");
         var alpha = new Option<double>("--alpha") { Description = "Dirichlet alpha of label skew.", DefaultValueFactory = _ => 0.5 };
         var seed = new Option<ulong>("--seed") { Description = "Experiment seed.", DefaultValueFactory = _ => 42 };
         var localSteps = new Option<string?>("--local-steps") { Description = "Local steps T, one value or per algorithm (ferret=10,fedkseed=200); default: the reference." };
@@ -48,16 +39,14 @@ internal static class SimulateCommand
         var generate = new Option<int>("--generate-examples") { Description = "Held-out examples decoded for Rouge-L each round.", DefaultValueFactory = _ => 16 };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
-        var json = new Option<FileInfo?>("--json") { Description = "Write every round of every run to this JSON file." };
-        var report = new Option<DirectoryInfo?>("--report") { Description = "Folder for comparison.md and the plot (with --compare)." };
-        var preset = new Option<string?>("--preset") { Description = "The paper's settings: ni (Natural Instructions) or dolly (Dolly-15K); options given explicitly override them." };
-        preset.AcceptOnlyFromAmong([.. PaperProtocol.All.Select(p => p.Name)]);
+        var json = new Option<FileInfo?>("--json") { Description = "Write every round of every run to this JSON file (snake_case keys)." };
+        var report = new Option<DirectoryInfo?>("--report") { Description = "Folder for comparison.md and the plot, for one algorithm or several (--compare); nothing is written without it." };
+        var preset = Choices.Create("--preset", "The paper's settings: ni (Natural Instructions) or dolly (Dolly-15K); options given explicitly override them.", "", [.. PaperProtocol.All.Select(p => p.Name)]);
+        preset.DefaultValueFactory = null;
         var targetLoss = new Option<double?>("--target") { Description = "Cost to target: the eval loss each run must reach (default: the highest final eval loss among the runs)." };
         var targetMetric = new Option<double?>("--target-metric") { Description = "Cost to target: the score (--metric) each run must reach instead of an eval loss." };
-        var metric = new Option<string>("--metric") { Description = "The score --target-metric is set on: rouge-l or exact-match.", DefaultValueFactory = _ => "rouge-l" };
-        metric.AcceptOnlyFromAmong("rouge-l", "exact-match");
-        var plotX = new Option<string>("--plot-x") { Description = "The plot's x-axis: rounds, compute (client seconds) or bytes (up + down).", DefaultValueFactory = _ => "rounds" };
-        plotX.AcceptOnlyFromAmong("rounds", "compute", "bytes");
+        var metric = Choices.Create("--metric", "The score --target-metric is set on.", "rouge-l", "rouge-l", "exact-match");
+        var plotX = Choices.Create("--plot-x", "The plot's x-axis: rounds, compute (client seconds) or bytes (up + down).", "rounds", "rounds", "compute", "bytes");
         var command = new Command("simulate", "Simulate federated fine-tuning with in-process clients driven through the algorithm interface.")
         {
             algorithm, compare, artifacts, data, format, test, preset, clients, fraction, rounds, partition, alpha, seed, localSteps, microBatches, localLr, serverLr, seeds,
@@ -65,88 +54,134 @@ internal static class SimulateCommand
         };
         CommandAction.Set(command, parse =>
         {
-            var package = ArtifactPackage.Open(parse.GetValue(artifacts)!.FullName);
-            var tokenizer = Tokenizers.FromPackage(package);
-            var (trainSet, testSet) = LoadData(parse.GetValue(data)!, parse.GetValue(test), (int)parse.GetValue(seed), parse.GetValue(format));
+            // Everything is checked before anything starts: the first run must not end in a refusal of the second.
+            int nClients = AtLeast(parse.GetValue(clients), 1, "--clients");
+            double m = parse.GetValue(fraction);
+            if (!(m is > 0 and <= 1))
+                throw new ArgumentException($"--fraction {m.ToString(CultureInfo.InvariantCulture)} must lie in (0, 1].");
+            int nRounds = AtLeast(parse.GetValue(rounds), 1, "--rounds");
+            double a = parse.GetValue(alpha);
+            if (!(a > 0) || double.IsInfinity(a))
+                throw new ArgumentException($"--alpha {a.ToString(CultureInfo.InvariantCulture)} must be positive.");
+            int length = AtLeast(parse.GetValue(maxLength), 4, "--max-length");
+            int nEval = AtLeast(parse.GetValue(evalExamples), 1, "--eval-examples");
+            int nGenerate = AtLeast(parse.GetValue(generate), 0, "--generate-examples");
+            int nThreads = AtLeast(parse.GetValue(threads), 0, "--threads");
+            var executionDevice = ExecutionDevice.Parse(parse.GetValue(device)!);
+            if (parse.GetValue(compare) is not null && parse.GetResult(algorithm) is { Implicit: false })
+                throw new ArgumentException("Pass --algorithm NAME for one run or --compare a,b,... for several, not both.");
             var algorithms = parse.GetValue(compare) is { } list
-                ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(x => x.ToLowerInvariant()).ToArray()
                 : [parse.GetValue(algorithm)!];
-            foreach (var a in algorithms)
+            foreach (var name in algorithms)
             {
-                if (!FederatedAlgorithms.Names.Contains(a))
-                    throw new ArgumentException($"--compare: unknown algorithm '{a}' (expected {string.Join(", ", FederatedAlgorithms.Names)}).");
+                if (!FederatedAlgorithms.Names.Contains(name))
+                    throw new ArgumentException($"--compare: unknown algorithm '{name}' (expected {string.Join(", ", FederatedAlgorithms.Names)}).");
             }
-            var protocol = parse.GetValue(preset) is { } presetName ? PaperProtocol.Get(presetName) : null;
+            if (algorithms.Length == 0 || algorithms.Distinct().Count() != algorithms.Length)
+                throw new ArgumentException($"--compare '{parse.GetValue(compare)}' must name each algorithm once.");
+            var protocol = parse.GetValue(preset) is { Length: > 0 } presetName ? PaperProtocol.Get(presetName) : null;
             bool Given(Option option) => parse.GetResult(option) is { Implicit: false };
             if (parse.GetValue(targetLoss) is not null && parse.GetValue(targetMetric) is not null)
                 throw new ArgumentException("--target and --target-metric both set a target; give one.");
             if (parse.GetValue(targetLoss) is double tl && !double.IsFinite(tl))
-                throw new ArgumentException($"--target {tl} is not a finite eval loss.");
+                throw new ArgumentException($"--target {tl.ToString(CultureInfo.InvariantCulture)} is not a finite eval loss.");
             if (parse.GetValue(targetMetric) is double tm && !(tm is >= 0 and <= 1))
-                throw new ArgumentException($"--target-metric {tm} lies outside [0, 1].");
+                throw new ArgumentException($"--target-metric {tm.ToString(CultureInfo.InvariantCulture)} lies outside [0, 1].");
             var sweep = SeedSweep(parse.GetValue(seeds));
-            var runs = algorithms.SelectMany(a => sweep.Count > 1 && a is FederatedAlgorithms.Ferret or FederatedAlgorithms.FedKSeed
-                ? sweep.Select(k => (Algorithm: a, K: (int?)k))
-                : [(Algorithm: a, K: (int?)null)]).ToList();
-            var results = new List<SimulationResult>();
-            foreach (var (a, sweptK) in runs)
+            var package = ArtifactPackage.Open(parse.GetValue(artifacts)!.FullName);
+            var runs = new List<SimulationOptions>();
+            foreach (var (name, sweptK) in algorithms.SelectMany(x => sweep.Count > 1 && x is FederatedAlgorithms.Ferret or FederatedAlgorithms.FedKSeed
+                ? sweep.Select(k => (Algorithm: x, K: (int?)k))
+                : [(Algorithm: x, K: (int?)null)]))
             {
-                var settings = protocol?.Settings(a) ?? FederatedAlgorithms.ReferenceSettings(a);
-                if (Setting(parse.GetValue(localSteps), a, "--local-steps") is double t)
-                    settings.LocalSteps = (int)t;
-                if (Setting(parse.GetValue(microBatches), a, "--micro-batches") is double mb)
-                    settings.MicroBatches = (int)mb;
-                if (Setting(parse.GetValue(localLr), a, "--local-lr") is double lr)
+                // The paper's protocol (--preset) or else the package's recommendation (its manifest), then what the command line says.
+                var settings = protocol?.Settings(name) ?? package.Manifest.SettingsFor(name);
+                if (Setting(parse.GetValue(localSteps), name, "--local-steps") is double t)
+                    settings.LocalSteps = WholeNumber(t, "--local-steps");
+                if (Setting(parse.GetValue(microBatches), name, "--micro-batches") is double mb)
+                    settings.MicroBatches = WholeNumber(mb, "--micro-batches");
+                if (Setting(parse.GetValue(localLr), name, "--local-lr") is double lr)
                     settings.LocalLearningRate = lr;
-                if (Setting(parse.GetValue(serverLr), a, "--server-lr") is double slr)
+                if (Setting(parse.GetValue(serverLr), name, "--server-lr") is double slr)
                     settings.ServerLearningRate = slr;
                 if (sweptK is int swept)
                     settings.CandidateSeeds = swept;
-                else if (sweep.Count <= 1 && Setting(parse.GetValue(seeds), a, "--seeds") is double k)
-                    settings.CandidateSeeds = (int)k;
-                if (Setting(parse.GetValue(epsilon), a, "--zo-eps") is double eps)
+                else if (sweep.Count <= 1 && Setting(parse.GetValue(seeds), name, "--seeds") is double k)
+                    settings.CandidateSeeds = WholeNumber(k, "--seeds");
+                if (Setting(parse.GetValue(epsilon), name, "--zo-eps") is double eps)
                     settings.ZerothOrderEpsilon = eps;
-                settings.Validate();
-                var options = new SimulationOptions
+                ValidateInUsersWords(settings, name);
+                runs.Add(new SimulationOptions
                 {
-                    Algorithm = a,
-                    Label = sweptK is int labelK ? $"{a} K={labelK}" : null,
+                    Algorithm = name,
+                    Label = sweptK is int labelK ? $"{name} K={labelK}" : null,
                     Settings = settings,
-                    Clients = protocol is not null && !Given(clients) ? protocol.ClientsFor(trainSet) : parse.GetValue(clients),
-                    Fraction = protocol is not null && !Given(fraction) ? protocol.Fraction : parse.GetValue(fraction),
-                    Rounds = protocol is not null && !Given(rounds) ? protocol.Rounds(a) : parse.GetValue(rounds),
+                    Clients = nClients,
+                    Fraction = protocol is not null && !Given(fraction) ? protocol.Fraction : m,
+                    Rounds = protocol is not null && !Given(rounds) ? protocol.Rounds(name) : nRounds,
                     Seed = parse.GetValue(seed),
                     Partition = protocol is not null && !Given(partition) ? protocol.Partition : parse.GetValue(partition) switch { "dirichlet" => PartitionScheme.Dirichlet, "category" => PartitionScheme.ByCategory, _ => PartitionScheme.Iid },
-                    DirichletAlpha = protocol is not null && !Given(alpha) ? protocol.DirichletAlpha : parse.GetValue(alpha),
-                    MaxLength = parse.GetValue(maxLength),
-                    EvalExamples = parse.GetValue(evalExamples),
-                    GenerateExamples = parse.GetValue(generate),
-                    Session = new SessionSettings { IntraOpThreads = parse.GetValue(threads), Device = ExecutionDevice.Parse(parse.GetValue(device)!) },
-                };
-                AnsiConsole.MarkupLine($"[bold]{options.Label ?? a}[/]{(protocol is null ? "" : $" ({protocol.Name})")}: {options.Clients} clients, {options.Fraction:P0} per round, {options.Rounds} rounds, T = {settings.LocalSteps}, eta = {settings.LocalLearningRate}");
-                results.Add(Simulator.Run(package, trainSet, testSet, options, tokenizer, r => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"  round {r.Round,3}: eval loss {r.EvalLoss:F4}  Rouge-L {r.RougeL:F3}  exact {r.ExactMatch:F3}  train loss {r.TrainLoss:F3}  up {ComparisonReport.Bytes(r.BytesUpPerClient)}/client  down {ComparisonReport.Bytes(r.BytesDownPerClient)}  compute {r.ClientComputeSeconds:F2} s/client  {r.WallSeconds:F1} s"))));
+                    DirichletAlpha = protocol is not null && !Given(alpha) ? protocol.DirichletAlpha : a,
+                    MaxLength = length,
+                    EvalExamples = nEval,
+                    GenerateExamples = nGenerate,
+                    Session = new SessionSettings { IntraOpThreads = nThreads, Device = executionDevice },
+                });
             }
-            if (parse.GetValue(json) is { } jsonFile)
+            var jsonFile = parse.GetValue(json)?.FullName;
+            var reportDir = parse.GetValue(report)?.FullName;
+            // Where results go is settled before the runs, not after them.
+            if (jsonFile is not null)
             {
-                var tmp = jsonFile.FullName + ".tmp";
-                File.WriteAllText(tmp, JsonSerializer.Serialize(results.Select(r => new { algorithm = r.Algorithm, label = r.Label, fingerprint = r.FinalFingerprint, settings = r.Options.Settings, rounds = r.Rounds }), JsonOptions));
-                File.Move(tmp, jsonFile.FullName, overwrite: true);
+                if (Directory.Exists(jsonFile))
+                    throw new IOException($"--json '{jsonFile}' is a folder; name a file.");
+                Directory.CreateDirectory(Path.GetDirectoryName(jsonFile)!);
+            }
+            if (reportDir is not null)
+            {
+                if (File.Exists(reportDir))
+                    throw new IOException($"--report '{reportDir}' is a file; name a folder.");
+                Directory.CreateDirectory(reportDir);
+            }
+            var tokenizer = Tokenizers.FromPackage(package);
+            var (trainSet, testSet) = LoadData(parse.GetValue(data)!, parse.GetValue(test), (int)parse.GetValue(seed), parse.GetValue(format));
+            // The protocol's clients depend on the data (Natural Instructions: one per task).
+            if (protocol is not null && !Given(clients))
+                runs = [.. runs.Select(r => r with { Clients = protocol.ClientsFor(trainSet) })];
+            if (trainSet.Count < runs[0].Clients)
+                throw new ArgumentException($"--clients {runs[0].Clients} is more than the {trainSet.Count} training examples.");
+
+            var results = new List<SimulationResult>();
+            foreach (var options in runs)
+            {
+                AnsiConsole.MarkupLine(Markup.Escape($"{(options.Label is { } label ? label + ": " : "")}{SettingsLine.Of(options.Algorithm, options.Settings)}{(protocol is null ? "" : $" (preset {protocol.Name})")}; {options.Clients} clients, {options.Fraction.ToString("P0", CultureInfo.InvariantCulture)} per round, {options.Rounds} rounds, {options.Partition.ToString().ToLowerInvariant()} split"));
+                results.Add(Simulator.Run(package, trainSet, testSet, options, tokenizer, r => AnsiConsole.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  round {r.Round,3}: eval loss {r.EvalLoss:F4}  Rouge-L {r.RougeL:F3}  exact {r.ExactMatch:F3}  {(r.Round == 0 ? "(before training)" : $"train loss {r.TrainLoss:F3}  up {ComparisonReport.Bytes(r.BytesUpPerClient)}/client  down {ComparisonReport.Bytes(r.BytesDownPerClient)}  compute {r.ClientComputeSeconds:F2} s/client  {r.WallSeconds:F1} s")}"))));
             }
             var target = parse.GetValue(targetMetric) is double goal
                 ? new Target(parse.GetValue(metric) == "exact-match" ? TargetMeasure.ExactMatch : TargetMeasure.RougeL, goal)
                 : parse.GetValue(targetLoss) is double loss ? new Target(TargetMeasure.EvalLoss, loss) : TargetCost.DefaultTarget(results);
             var markdown = ComparisonReport.Markdown(results) + Environment.NewLine + ComparisonReport.CostMarkdown(results, target);
-            Console.WriteLine();
-            Console.WriteLine(markdown);
-            if (parse.GetValue(report) is { } dir)
+            AnsiConsole.WriteLine();
+            AnsiConsole.WriteLine(markdown);
+            // One rule: files are written where --json and --report say, for one algorithm or several, and nowhere else.
+            if (jsonFile is not null)
             {
+                var tmp = jsonFile + ".tmp";
+                File.WriteAllText(tmp, CliJson.Serialize(results.Select(r => new { algorithm = r.Algorithm, label = r.Label, fingerprint = r.FinalFingerprint, settings = r.Options.Settings, rounds = r.Rounds }), indented: true));
+                File.Move(tmp, jsonFile, overwrite: true);
+                AnsiConsole.WriteLine($"wrote {jsonFile}");
+            }
+            if (reportDir is not null)
+            {
+                Directory.CreateDirectory(reportDir);
+                File.WriteAllText(Path.Combine(reportDir, "comparison.md"), markdown);
                 var axis = Enum.Parse<PlotAxis>(parse.GetValue(plotX)!, ignoreCase: true);
-                string plotName = $"{(target.Measure == TargetMeasure.EvalLoss ? "eval-loss" : target.Measure == TargetMeasure.RougeL ? "rouge-l" : "exact-match")}-by-{parse.GetValue(plotX)}.png";
-                Directory.CreateDirectory(dir.FullName);
-                File.WriteAllText(Path.Combine(dir.FullName, "comparison.md"), markdown);
-                ComparisonReport.Plot(results, Path.Combine(dir.FullName, plotName), axis, target);
-                AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(Path.Combine(dir.FullName, "comparison.md"))}[/] and [bold]{plotName}[/]");
+                string measureName = target.Measure == TargetMeasure.EvalLoss ? "eval-loss" : target.Measure == TargetMeasure.RougeL ? "rouge-l" : "exact-match";
+                string plotName = axis == PlotAxis.Rounds && target.Measure == TargetMeasure.EvalLoss ? "eval-loss.png" : $"{measureName}-by-{parse.GetValue(plotX)}.png";
+                ComparisonReport.Plot(results, Path.Combine(reportDir, plotName), axis, target, ComparisonReport.Subtitle(package, trainSet.Count, testSet.Count, runs[0]));
+                AnsiConsole.WriteLine($"wrote {Path.Combine(reportDir, "comparison.md")} and {Path.Combine(reportDir, plotName)}");
             }
             return 0;
         });
@@ -165,6 +200,35 @@ internal static class SimulateCommand
             ? k
             : throw new ArgumentException($"--seeds: '{p}' in the sweep '{text}' is not a whole number of at least 2.")).ToList();
     }
+
+    private static int AtLeast(int value, int least, string option) =>
+        value >= least ? value : throw new ArgumentException($"{option} must be at least {least} (got {value}).");
+
+    private static int WholeNumber(double value, string option) =>
+        value == Math.Floor(value) && value is >= 0 and <= int.MaxValue ? (int)value : throw new ArgumentException($"{option}: {value.ToString(CultureInfo.InvariantCulture)} is not a whole number.");
+
+    /// <summary>The settings' own checks, with the option that sets each field named instead of the field.</summary>
+    private static void ValidateInUsersWords(AlgorithmSettings settings, string algorithm)
+    {
+        try
+        {
+            settings.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            var message = e.Message;
+            foreach (var (field, option) in OptionOf)
+                message = message.Replace($"Setting '{field}'", $"{option} for {algorithm}", StringComparison.Ordinal);
+            throw new ArgumentException(message, e);
+        }
+    }
+
+    private static readonly (string Field, string Option)[] OptionOf =
+    [
+        (nameof(AlgorithmSettings.LocalSteps), "--local-steps"), (nameof(AlgorithmSettings.MicroBatches), "--micro-batches"),
+        (nameof(AlgorithmSettings.LocalLearningRate), "--local-lr"), (nameof(AlgorithmSettings.ServerLearningRate), "--server-lr"),
+        (nameof(AlgorithmSettings.CandidateSeeds), "--seeds"), (nameof(AlgorithmSettings.ZerothOrderEpsilon), "--zo-eps"),
+    ];
 
     /// <summary>
     /// A hyper-parameter for one algorithm: either one value for all (<c>0.05</c>) or per algorithm
@@ -189,7 +253,7 @@ internal static class SimulateCommand
 
     /// <summary>The <c>--format</c> option shared by the commands that read instruction data.</summary>
     internal static Option<DataFormat> FormatOption() =>
-        new("--format") { Description = "Data format: Auto (from the file), Alpaca, CodeAlpaca (category = programming language), Dolly, NaturalInstructions, Gsm8k, Text (plain text for pretraining: a text field per JSONL record, or one document per line of a .txt file).", DefaultValueFactory = _ => DataFormat.Auto };
+        Choices.Enum("--format", "Data format: auto (from the file), alpaca, codealpaca (category = programming language), dolly, naturalinstructions, gsm8k, text (plain text for pretraining: a text field per JSONL record, or one document per line of a .txt file).", DataFormat.Auto);
 
     internal static (List<InstructionExample> Train, List<InstructionExample> Test) LoadData(string data, string? test, int seed, DataFormat format = DataFormat.Auto)
     {
@@ -199,19 +263,25 @@ internal static class SimulateCommand
             trainPath = Path.Combine(data, "train.jsonl");
             test ??= File.Exists(Path.Combine(data, "test.jsonl")) ? Path.Combine(data, "test.jsonl") : null;
         }
-        var trainSet = Read(trainPath, format);
+        var trainSet = Read(trainPath, format, "training");
         if (test is not null)
-            return (trainSet, Read(test, format));
-        return Partitioner.HoldOutFraction(trainSet, 0.1, seed);
+        {
+            var held = Read(test, format, "held-out");
+            return (trainSet, held);
+        }
+        var split = Partitioner.HoldOutFraction(trainSet, 0.1, seed);
+        AnsiConsole.WriteLine($"held out 10 %: {split.Train.Count} train, {split.Test.Count} test examples");
+        return split;
     }
 
-    private static List<InstructionExample> Read(string path, DataFormat format)
+    private static List<InstructionExample> Read(string path, DataFormat format, string role)
     {
         var set = InstructionData.Read(path, format);
+        AnsiConsole.WriteLine($"{role} data: {Path.GetFullPath(path)}, {set.Format.ToString().ToLowerInvariant()} format{(format == DataFormat.Auto ? " (detected)" : "")}, {set.Examples.Count} examples{(set.Problems.Count > 0 ? $", {set.Problems.Count} malformed records skipped" : "")}");
         foreach (var p in set.Problems.Take(5))
-            AnsiConsole.MarkupLine($"[yellow]skipped[/] {Markup.Escape(p)}");
+            Terminal.Error.MarkupLine($"[yellow]skipped[/] {Markup.Escape(p)}");
         if (set.Problems.Count > 5)
-            AnsiConsole.MarkupLine($"[yellow]skipped {set.Problems.Count - 5} more malformed records[/]");
+            Terminal.Error.MarkupLine($"[yellow]skipped {set.Problems.Count - 5} more malformed records[/]");
         if (set.Examples.Count == 0)
             throw new InvalidDataException($"'{path}' holds no usable examples.");
         return [.. set.Examples];

@@ -6,8 +6,8 @@ namespace Ferret.Cli.Demo;
 
 /// <summary>
 /// The demo's base model: a small LLaMA this project pretrained itself (the recipe is in models/README.md),
-/// committed as a Hugging Face folder (config.json, model.safetensors). The demo exports it once into the
-/// artifacts folder as an artifact package and reuses that package while its parameters match the committed ones.
+/// committed as a Hugging Face folder (config.json, model.safetensors). The demo exports it once as an artifact
+/// package and reuses that package while its parameters match the committed ones.
 /// </summary>
 internal static class DemoBase
 {
@@ -25,17 +25,23 @@ internal static class DemoBase
         }
     }
 
-    /// <summary>The base as an artifact package in <paramref name="artifactsRoot"/>, exported from the committed folder when missing or stale.</summary>
-    public static ArtifactPackage Ensure(string artifactsRoot)
+    /// <summary>
+    /// The base as the artifact package in <paramref name="dir"/>, exported from the committed folder when missing or
+    /// holding other weights; a folder that is not a package is refused rather than overwritten.
+    /// </summary>
+    public static ArtifactPackage Ensure(string dir)
     {
         var source = HuggingFaceFolder;
-        var dir = Path.Combine(artifactsRoot, Name);
         if (File.Exists(Path.Combine(dir, ArtifactManifest.FileName)))
         {
             var existing = ArtifactPackage.Open(dir);
             if (IsExportOf(existing, source))
                 return existing;
             AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(dir)} holds another model; exporting the committed base again[/]");
+        }
+        else if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
+        {
+            throw new ArgumentException($"--artifacts '{dir}' is a folder but not an artifact package (no {ArtifactManifest.FileName}); name a package folder, or a folder that does not exist yet.");
         }
         AnsiConsole.MarkupLine($"exporting the pretrained base [bold]{Name}[/] from {Markup.Escape(source)} to {Markup.Escape(dir)}");
         return ModelExporter.Export(new ModelSource.FromHuggingFace(source, ByteTokenizer: true), dir, overwrite: true);

@@ -36,23 +36,40 @@ internal static class DemoCommand
     {
         var clients = new Option<int>("--clients") { Description = "Edge-client processes.", DefaultValueFactory = _ => 4 };
         var rounds = new Option<int>("--rounds") { Description = "Rounds.", DefaultValueFactory = _ => DemoSettings.Rounds };
-        var artifacts = new Option<DirectoryInfo>("--artifacts") { Description = $"Folder of artifact packages; the pretrained base ({DemoBase.Name}) is exported into it when missing.", DefaultValueFactory = _ => new DirectoryInfo("artifacts") };
-        var json = new Option<FileInfo?>("--json") { Description = "Write the summary (scores before and after, per-round packets, bytes and latency) to this JSON file." };
-        var keep = new Option<bool>("--keep") { Description = "Keep the temporary folder (round log, data, process logs)." };
-        var algorithm = new Option<string>("--algorithm") { Description = "ferret, or a baseline: fedavg, fedkseed, fedzo.", DefaultValueFactory = _ => FederatedAlgorithms.Ferret };
-        algorithm.AcceptOnlyFromAmong([.. FederatedAlgorithms.Names]);
+        var artifacts = new Option<DirectoryInfo>("--artifacts") { Description = $"The artifact package of the pretrained base; exported there from models/{DemoBase.Name} when missing or holding other weights.", DefaultValueFactory = _ => new DirectoryInfo(Path.Combine("artifacts", DemoBase.Name)) };
+        var json = new Option<FileInfo?>("--json") { Description = "Write the summary (held-out score and eval loss before and after, per-round packets, bytes and latency) to this JSON file (snake_case keys)." };
+        var saveModel = new Option<DirectoryInfo?>("--save-model") { Description = "Where the tuned model goes as a Hugging Face folder, replaced each run (default: demo-model beside the package; its artifact package beside it, DIR-package)." };
+        var keep = new Option<bool>("--keep") { Description = "Keep the temporary folder (round log, data, process logs, admin key)." };
+        var algorithm = Choices.Create("--algorithm", "ferret, or a baseline: fedavg, fedkseed, fedzo.", FederatedAlgorithms.Ferret, [.. FederatedAlgorithms.Names]);
         var timeout = new Option<int>("--timeout") { Description = "Give up after this many seconds.", DefaultValueFactory = _ => 900 };
         var keepOpen = new Option<bool>("--keep-open") { Description = "After the rounds, keep the coordinator and its dashboard running until Ctrl+C." };
-        var command = new Command("demo", "Run a coordinator and edge-client processes on loopback: Ferret (or a baseline) teaches a small pretrained model new instructions; held-out prompts scored before and after.")
+        var command = new Command("demo", "Run a coordinator and edge-client processes on loopback: Ferret (or a baseline) teaches a small pretrained model an instruction in a new language; held-out prompts scored before and after.")
         {
-            clients, rounds, algorithm, artifacts, json, keep, timeout, keepOpen,
+            clients, rounds, algorithm, artifacts, saveModel, json, keep, timeout, keepOpen,
         };
         CommandAction.SetAsync(command, async (parse, ct) =>
         {
             try
             {
-                return await RunAsync(parse.GetValue(algorithm)!, parse.GetValue(clients), parse.GetValue(rounds), parse.GetValue(artifacts)!.FullName,
-                    parse.GetValue(json)?.FullName, parse.GetValue(keep), parse.GetValue(timeout), parse.GetValue(keepOpen), ct).ConfigureAwait(false);
+                var package = parse.GetValue(artifacts)!.FullName;
+                var model = parse.GetValue(saveModel)?.FullName ?? Path.Combine(Path.GetDirectoryName(package) ?? package, "demo-model");
+                return await RunAsync(parse.GetValue(algorithm)!, parse.GetValue(clients), parse.GetValue(rounds), package, model, parse.GetValue(json)?.FullName,
+                    parse.GetValue(keep), parse.GetValue(timeout), parse.GetValue(keepOpen), ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                Console.Error.WriteLine("ferret demo: interrupted.");
+                return Interrupted;
+            }
+            catch (Interruption)
+            {
+                Console.Error.WriteLine("ferret demo: interrupted.");
+                return Interrupted;
+            }
+            catch (OperationCanceledException)
+            {
+                Console.Error.WriteLine($"ferret demo: gave up after --timeout {parse.GetValue(timeout)} s.");
+                return 1;
             }
             catch (Exception e) when (e is InvalidOperationException or HttpRequestException or TimeoutException)
             {
@@ -63,13 +80,24 @@ internal static class DemoCommand
         return command;
     }
 
-    private static async Task<int> RunAsync(string algorithmName, int clientCount, int roundCount, string artifactsRoot, string? jsonPath, bool keep, int timeoutSeconds,
-        bool keepOpen, CancellationToken cancel)
+    /// <summary>Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it.</summary>
+    private const int Interrupted = 130;
+
+    /// <summary>A child process stopped by the same Ctrl-C: the demo was interrupted, not broken.</summary>
+    private sealed class Interruption : Exception;
+
+    private static async Task<int> RunAsync(string algorithmName, int clientCount, int roundCount, string packageDirectory, string modelDirectory, string? jsonPath,
+        bool keep, int timeoutSeconds, bool keepOpen, CancellationToken cancel)
     {
         if (clientCount is < 1 or > 32)
             throw new ArgumentException($"--clients {clientCount} is outside 1..32.");
         if (roundCount is < 1 or > 1000)
             throw new ArgumentException($"--rounds {roundCount} is outside 1..1000.");
+        if (timeoutSeconds < 1)
+            throw new ArgumentException($"--timeout {timeoutSeconds} must be at least 1 second.");
+        if (Path.GetFullPath(modelDirectory) == Path.GetFullPath(packageDirectory))
+            throw new ArgumentException($"--save-model '{modelDirectory}' is the starting package itself; name another folder.");
+        string artifactsRoot = Path.GetDirectoryName(packageDirectory) ?? throw new ArgumentException($"--artifacts '{packageDirectory}' has no parent folder.");
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         deadline.CancelAfter(TimeSpan.FromSeconds(timeoutSeconds));
         var ct = deadline.Token;
@@ -80,7 +108,7 @@ internal static class DemoCommand
         try
         {
             // 1. The model and the data.
-            var package = DemoBase.Ensure(artifactsRoot);
+            var package = DemoBase.Ensure(packageDirectory);
             var data = DemoTasks.Write(work, clientCount);
             var shards = data.Shards;
 
@@ -89,18 +117,19 @@ internal static class DemoCommand
             var (coordinator, url) = await CoordinatorProcess.StartAsync("coordinator", "http://127.0.0.1:0", adminKey, Path.Combine(work, "coordinator.db"),
                 artifactsRoot, Path.Combine(work, "coordinator.log"), ["--Ferret:EngineTickMilliseconds", "200"], ct).ConfigureAwait(false);
             children.Add(coordinator);
-            AnsiConsole.MarkupLine($"coordinator listening on [bold]{url}[/] (round log {Markup.Escape(Path.Combine(work, "coordinator.db"))})");
+            AnsiConsole.MarkupLine($"coordinator listening on [bold]{url}[/] (round log, data and process logs in a temporary folder{(keep ? $": {Markup.Escape(work)}" : ", deleted at exit; --keep keeps it")})");
 
             // 3. An experiment and one enrolment token per device.
             using var admin = new HttpClient { BaseAddress = url };
             admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
             var experimentId = await CreateExperimentAsync(admin, algorithmName, Path.GetFileName(package.Directory), roundCount, clientCount, ct).ConfigureAwait(false);
             var descriptor = Wire.Deserialize<ExperimentDescriptor>(await admin.GetByteArrayAsync(new Uri($"api/experiments/{experimentId}/descriptor", UriKind.Relative), ct).ConfigureAwait(false));
-            AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
-                $"experiment [bold]{experimentId}[/]: {algorithmName}, {roundCount} rounds, {clientCount} clients, T = {descriptor.Settings.LocalSteps} x {descriptor.Settings.MicroBatches}, eta = {descriptor.Settings.LocalLearningRate}{(algorithmName == FederatedAlgorithms.Ferret ? $", K = {descriptor.Settings.CandidateSeeds}, slr = {descriptor.Settings.ServerLearningRate}" : "")}"));
-            AnsiConsole.MarkupLine($"tasks: {string.Join(", ", DemoTasks.Skills)}, asked in German (the base only ever saw English instructions): {DemoTasks.TrainingExamples} examples over the clients; {data.HeldOut.Count} held-out prompts on words no client has");
-            AnsiConsole.MarkupLine($"watch it: hub [bold]{new Uri(url, RoundsProtocol.Path)}[/] (Subscribe(\"{experimentId}\")), status [bold]{new Uri(url, $"api/experiments/{experimentId}")}[/] (bearer: the admin key in {Markup.Escape(Path.Combine(work, "admin-key.txt"))})");
-            await File.WriteAllTextAsync(Path.Combine(work, "admin-key.txt"), adminKey, ct).ConfigureAwait(false);
+            AnsiConsole.MarkupLine($"experiment [bold]{experimentId}[/]: {roundCount} rounds, {clientCount} clients; {Markup.Escape(SettingsLine.Of(descriptor.Algorithm, descriptor.Settings))}");
+            AnsiConsole.MarkupLine($"task: {string.Join(", ", DemoTasks.Skills)}, asked in German (the base only ever saw English instructions): {DemoTasks.TrainingExamples} examples over the clients; {data.HeldOut.Count} held-out prompts on words no client has");
+            AnsiConsole.MarkupLine($"watch it: hub [bold]{new Uri(url, RoundsProtocol.Path)}[/] (Subscribe(\"{experimentId}\")), status [bold]{new Uri(url, $"api/experiments/{experimentId}")}[/] "
+                + (keep ? $"(bearer: the admin key in {Markup.Escape(Path.Combine(work, "admin-key.txt"))})" : "(bearer: the admin key; --keep writes it to a file)"));
+            if (keep)
+                await File.WriteAllTextAsync(Path.Combine(work, "admin-key.txt"), adminKey, ct).ConfigureAwait(false);
             await PrintDashboardAsync(admin, url, Math.Max(60, timeoutSeconds / 60), ct).ConfigureAwait(false);
 
             // 4. The model before, scored while nothing else runs.
@@ -163,23 +192,30 @@ internal static class DemoCommand
                      "--data", shards[i], "--threads", "1"],
                     Path.Combine(work, $"edge-{i + 1}.log")));
             }
-            AnsiConsole.MarkupLine($"started {clientCount} edge clients (logs in {Markup.Escape(work)})");
+            AnsiConsole.MarkupLine($"started {clientCount} edge clients");
 
             while (!ended.Task.IsCompleted)
             {
                 if (children.FirstOrDefault(c => c.HasExited && c.ExitCode != 0) is { } dead)
+                {
+                    if (dead.ExitCode == Interrupted || cancel.IsCancellationRequested)
+                        throw new Interruption();
+                    keep = true; // its log is the explanation: keep the folder it is in
                     throw new InvalidOperationException($"{dead.Name} exited with code {dead.ExitCode}; see {dead.LogPath}.");
+                }
                 await Task.WhenAny(ended.Task, Task.Delay(500, ct)).ConfigureAwait(false);
             }
 
             // 6. The model after: the initial parameters with every global update in the log applied.
             var updates = Wire.Deserialize<GlobalUpdate[]>(await admin.GetByteArrayAsync(new Uri($"api/experiments/{experimentId}/updates?after=0", UriKind.Relative), ct).ConfigureAwait(false));
-            var algorithm = FederatedAlgorithms.Create(descriptor, descriptor.Blocks(package.Layout));
-            var tuned = (float[])initial.Clone();
-            foreach (var u in updates)
-                algorithm.Apply(u, tuned);
-            string fingerprint = ModelFingerprint.Compute(tuned);
+            Dictionary<int, List<string>> reported;
+            lock (fingerprints)
+                reported = fingerprints.ToDictionary(kv => kv.Key, kv => kv.Value.Select(f => f.StartsWith("MISMATCH ", StringComparison.Ordinal) ? f["MISMATCH ".Length..] : f).ToList());
+            var (model, _) = TunedModel.Replay(package, descriptor, updates, null, r => reported.GetValueOrDefault(r) ?? []);
+            var tuned = model.Parameters;
+            string fingerprint = model.Fingerprint;
             var after = DemoEvaluation.Score(package, tuned, data.HeldOut, encoder);
+            var saved = TunedModel.Save(package, tuned, modelDirectory, TunedModel.DefaultPackageDirectory(modelDirectory), overwrite: true, TunedModel.Provenance(descriptor, model));
             foreach (var edge in children.Skip(1))
                 await edge.WaitAsync(ct).WaitAsync(TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
 
@@ -187,8 +223,10 @@ internal static class DemoCommand
             if (jsonPath is not null)
             {
                 summary.Write(jsonPath);
-                AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(jsonPath)}[/]");
+                AnsiConsole.WriteLine($"wrote {jsonPath}");
             }
+            AnsiConsole.WriteLine($"model saved: {saved.HuggingFaceDirectory}");
+            AnsiConsole.WriteLine($"package saved: {saved.PackageDirectory} (ferret generate --artifacts {saved.PackageDirectory} --prompt \"...\")");
             var failed = children.Skip(1).Where(c => c.ExitCode != 0).Select(c => c.Name).ToList();
             if (failed.Count > 0)
                 throw new InvalidOperationException($"edge clients {string.Join(", ", failed)} did not exit cleanly; see their logs in {work}.");
@@ -201,7 +239,7 @@ internal static class DemoCommand
         {
             foreach (var c in children.AsEnumerable().Reverse())
                 c.Dispose();
-            if (ok && !keep)
+            if ((ok || cancel.IsCancellationRequested) && !keep)
                 Directory.Delete(work, recursive: true);
             else
                 AnsiConsole.MarkupLine($"kept [bold]{Markup.Escape(work)}[/] (round log, data, process logs)");
@@ -234,7 +272,7 @@ internal static class DemoCommand
         }
     }
 
-    /// <summary>The demo's settings for the algorithm (<see cref="DemoSettings"/>).</summary>
+    /// <summary>The demo's settings for the algorithm (<see cref="DemoSettings"/>), not the package's general recommendation.</summary>
     private static async Task<string> CreateExperimentAsync(HttpClient admin, string algorithm, string artifact, int rounds, int clients, CancellationToken ct)
     {
         var settings = DemoSettings.For(algorithm);

@@ -18,14 +18,14 @@ internal static class DemoSettings
             case FederatedAlgorithms.Ferret:
                 settings.LocalSteps = 10;
                 settings.MicroBatches = 4;
-                settings.LocalLearningRate = 0.05;
+                settings.LocalLearningRate = 0.01;
                 settings.CandidateSeeds = 200;
                 settings.ServerLearningRate = 3;
                 break;
             case FederatedAlgorithms.FedAvg:
                 settings.LocalSteps = 10;
                 settings.MicroBatches = 4;
-                settings.LocalLearningRate = 0.05;
+                settings.LocalLearningRate = 0.01;
                 break;
             default:
                 settings.LocalLearningRate = 2e-5;

@@ -77,11 +77,22 @@ internal static class ComparisonReport
         _ => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024 * 1024):F2} GiB"),
     };
 
+    /// <summary>The setup a comparison ran on, for the plot's subtitle.</summary>
+    public static string Subtitle(Onnx.Artifacts.ArtifactPackage package, int train, int test, SimulationOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(package);
+        ArgumentNullException.ThrowIfNull(options);
+        var model = package.Manifest.Preset ?? package.Manifest.ModelFamily;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{model} ({package.Manifest.ParameterCount / 1e6:F2} M parameters), {train:N0} train / {test:N0} test examples, {options.Clients} clients, {options.Fraction:P0} per round, {options.Partition.ToString().ToLowerInvariant()} split, seed {options.Seed}");
+    }
+
     /// <summary>
     /// The held-out score the target is set on (eval loss unless the target is a metric) against rounds,
-    /// cumulative client compute or cumulative bytes, one line per run, with the target drawn across.
+    /// cumulative client compute or cumulative bytes, one line per run, with the target drawn across; the legend
+    /// beside the plot (never over a curve), the setup as subtitle.
     /// </summary>
-    public static void Plot(IReadOnlyList<SimulationResult> results, string path, PlotAxis axis = PlotAxis.Rounds, Target? target = null)
+    public static void Plot(IReadOnlyList<SimulationResult> results, string path, PlotAxis axis = PlotAxis.Rounds, Target? target = null, string? subtitle = null)
     {
         ArgumentNullException.ThrowIfNull(results);
         var measure = target ?? new Target(TargetMeasure.EvalLoss, double.NaN);
@@ -124,12 +135,16 @@ internal static class ComparisonReport
             PlotAxis.Bytes => "bytes up + down, all clients",
             _ => "round",
         };
-        plot.Title($"{char.ToUpperInvariant(yName[0])}{yName[1..]} by {(axis == PlotAxis.Rounds ? "round" : axis == PlotAxis.Compute ? "client compute" : "communication")}");
+        string title = $"{char.ToUpperInvariant(yName[0])}{yName[1..]} by {(axis == PlotAxis.Rounds ? "round" : axis == PlotAxis.Compute ? "client compute" : "communication")}";
+        plot.Title(subtitle is null ? title : $"{title}\n{subtitle}");
+        plot.Axes.Title.Label.FontSize = subtitle is null ? 16 : 13;
         plot.XLabel(xName);
         plot.YLabel(yName);
-        plot.ShowLegend();
+        if (axis == PlotAxis.Rounds)
+            plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
+        plot.ShowLegend(ScottPlot.Edge.Right);
         var tmp = path + ".tmp.png";
-        plot.SavePng(tmp, 900, 540);
+        plot.SavePng(tmp, 1000, 540);
         File.Move(tmp, path, overwrite: true);
     }
 }
