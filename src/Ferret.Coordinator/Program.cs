@@ -6,23 +6,29 @@ using Ferret.Coordinator.Persistence;
 using Ferret.Coordinator.Rounds;
 using Ferret.Coordinator.Security;
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.SignalR;
 using Microsoft.Extensions.Options;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 
 var builder = WebApplication.CreateBuilder(args);
+LogScrubbing.Configure(builder);
 
 builder.Services.AddOptions<CoordinatorOptions>()
     .Bind(builder.Configuration.GetSection(CoordinatorOptions.Section))
+    .PostConfigure(Secrets.ReadAdminKeyFile)
     .ValidateDataAnnotations()
-    .Validate(o => builder.Environment.IsDevelopment() || !string.IsNullOrEmpty(o.AdminKey), "Ferret:AdminKey is required outside Development.")
+    .Validate(o => builder.Environment.IsDevelopment() || !string.IsNullOrEmpty(o.AdminKey), "Ferret:AdminKey is required outside Development (Ferret__AdminKey or Ferret:AdminKeyFile).")
     .ValidateOnStart();
+KillPoints.Arm(builder.Configuration["Ferret:KillAt"]);
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton(sp => new RoundLog(sp.GetRequiredService<IOptions<CoordinatorOptions>>().Value.DatabasePath));
 builder.Services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
     .AddScheme<AuthenticationSchemeOptions, BearerAuthenticationHandler>(BearerAuthenticationHandler.SchemeName, null);
 builder.Services.AddAuthorization(Policies.Add);
+builder.Services.AddSingleton<FailedAuthenticationLimiter>();
+builder.Services.AddSingleton<RequestBodyLimit>();
 builder.Services.AddProblemDetails();
 builder.Services.AddOpenApi();
 builder.Services.AddHealthChecks()
@@ -34,24 +40,36 @@ if (!string.IsNullOrEmpty(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
     telemetry.UseOtlpExporter();
 builder.Services.AddSingleton<ExperimentAlgorithms>();
 builder.Services.AddSingleton<Participants>();
+builder.Services.AddSingleton<ClientConnections>();
+builder.Services.AddSingleton<PacketDoor>();
+builder.Services.AddSingleton<RejectionWriter>();
 builder.Services.AddSingleton<ArtifactIndex>();
 builder.Services.AddSingleton<RoundEngine>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<RoundEngine>());
+builder.Services.AddSingleton<HubCallLimiter>();
 // SignalR's own limit sits above the packet limit, so an oversized packet still gets a reason back;
 // only a message past twice the limit closes the connection.
-builder.Services.AddSignalR(o => o.MaximumReceiveMessageSize = (2 * (builder.Configuration.GetValue<long?>("Ferret:MaxMessageBytes") ?? new CoordinatorOptions().MaxMessageBytes)) + (64 * 1024))
+builder.Services.AddSignalR(o =>
+    {
+        o.MaximumReceiveMessageSize = (2 * (builder.Configuration.GetValue<long?>("Ferret:MaxMessageBytes") ?? new CoordinatorOptions().MaxMessageBytes)) + (64 * 1024);
+        o.AddFilter<HubCallLimiter>();
+    })
     .AddMessagePackProtocol();
 
 var app = builder.Build();
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();
+var failedAuthentications = app.Services.GetRequiredService<FailedAuthenticationLimiter>();
+var bodyLimit = app.Services.GetRequiredService<RequestBodyLimit>();
+app.Use((context, next) => failedAuthentications.InvokeAsync(context, () => next(context)));
+app.Use((context, next) => bodyLimit.InvokeAsync(context, () => next(context)));
 app.UseAuthentication();
 app.UseAuthorization();
 
-app.MapOpenApi();
-app.MapHealthChecks("/health");
-app.MapPrometheusScrapingEndpoint("/metrics");
+app.MapOpenApi().AllowAnonymous();
+app.MapHealthChecks("/health").AllowAnonymous();
+app.MapPrometheusScrapingEndpoint("/metrics").AllowAnonymous();
 app.MapClients();
 app.MapExperiments();
 app.MapArtifacts();

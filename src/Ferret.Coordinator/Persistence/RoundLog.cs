@@ -301,6 +301,40 @@ public sealed class RoundLog
         return cmd.ExecuteNonQuery() == 1;
     }
 
+    /// <summary>
+    /// Where a client stands in a round, in one indexed query: the round's state and deadline, and the
+    /// client's assignment state (null when it is not assigned). Null when there is no such round.
+    /// </summary>
+    public (RoundState Round, DateTimeOffset DeadlineUtc, AssignmentState? Assignment)? GetSubmissionState(string experimentId, int round, string clientId)
+    {
+        using var c = Open();
+        using var cmd = Command(c, null, """
+            SELECT r.state, r.deadline_utc, a.state FROM rounds r
+            LEFT JOIN assignments a ON a.experiment_id = r.experiment_id AND a.round = r.round AND a.client_id = $c
+            WHERE r.experiment_id = $e AND r.round = $r
+            """, ("$e", experimentId), ("$r", round), ("$c", clientId));
+        using var rd = cmd.ExecuteReader();
+        if (!rd.Read())
+            return null;
+        return (Enum.Parse<RoundState>(rd.GetString(0)), ParseIso(rd.GetString(1)), rd.IsDBNull(2) ? null : Enum.Parse<AssignmentState>(rd.GetString(2)));
+    }
+
+    /// <summary>
+    /// Turns a stored packet away when the round closes (it fails the checks it must pass to be aggregated):
+    /// the assignment becomes rejected with the reason and the packet bytes are dropped.
+    /// </summary>
+    public bool RejectStoredPacket(string experimentId, int round, string clientId, string reason)
+    {
+        using var c = Open();
+        using var cmd = Command(c, null, """
+            UPDATE assignments SET state = $x, reason = $why, packet = NULL
+            WHERE experiment_id = $e AND round = $r AND client_id = $c AND state = $s
+            """,
+            ("$x", AssignmentState.Rejected.ToString()), ("$why", reason), ("$e", experimentId), ("$r", round), ("$c", clientId),
+            ("$s", AssignmentState.Received.ToString()));
+        return cmd.ExecuteNonQuery() == 1;
+    }
+
     public void RecordRejection(string? experimentId, int? round, string? clientId, string reason, long bytes, DateTimeOffset atUtc)
     {
         using var c = Open();
@@ -361,6 +395,7 @@ public sealed class RoundLog
             Execute(c, tx, "UPDATE experiments SET state = $s, ended_utc = $t WHERE id = $e",
                 ("$s", ExperimentState.Completed.ToString()), ("$t", Iso(closedUtc)), ("$e", experimentId));
         }
+        KillPoints.Reach(KillPoints.AggregationTransaction);
         tx.Commit();
     }
 

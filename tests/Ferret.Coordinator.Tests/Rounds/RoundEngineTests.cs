@@ -205,7 +205,7 @@ public sealed class RoundEngineTests : IDisposable
         Assert.True(streamed.Accepted, streamed.Reason);
         var huge = new byte[CoordinatorFactory.MaxPacketBytes + 1];
         var refused = await b.Hub.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdateStream, d.Id, 1, TestPackets.Chunks(huge, 128 * 1024));
-        Assert.Contains("exceeds the limit", refused.Reason);
+        Assert.Contains("the most this experiment's packets can take", refused.Reason);
         Assert.True((await b.Hub.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdateStream, d.Id, 1,
             TestPackets.Chunks(TestPackets.FullDelta(d, 1, 3e-4f), 128 * 1024))).Accepted);
 
