@@ -16,7 +16,8 @@ namespace Ferret.Coordinator.Tests;
 /// (<c>Ferret:HubCallsPerSecond</c>...), <paramref name="clock"/> replaces the coordinator's time (fake time),
 /// and every log entry at any level is kept in <see cref="Logs"/>.
 /// </summary>
-internal sealed class CoordinatorFactory(bool runRounds = true, IReadOnlyDictionary<string, string>? settings = null, TimeProvider? clock = null)
+internal sealed class CoordinatorFactory(bool runRounds = true, IReadOnlyDictionary<string, string>? settings = null, TimeProvider? clock = null,
+    string? contentRoot = null)
     : WebApplicationFactory<Program>
 {
     public const string AdminKey = "test-admin-key";
@@ -43,6 +44,8 @@ internal sealed class CoordinatorFactory(bool runRounds = true, IReadOnlyDiction
         foreach (var (key, value) in settings ?? new Dictionary<string, string>())
             builder.UseSetting(key, value);
         builder.ConfigureLogging(logging => logging.AddProvider(Logs));
+        if (contentRoot is not null)
+            builder.UseContentRoot(contentRoot);
         if (clock is not null)
             builder.ConfigureServices(services => services.AddSingleton(clock));
     }

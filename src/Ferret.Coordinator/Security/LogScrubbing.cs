@@ -26,11 +26,9 @@ public static partial class LogScrubbing
     public static void Configure(WebApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        foreach (var category in new[] { "Microsoft.AspNetCore", "Microsoft.AspNetCore.Hosting.Diagnostics" })
-        {
-            if (builder.Configuration[$"Logging:LogLevel:{category}"] is null)
-                builder.Logging.AddFilter(category, LogLevel.Warning);
-        }
+        // Request logs (URLs, query strings) at Information are for debugging: off unless configured.
+        if (builder.Configuration.GetSection("Logging:LogLevel").GetChildren().All(c => !c.Key.StartsWith("Microsoft.AspNetCore", StringComparison.Ordinal)))
+            builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         // Every logger comes out of this factory wrapped; the inner factory keeps the real providers, so
         // per-provider settings (Logging:Console:LogLevel) still apply.
         builder.Services.Replace(ServiceDescriptor.Singleton<ILoggerFactory>(sp => new ScrubbingLoggerFactory(new LoggerFactory(

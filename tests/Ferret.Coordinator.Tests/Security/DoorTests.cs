@@ -30,8 +30,15 @@ public sealed class DoorTests : IAsyncLifetime, IDisposable
         ModelExporter.Export(new ModelSource.FromPreset("tiny-gpt2", 1), Path.Combine(_factory.ArtifactsDirectory, "tiny-gpt2"), overwrite: false);
         var created = await _factory.Admin().PostAsJsonAsync("/api/experiments", new
         {
-            name = "door", algorithm = "ferret", artifact = "tiny-gpt2", rounds = 2, fraction = 1.0, experimentSeed = 5UL, candidateSeeds = 64,
-            minClients = 2, roundDeadlineSeconds = 600,
+            name = "door",
+            algorithm = "ferret",
+            artifact = "tiny-gpt2",
+            rounds = 2,
+            fraction = 1.0,
+            experimentSeed = 5UL,
+            candidateSeeds = 64,
+            minClients = 2,
+            roundDeadlineSeconds = 600,
         });
         created.EnsureSuccessStatusCode();
         var view = (await created.Content.ReadFromJsonAsync<ExperimentView>())!;

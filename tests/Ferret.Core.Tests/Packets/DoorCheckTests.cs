@@ -23,8 +23,13 @@ public class DoorCheckTests
     {
         FederatedAlgorithms.Ferret => new FerretUpdate
         {
-            ExperimentId = d.Id, Round = 1, SampleCount = 10, Stats = new TrainingStats { Loss = 2.5 },
-            SeedIndices = [0, 1, 0, 1, 0, 1], Blocks = [0, 0, 1, 1, 2, 2], Gammas = [0.1f, -0.2f, 0.3f, 0.1f, 0.2f, 0.3f],
+            ExperimentId = d.Id,
+            Round = 1,
+            SampleCount = 10,
+            Stats = new TrainingStats { Loss = 2.5 },
+            SeedIndices = [0, 1, 0, 1, 0, 1],
+            Blocks = [0, 0, 1, 1, 2, 2],
+            Gammas = [0.1f, -0.2f, 0.3f, 0.1f, 0.2f, 0.3f],
         },
         FederatedAlgorithms.FedKSeed => new SeedScalarsUpdate { ExperimentId = d.Id, Round = 1, SampleCount = 10, Stats = new TrainingStats { Loss = 2.5 }, SeedIndices = [3, 9], Scalars = [0.5f, -0.5f] },
         _ => new FullDeltaUpdate { ExperimentId = d.Id, Round = 1, SampleCount = 10, Stats = new TrainingStats { Loss = 2.5 }, Delta = new float[d.ParameterCount] },
@@ -69,7 +74,10 @@ public class DoorCheckTests
         int k = d.Settings.CandidateSeeds;
         var full = new FerretUpdate
         {
-            ExperimentId = d.Id, Round = 1, SampleCount = 10, Stats = new TrainingStats { Loss = 1 },
+            ExperimentId = d.Id,
+            Round = 1,
+            SampleCount = 10,
+            Stats = new TrainingStats { Loss = 1 },
             SeedIndices = [.. Enumerable.Range(0, 3).SelectMany(_ => Enumerable.Range(0, k))],
             Blocks = [.. Enumerable.Range(0, 3).SelectMany(b => Enumerable.Repeat(b, k))],
             Gammas = [.. Enumerable.Repeat(0.5f, 3 * k)],
