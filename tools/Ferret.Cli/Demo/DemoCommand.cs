@@ -93,7 +93,7 @@ internal static class DemoCommand
             var descriptor = Wire.Deserialize<ExperimentDescriptor>(await admin.GetByteArrayAsync(new Uri($"api/experiments/{experimentId}/descriptor", UriKind.Relative), ct).ConfigureAwait(false));
             AnsiConsole.MarkupLine($"experiment [bold]{experimentId}[/]: {algorithmName}, K = {descriptor.Settings.CandidateSeeds}, {roundCount} rounds, {clientCount} clients, T = {descriptor.Settings.LocalSteps}");
             AnsiConsole.MarkupLine($"watch it: hub [bold]{new Uri(url, RoundsProtocol.Path)}[/] (Subscribe(\"{experimentId}\")), status [bold]{new Uri(url, $"api/experiments/{experimentId}")}[/] (bearer: the admin key in {Markup.Escape(Path.Combine(work, "admin-key.txt"))})");
-            await File.WriteAllTextAsync(Path.Combine(work, "admin-key.txt"), adminKey, ct).ConfigureAwait(false);
+            WriteSecret(Path.Combine(work, "admin-key.txt"), adminKey);
 
             // 4. The model before, scored while nothing else runs.
             var tokenizer = Tokenizers.FromPackage(package);
@@ -150,10 +150,11 @@ internal static class DemoCommand
             {
                 var enrolment = await CoordinatorProcess.PostAsync(admin, "api/enrolments", new { label = $"demo edge {i + 1}" }, ct).ConfigureAwait(false);
                 children.Add(new ChildProcess($"edge-{i + 1}", Deployables.EdgeClient,
-                    ["--coordinator", url.ToString(), "--enrolment-token", enrolment.GetProperty("token").GetString()!, "--name", $"edge-{i + 1}",
+                    ["--coordinator", url.ToString(), "--name", $"edge-{i + 1}",
                      "--token-file", Path.Combine(work, $"edge-{i + 1}.token"), "--experiment", experimentId, "--artifacts", package.Directory,
                      "--data", shards[i], "--threads", "1"],
-                    Path.Combine(work, $"edge-{i + 1}.log")));
+                    Path.Combine(work, $"edge-{i + 1}.log"),
+                    environment: new Dictionary<string, string> { ["FERRET_ENROLMENT_TOKEN"] = enrolment.GetProperty("token").GetString()! }));
             }
             AnsiConsole.MarkupLine($"started {clientCount} edge clients (logs in {Markup.Escape(work)})");
 
@@ -191,6 +192,16 @@ internal static class DemoCommand
             else
                 AnsiConsole.MarkupLine($"kept [bold]{Markup.Escape(work)}[/] (round log, data, process logs)");
         }
+    }
+
+    /// <summary>A secret file only its owner can read, from the first byte (0600).</summary>
+    private static void WriteSecret(string path, string secret)
+    {
+        var create = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+            create.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        using var writer = new StreamWriter(new FileStream(path, create));
+        writer.Write(secret);
     }
 
     private static ArtifactPackage EnsurePreset(string artifactsRoot, string preset)
