@@ -3,10 +3,14 @@ using Microsoft.AspNetCore.SignalR.Client;
 
 namespace Ferret.Coordinator.Tests;
 
-/// <summary>Records what the coordinator pushes on a hub connection and waits for a message that matches.</summary>
+/// <summary>
+/// Records what the coordinator pushes on a hub connection and waits for a message that matches: woken by
+/// each arrival, not by polling; the timeout is only a safety net so a broken build fails instead of hanging.
+/// </summary>
 internal sealed class HubRecorder
 {
     private readonly List<object> _messages = [];
+    private TaskCompletionSource _arrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public HubRecorder(HubConnection connection)
     {
@@ -22,16 +26,27 @@ internal sealed class HubRecorder
             return [.. _messages.OfType<T>()];
     }
 
-    public async Task<T> WaitFor<T>(Func<T, bool> match, double seconds = 15)
+    public async Task<T> WaitFor<T>(Func<T, bool> match, double safetySeconds = 120)
     {
-        var until = DateTime.UtcNow.AddSeconds(seconds);
-        while (DateTime.UtcNow < until)
+        using var safety = new CancellationTokenSource(TimeSpan.FromSeconds(safetySeconds));
+        while (true)
         {
-            if (All<T>().FirstOrDefault(match) is { } hit)
-                return hit;
-            await Task.Delay(20);
+            Task next;
+            lock (_messages)
+            {
+                if (_messages.OfType<T>().FirstOrDefault(match) is { } hit)
+                    return hit;
+                next = _arrived.Task;
+            }
+            try
+            {
+                await next.WaitAsync(safety.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                throw new TimeoutException($"No matching {typeof(T).Name} arrived; received: {string.Join(", ", All<object>().Select(Describe))}");
+            }
         }
-        throw new TimeoutException($"No matching {typeof(T).Name} within {seconds} s; received: {string.Join(", ", All<object>().Select(Describe))}");
     }
 
     private static string Describe(object m) => m switch
@@ -44,7 +59,13 @@ internal sealed class HubRecorder
 
     private void Add(object message)
     {
+        TaskCompletionSource arrived;
         lock (_messages)
+        {
             _messages.Add(message);
+            arrived = _arrived;
+            _arrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+        arrived.TrySetResult();
     }
 }

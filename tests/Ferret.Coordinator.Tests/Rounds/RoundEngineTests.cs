@@ -10,17 +10,25 @@ using Ferret.Onnx.Export;
 using Ferret.Tests;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Ferret.Coordinator.Tests.Rounds;
 
-/// <summary>The round engine in-process: sampling, assignments, deadlines, aggregation, broadcast, streaming.</summary>
+/// <summary>
+/// The round engine in-process: sampling, assignments, deadlines, aggregation, broadcast, streaming. Time is
+/// fake: a deadline passes when a test advances the clock, never because the machine is slow.
+/// </summary>
 public sealed class RoundEngineTests : IDisposable
 {
-    private readonly CoordinatorFactory _factory = new();
+    private readonly FakeTimeProvider _time = new(DateTimeOffset.UtcNow);
+    private readonly CoordinatorFactory _factory;
     private readonly List<HubConnection> _connections = [];
 
-    public RoundEngineTests() =>
+    public RoundEngineTests()
+    {
+        _factory = new CoordinatorFactory(clock: _time);
         ModelExporter.Export(new ModelSource.FromPreset("tiny-gpt2", 1), Path.Combine(_factory.ArtifactsDirectory, "tiny-gpt2"), overwrite: false);
+    }
 
     public void Dispose()
     {
@@ -30,6 +38,8 @@ public sealed class RoundEngineTests : IDisposable
     }
 
     private RoundLog Log => _factory.Services.GetRequiredService<RoundLog>();
+
+    private RoundEngine Engine => _factory.Services.GetRequiredService<RoundEngine>();
 
     private async Task<ExperimentDescriptor> CreateAsync(string algorithm = "ferret", int rounds = 2, int minClients = 2, int deadline = 60, double fraction = 1.0)
     {
@@ -86,14 +96,16 @@ public sealed class RoundEngineTests : IDisposable
         Assert.Equal(0, a.Joined.LastCompletedRound);
         Assert.Null(a.Joined.OpenAssignment);
         Assert.Equal(d.Id, Wire.Deserialize<ExperimentDescriptor>(a.Joined.Descriptor).Id);
-        await Task.Delay(300);
-        Assert.Empty(a.Seen.All<RoundAssignment>()); // one client is below MinClients = 2
+        // One client is below MinClients = 2: a step of the engine opens nothing.
+        await Engine.StepAsync(Log.GetExperiment(d.Id)!, CancellationToken.None);
+        Assert.Equal(0, Log.GetProgress(d.Id).LastRound);
 
         var b = await JoinAsync("edge-b", d.Id);
         var assignment = await a.Seen.WaitFor<RoundAssignment>(x => x.Round == 1);
         await b.Seen.WaitFor<RoundAssignment>(x => x.Round == 1);
         Assert.Equal(0, assignment.BaseRound);
-        Assert.True(assignment.DeadlineUtc > DateTimeOffset.UtcNow.AddSeconds(30));
+        Assert.Equal(_time.GetUtcNow().AddSeconds(60), assignment.DeadlineUtc);
+        Assert.Equal(2, (await a.Seen.WaitFor<RoundEvent>(e => e.Round == 1 && e.Kind == RoundEvent.Opened)).Assigned);
 
         foreach (var c in new[] { a, b })
         {
@@ -130,6 +142,9 @@ public sealed class RoundEngineTests : IDisposable
         var b = await JoinAsync("edge-b", d.Id);
         await a.Seen.WaitFor<RoundAssignment>(x => x.Round == 1);
         Assert.True((await a.Hub.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, d.Id, 1, TestPackets.Ferret(d, 1))).Accepted);
+        await Engine.StepAsync(Log.GetExperiment(d.Id)!, CancellationToken.None);
+        Assert.Equal(RoundState.Open, Log.GetRound(d.Id, 1)!.State); // b is silent, the deadline is ahead: the round waits
+        _time.Advance(TimeSpan.FromSeconds(3));
         var completed = await b.Seen.WaitFor<RoundEvent>(e => e.Round == 1 && e.Kind == RoundEvent.Completed);
         Assert.Equal(1, completed.Aggregated);
         Assert.Equal(1, completed.Missing);
@@ -155,6 +170,8 @@ public sealed class RoundEngineTests : IDisposable
     {
         var d = await CreateAsync(minClients: 1, rounds: 2, deadline: 3);
         var a = await JoinAsync("edge-a", d.Id);
+        await a.Seen.WaitFor<RoundAssignment>(x => x.Round == 1);
+        _time.Advance(TimeSpan.FromSeconds(3));
         await a.Seen.WaitFor<RoundEvent>(e => e.Round == 1 && e.Kind == RoundEvent.Abandoned);
         var second = await a.Seen.WaitFor<RoundAssignment>(x => x.Round == 2);
         Assert.Equal(0, second.BaseRound);
@@ -227,7 +244,7 @@ public sealed class RoundEngineTests : IDisposable
         var abandoned = await a.Seen.WaitFor<RoundEvent>(e => e.Round == 1 && e.Kind == RoundEvent.Abandoned);
         Assert.True(abandoned.ExperimentEnded);
         Assert.Equal("experiment stopped", abandoned.Detail);
-        await Task.Delay(300);
-        Assert.DoesNotContain(a.Seen.All<RoundAssignment>(), x => x.Round == 2);
+        await Engine.StepAsync(Log.GetExperiment(d.Id)!, CancellationToken.None);
+        Assert.Equal(1, Log.GetProgress(d.Id).LastRound); // a stopped experiment opens no further round
     }
 }
