@@ -21,7 +21,7 @@ builder.Services.AddOptions<CoordinatorOptions>()
     .ValidateDataAnnotations()
     .Validate(o => builder.Environment.IsDevelopment() || !string.IsNullOrEmpty(o.AdminKey), "Ferret:AdminKey is required outside Development (Ferret__AdminKey or Ferret:AdminKeyFile).")
     .ValidateOnStart();
-KillPoints.Arm(builder.Configuration["Ferret:KillAt"]);
+KillSwitch.Arm(builder.Configuration["Ferret:KillAt"]);
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton(sp => new RoundLog(sp.GetRequiredService<IOptions<CoordinatorOptions>>().Value.DatabasePath));
 builder.Services.AddAuthentication(BearerAuthenticationHandler.SchemeName)

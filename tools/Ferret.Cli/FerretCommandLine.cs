@@ -19,7 +19,8 @@ internal static class FerretCommandLine
         root.Add(DataCommand.Create());
         root.Add(TrainCommand.Create());
         root.Add(SimulateCommand.Create());
-        root.Add(BenchCommand.Create(BenchProjectionCommand.Create(), BenchTrainCommand.Create(), BenchIdleCommand.Create()));
+        root.Add(BenchCommand.Create(BenchProjectionCommand.Create(), BenchTrainCommand.Create(), BenchIdleCommand.Create(),
+            BenchChaosCommand.Create(), BenchFuzzCommand.Create(), BenchLoadCommand.Create()));
         return root;
     }
 }

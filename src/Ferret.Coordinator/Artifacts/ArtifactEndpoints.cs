@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Ferret.Coordinator.Security;
+using Ferret.Core.Protocol;
 using Ferret.Onnx.Artifacts;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -100,7 +101,7 @@ public static class ArtifactEndpoints
         var path = Path.GetFullPath(index.PathOf(artifact, name));
         if (!ArtifactPaths.IsConfined(index.Root, path))
             return TypedResults.NotFound($"Artifact package '{artifact.Folder}' has no file '{name}'.");
-        KillPoints.Reach(KillPoints.ArtifactDownload);
+        KillSwitch.Reach(KillPoints.ArtifactDownload);
         return TypedResults.PhysicalFile(path, "application/octet-stream", name, enableRangeProcessing: true);
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Ferret.Core.Protocol;
 using Microsoft.Data.Sqlite;
 
 namespace Ferret.Coordinator.Persistence;
@@ -395,7 +396,7 @@ public sealed class RoundLog
             Execute(c, tx, "UPDATE experiments SET state = $s, ended_utc = $t WHERE id = $e",
                 ("$s", ExperimentState.Completed.ToString()), ("$t", Iso(closedUtc)), ("$e", experimentId));
         }
-        KillPoints.Reach(KillPoints.AggregationTransaction);
+        KillSwitch.Reach(KillPoints.AggregationTransaction);
         tx.Commit();
     }
 

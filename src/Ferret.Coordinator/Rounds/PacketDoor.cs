@@ -6,8 +6,9 @@ namespace Ferret.Coordinator.Rounds;
 
 /// <summary>
 /// The checks every packet passes before it is stored, and again before it is aggregated: size against the
-/// experiment's shapes, a bounded and canonical decode, the coordinator's cap on the claimed sample count,
-/// then the algorithm's own checks (every value finite and bounded). Never throws for what a caller sent.
+/// experiment's shapes, a bounded decode, canonical encoding (the packet equals its own re-encoding), the
+/// coordinator's cap on the claimed sample count, then the algorithm's own checks (every value finite and
+/// bounded). Never throws for what a caller sent.
 /// </summary>
 public sealed class PacketDoor(IOptions<CoordinatorOptions> options)
 {
@@ -29,6 +30,14 @@ public sealed class PacketDoor(IOptions<CoordinatorOptions> options)
         catch (InvalidDataException e)
         {
             return (null, $"malformed packet: {e.Message}");
+        }
+        // Canonical: exactly the bytes Ferret.NET's encoder writes for this packet (minimal integers, merged runs,
+        // no unknown fields, nothing after it), so what is stored and hashed is what was checked.
+        var canonical = Wire.Serialize(update);
+        if (!canonical.AsSpan().SequenceEqual(packet))
+        {
+            int at = canonical.AsSpan().CommonPrefixLength(packet);
+            return (null, $"packet is not canonical MessagePack: it differs from its own re-encoding at byte {at} ({packet.Length} bytes sent, {canonical.Length} re-encoded)");
         }
         long cap = options.Value.MaxSampleCount;
         if (update.SampleCount > cap)

@@ -240,7 +240,7 @@ public sealed partial class RoundEngine : BackgroundService
             _algorithms.Evict(experiment.Id);
             throw;
         }
-        KillPoints.Reach(KillPoints.AfterPersistBeforeBroadcast);
+        KillSwitch.Reach(KillPoints.AfterPersistBeforeBroadcast);
         CoordinatorMetrics.RoundsCompleted.Add(1);
         CoordinatorMetrics.RoundDuration.Record(seconds);
         EngineLog.Completed(_logger, experiment.Id, open.Round, updates.Count, assignments.Count, bytes.Length, seconds);

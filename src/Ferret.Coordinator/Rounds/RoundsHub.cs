@@ -139,7 +139,7 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
                     }
                     if (chunk is { Length: > 0 })
                         parts.Add(chunk);
-                    KillPoints.Reach(KillPoints.StreamedUpload);
+                    KillSwitch.Reach(KillPoints.StreamedUpload);
                 }
             }
             catch (OperationCanceledException) when (byDeadline.IsCancellationRequested)

@@ -93,7 +93,7 @@ internal static class DemoCommand
             var descriptor = Wire.Deserialize<ExperimentDescriptor>(await admin.GetByteArrayAsync(new Uri($"api/experiments/{experimentId}/descriptor", UriKind.Relative), ct).ConfigureAwait(false));
             AnsiConsole.MarkupLine($"experiment [bold]{experimentId}[/]: {algorithmName}, K = {descriptor.Settings.CandidateSeeds}, {roundCount} rounds, {clientCount} clients, T = {descriptor.Settings.LocalSteps}");
             AnsiConsole.MarkupLine($"watch it: hub [bold]{new Uri(url, RoundsProtocol.Path)}[/] (Subscribe(\"{experimentId}\")), status [bold]{new Uri(url, $"api/experiments/{experimentId}")}[/] (bearer: the admin key in {Markup.Escape(Path.Combine(work, "admin-key.txt"))})");
-            WriteSecret(Path.Combine(work, "admin-key.txt"), adminKey);
+            SecretFile.Write(Path.Combine(work, "admin-key.txt"), adminKey);
 
             // 4. The model before, scored while nothing else runs.
             var tokenizer = Tokenizers.FromPackage(package);
@@ -192,16 +192,6 @@ internal static class DemoCommand
             else
                 AnsiConsole.MarkupLine($"kept [bold]{Markup.Escape(work)}[/] (round log, data, process logs)");
         }
-    }
-
-    /// <summary>A secret file only its owner can read, from the first byte (0600).</summary>
-    private static void WriteSecret(string path, string secret)
-    {
-        var create = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-            create.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        using var writer = new StreamWriter(new FileStream(path, create));
-        writer.Write(secret);
     }
 
     private static ArtifactPackage EnsurePreset(string artifactsRoot, string preset)
