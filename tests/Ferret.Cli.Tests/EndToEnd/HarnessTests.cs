@@ -47,6 +47,7 @@ public sealed class HarnessTests
         Assert.Equal(0, json.GetProperty("invalid_accepted").GetInt32());
         Assert.Equal(8, json.GetProperty("rounds_completed_after").GetInt32());
         Assert.Equal(0, json.GetProperty("other_drops").GetInt32());
+        Assert.True(json.GetProperty("valid_accepted").GetInt32() >= 2, "the oracle and the door must agree on valid packets: " + json);
         // Rejections are written at a bounded rate, not one row per bad packet.
         Assert.True(json.GetProperty("rejection_rows").GetInt64() < 200, json.ToString());
     }

@@ -91,6 +91,7 @@ public sealed class DoorTests : IAsyncLifetime, IDisposable
             (Packet(1, p => p.SampleCount = long.MaxValue), "sample count"),
             (Packet(1, p => p.SampleCount = 1001), "cap of 1000"),
             ([.. TestPackets.Ferret(_d, 1), 0xc0], "trailing bytes"),
+            (UnknownField(TestPackets.Ferret(_d, 1)), "not canonical"),
         };
         foreach (var (packet, reason) in cases)
         {
@@ -181,6 +182,14 @@ public sealed class DoorTests : IAsyncLifetime, IDisposable
         var result = await Submit(a.Hub, _d.Id, 1, bomb);
         Assert.Contains("malformed", result.Reason);
         Assert.Contains("out of range", result.Reason);
+    }
+
+    /// <summary>The same packet with a ninth, unknown field: it decodes to the same update, but is not what the encoder writes.</summary>
+    private static byte[] UnknownField(byte[] packet)
+    {
+        // [tag, [8 fields]]: the field array is the packet's last element, so a nil appended after it lands inside it.
+        Assert.Equal((0x92, 0x00, 0x98), (packet[0], packet[1], packet[2]));
+        return [0x92, 0x00, 0x99, .. packet[3..], 0xc0];
     }
 
     /// <summary>Rewrites the packet's empty run-length array (0x90) into one run (0, count).</summary>

@@ -138,11 +138,18 @@ internal sealed class LoadHarness(LoadOptions options, Action<string> say)
         }
     }
 
-    /// <summary>Which resource ran out first: the machine's CPU (and whose share of it), or nothing yet.</summary>
+    /// <summary>
+    /// Which resource ran out first: the machine's CPU (and whose share of it), memory, or neither, in which case
+    /// the rounds were waiting (on the round log's synchronous commits, on other work sharing the machine).
+    /// </summary>
     private static string Saturation(double coordinatorPercent, double harnessPercent, long peakRss)
     {
         double memory = 100.0 * peakRss / GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        string shares = $"coordinator {coordinatorPercent:F0} %, load generator {harnessPercent:F0} % of {Environment.ProcessorCount} cores; coordinator memory {memory:F1} % of the machine";
-        return coordinatorPercent + harnessPercent >= 85 ? $"cpu ({shares})" : memory >= 85 ? $"memory ({shares})" : $"none ({shares})";
+        string load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
+        string shares = $"coordinator {coordinatorPercent:F0} %, load generator {harnessPercent:F0} % of {Environment.ProcessorCount} cores; "
+            + $"coordinator memory {memory:F1} % of the machine; load average {load}";
+        return coordinatorPercent + harnessPercent >= 85 ? $"cpu ({shares})"
+            : memory >= 85 ? $"memory ({shares})"
+            : $"neither cpu nor memory: waiting ({shares})";
     }
 }

@@ -28,8 +28,9 @@ internal sealed class PacketOracle(ExperimentDescriptor experiment, long maxSamp
                 why = "bytes after the packet";
             return why;
         }
-        catch (Exception e) when (e is MessagePackSerializationException or EndOfStreamException or InvalidOperationException or OverflowException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
+            // Whatever the reader throws on these bytes (a lying length, a wrong type, the end too early), they are not a packet.
             return "not well-formed MessagePack: " + e.Message;
         }
     }
