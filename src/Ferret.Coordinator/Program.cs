@@ -1,6 +1,8 @@
 using Ferret.Coordinator;
+using Ferret.Coordinator.Access;
 using Ferret.Coordinator.Artifacts;
 using Ferret.Coordinator.Clients;
+using Ferret.Coordinator.Dashboard;
 using Ferret.Coordinator.Experiments;
 using Ferret.Coordinator.Persistence;
 using Ferret.Coordinator.Rounds;
@@ -31,6 +33,7 @@ builder.Services.AddSingleton<FailedAuthenticationLimiter>();
 builder.Services.AddSingleton<RequestBodyLimit>();
 builder.Services.AddProblemDetails();
 builder.Services.AddOpenApi();
+builder.Services.AddDashboard();
 builder.Services.AddHealthChecks()
     .AddCheck<RoundLogHealthCheck>("round-log");
 var telemetry = builder.Services.AddOpenTelemetry()
@@ -64,6 +67,7 @@ var failedAuthentications = app.Services.GetRequiredService<FailedAuthentication
 var bodyLimit = app.Services.GetRequiredService<RequestBodyLimit>();
 app.Use((context, next) => failedAuthentications.InvokeAsync(context, () => next(context)));
 app.Use((context, next) => bodyLimit.InvokeAsync(context, () => next(context)));
+app.UseDashboard();
 app.UseAuthentication();
 app.UseAuthorization();
 
@@ -73,6 +77,7 @@ app.MapPrometheusScrapingEndpoint("/metrics").AllowAnonymous();
 app.MapClients();
 app.MapExperiments();
 app.MapArtifacts();
+app.MapAccess();
 app.MapHub<RoundsHub>(RoundsHub.Path);
 
 app.Run();

@@ -20,7 +20,7 @@ public sealed partial class RejectionWriter(RoundLog log, IHubContext<RoundsHub>
     private readonly Dictionary<string, Window> _windows = new(StringComparer.Ordinal);
 
     /// <summary>Records one rejection; <paramref name="experimentId"/> is null when the caller's id was not valid.</summary>
-    public async Task WriteAsync(string clientId, string? experimentId, int round, long bytes, string reason)
+    public async Task WriteAsync(string clientId, string? clientName, string? experimentId, int round, long bytes, string reason)
     {
         ArgumentNullException.ThrowIfNull(clientId);
         ArgumentNullException.ThrowIfNull(reason);
@@ -31,13 +31,16 @@ public sealed partial class RejectionWriter(RoundLog log, IHubContext<RoundsHub>
             return;
         if (suppressed > 0)
             reason += $" ({suppressed} more rejections of this client in the last minute were counted, not written)";
-        log.RecordRejection(experimentId, round, clientId, reason, bytes, clock.GetUtcNow());
+        var at = clock.GetUtcNow(); // the same instant in the log and the event, so a dashboard can tell them apart from new ones
+        log.RecordRejection(experimentId, round, clientId, reason, bytes, at);
         Log.Rejected(logger, clientId, experimentId ?? "(invalid id)", round, reason);
         if (experimentId is not null)
         {
-            await hub.Clients.Group(RoundsHub.Group(experimentId)).SendAsync(RoundsProtocol.ClientEvent,
-                new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = clientId, Kind = ClientEvent.Rejected, Bytes = bytes, Detail = reason })
-                .ConfigureAwait(false);
+            await hub.Clients.Group(RoundsHub.Group(experimentId)).SendAsync(RoundsProtocol.ClientEvent, new ClientEvent
+            {
+                ExperimentId = experimentId, Round = round, ClientId = clientId, ClientName = clientName, Kind = ClientEvent.Rejected, Bytes = bytes,
+                Detail = reason, AtUtc = at,
+            }).ConfigureAwait(false);
         }
     }
 

@@ -306,9 +306,15 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
             reason = CallerInput.DescribeInvalidId(experimentId);
             experimentId = null;
         }
-        await rejections.WriteAsync(ClientId, experimentId, round, bytes, reason).ConfigureAwait(false);
+        await rejections.WriteAsync(ClientId, Context.User?.FindFirstValue(ClaimTypes.Name), experimentId, round, bytes, reason).ConfigureAwait(false);
         return new SubmitResult { Accepted = false, Reason = reason.Length > RejectionWriter.MaxReasonChars ? reason[..RejectionWriter.MaxReasonChars] : reason };
     }
 
-    private Task Notify(ClientEvent e) => Clients.Group(Group(e.ExperimentId)).SendAsync(RoundsProtocol.ClientEvent, e);
+    private Task Notify(ClientEvent e)
+    {
+        e.ClientName ??= Context.User?.FindFirstValue(ClaimTypes.Name);
+        if (e.AtUtc == default)
+            e.AtUtc = clock.GetUtcNow();
+        return Clients.Group(Group(e.ExperimentId)).SendAsync(RoundsProtocol.ClientEvent, e);
+    }
 }

@@ -31,7 +31,7 @@ public sealed partial class AuthorizationTests : IDisposable
         null => "anyone",
         Policies.Admin => "admin",
         Policies.Client => "client",
-        Policies.Observer => "admin, client",
+        Policies.Observer => "admin, client, observer",
         _ => throw new InvalidOperationException($"unknown policy '{policy}'"),
     };
 
@@ -45,6 +45,8 @@ public sealed partial class AuthorizationTests : IDisposable
             string pattern = "/" + endpoint.RoutePattern.RawText!.Trim('/');
             if (pattern.StartsWith(RoundsHub.Path, StringComparison.Ordinal))
                 continue; // the hub's transport endpoints: its methods are checked one by one below
+            if (pattern == "/")
+                continue; // the dashboard page (static files, or a public note when built without it)
             var methods = endpoint.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? ["GET"];
             bool anonymous = endpoint.Metadata.GetMetadata<IAllowAnonymous>() is not null;
             var policies = endpoint.Metadata.GetOrderedMetadata<IAuthorizeData>().Select(a => a.Policy).Where(p => p is not null).Distinct().ToList();
@@ -108,7 +110,11 @@ public sealed partial class AuthorizationTests : IDisposable
     public async Task Every_endpoint_answers_every_kind_of_credential_as_its_policy_says()
     {
         var client = await _factory.EnrolAsync("matrix");
-        var credentials = new (string Name, string? Token)[] { ("none", null), ("malformed", "ferret_not-a-token"), ("client", client.Token), ("admin", CoordinatorFactory.AdminKey) };
+        string observer = await ObserverKeyAsync();
+        var credentials = new (string Name, string? Token)[]
+        {
+            ("none", null), ("malformed", "ferret_not-a-token"), ("client", client.Token), ("observer", observer), ("admin", CoordinatorFactory.AdminKey),
+        };
         var failures = new List<string>();
         int calls = 0;
         foreach (var (key, who) in RestEndpoints())
@@ -132,7 +138,14 @@ public sealed partial class AuthorizationTests : IDisposable
             }
         }
         Assert.True(failures.Count == 0, $"{failures.Count} of {calls} calls answered against the policy: " + string.Join("; ", failures));
-        Assert.True(calls >= 4 * 18, $"only {calls} calls were made; the route table shrank?");
+        Assert.True(calls >= 5 * 27, $"only {calls} calls were made; the route table shrank?");
+    }
+
+    private async Task<string> ObserverKeyAsync()
+    {
+        var minted = await _factory.Admin().PostAsync("/api/observer-keys", new StringContent("{}", Encoding.UTF8, "application/json"));
+        minted.EnsureSuccessStatusCode();
+        return System.Text.Json.JsonDocument.Parse(await minted.Content.ReadAsStringAsync()).RootElement.GetProperty("key").GetString()!;
     }
 
     [Fact]
@@ -141,8 +154,10 @@ public sealed partial class AuthorizationTests : IDisposable
         var client = await _factory.EnrolAsync("hub-matrix");
         await using var asClient = _factory.ConnectHub(client.Token);
         await using var asAdmin = _factory.ConnectHub(CoordinatorFactory.AdminKey);
+        await using var asObserver = _factory.ConnectHub(await ObserverKeyAsync());
         await asClient.StartAsync();
         await asAdmin.StartAsync();
+        await asObserver.StartAsync();
         await using var anonymous = _factory.ConnectHub(null);
         await Assert.ThrowsAnyAsync<HttpRequestException>(() => anonymous.StartAsync());
         await using var forged = _factory.ConnectHub("ferret_forged");
@@ -160,7 +175,7 @@ public sealed partial class AuthorizationTests : IDisposable
             string method = key["hub ".Length..];
             if (!arguments.TryGetValue(method, out var args))
                 continue; // streaming methods take a stream; their policy is checked by attribute above
-            foreach (var (name, hub) in new[] { ("client", asClient), ("admin", asAdmin) })
+            foreach (var (name, hub) in new[] { ("client", asClient), ("admin", asAdmin), ("observer", asObserver) })
             {
                 var error = await Record.ExceptionAsync(() => hub.InvokeCoreAsync(method, typeof(object), args));
                 bool refused = error is HubException h && h.Message.Contains("unauthorized", StringComparison.Ordinal);
