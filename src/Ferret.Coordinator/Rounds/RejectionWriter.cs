@@ -38,8 +38,14 @@ public sealed partial class RejectionWriter(RoundLog log, IHubContext<RoundsHub>
         {
             await hub.Clients.Group(RoundsHub.Group(experimentId)).SendAsync(RoundsProtocol.ClientEvent, new ClientEvent
             {
-                ExperimentId = experimentId, Round = round, ClientId = clientId, ClientName = clientName, Kind = ClientEvent.Rejected, Bytes = bytes,
-                Detail = reason, AtUtc = at,
+                ExperimentId = experimentId,
+                Round = round,
+                ClientId = clientId,
+                ClientName = clientName,
+                Kind = ClientEvent.Rejected,
+                Bytes = bytes,
+                Detail = reason,
+                AtUtc = at,
             }).ConfigureAwait(false);
         }
     }
