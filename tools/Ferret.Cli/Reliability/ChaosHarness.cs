@@ -63,7 +63,10 @@ internal sealed class ChaosHarness(ChaosOptions options, Action<string> say)
         var clock = Stopwatch.StartNew();
         using var bed = new Testbed("chaos") { Keep = options.Keep };
         say($"work folder {bed.Directory}");
-        await bed.StartCoordinatorAsync(NextName(), ct: ct).ConfigureAwait(false);
+        var moments = Schedule(options.Clients / 2 > 0);
+        // The first kill point, if the run starts with one, is armed in the very first coordinator.
+        bool armed = moments.Count > 0 && moments[0] != Random;
+        await bed.StartCoordinatorAsync(NextName(), armed ? ["--Ferret:KillAt", moments[0]] : null, ct).ConfigureAwait(false);
         var shards = bed.WriteShards(options.Clients);
         int fedavgClients = options.Clients / 2, ferretClients = options.Clients - fedavgClients;
         var experiments = new List<ExperimentDescriptor> { await CreateAsync(bed, FederatedAlgorithms.Ferret, ferretClients, ct).ConfigureAwait(false) };
@@ -84,9 +87,7 @@ internal sealed class ChaosHarness(ChaosOptions options, Action<string> say)
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var monitor = MonitorAsync(bed, experiments, stop.Token);
-        var moments = Schedule(fedavgClients > 0);
         int kills = 0;
-        bool armed = false;
         for (; kills < options.Kills && !await AllCompletedAsync(bed, experiments, ct).ConfigureAwait(false); kills++)
         {
             string moment = moments[kills];
@@ -154,16 +155,18 @@ internal sealed class ChaosHarness(ChaosOptions options, Action<string> say)
             ["roundDeadlineSeconds"] = 20,
         }, ct).ConfigureAwait(false);
 
-    /// <summary>Each kill's moment: the four kill points first (so even a short run covers them), then random ones and points mixed.</summary>
+    /// <summary>
+    /// Each kill's moment: kill points and random kills alternate, starting with the aggregation transaction, so
+    /// even a one-kill run hits the hardest moment and four kill points in a row cover every one of them.
+    /// </summary>
     private List<string> Schedule(bool streamed)
     {
         var points = new List<string> { KillPoints.AggregationTransaction, KillPoints.AfterPersistBeforeBroadcast, KillPoints.ArtifactDownload };
         if (streamed)
             points.Add(KillPoints.StreamedUpload);
         var all = new List<string>();
-        // Alternate: a random kill, then a kill point, so each armed coordinator is started right after a kill.
         for (int i = 0; all.Count < options.Kills; i++)
-            all.Add(i % 2 == 0 ? Random : points[(i / 2) % points.Count]);
+            all.Add(i % 2 == 0 ? points[(i / 2) % points.Count] : Random);
         return all;
     }
 
