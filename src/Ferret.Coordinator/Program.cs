@@ -6,6 +6,7 @@ using Ferret.Coordinator.Dashboard;
 using Ferret.Coordinator.Experiments;
 using Ferret.Coordinator.Persistence;
 using Ferret.Coordinator.Rounds;
+using Ferret.Coordinator.ScaleOut;
 using Ferret.Coordinator.Security;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.SignalR;
@@ -25,7 +26,7 @@ builder.Services.AddOptions<CoordinatorOptions>()
     .ValidateOnStart();
 KillSwitch.Arm(builder.Configuration["Ferret:KillAt"]);
 builder.Services.AddSingleton(TimeProvider.System);
-builder.Services.AddSingleton(sp => new RoundLog(sp.GetRequiredService<IOptions<CoordinatorOptions>>().Value.DatabasePath));
+builder.Services.AddRoundLog(sp => sp.GetRequiredService<IOptions<CoordinatorOptions>>().Value.RoundLogSetting);
 builder.Services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
     .AddScheme<AuthenticationSchemeOptions, BearerAuthenticationHandler>(BearerAuthenticationHandler.SchemeName, null);
 builder.Services.AddAuthorization(Policies.Add);
@@ -42,7 +43,7 @@ var telemetry = builder.Services.AddOpenTelemetry()
 if (!string.IsNullOrEmpty(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
     telemetry.UseOtlpExporter();
 builder.Services.AddSingleton<ExperimentAlgorithms>();
-builder.Services.AddSingleton<Participants>();
+builder.Services.AddSingleton<DatabaseGate>();
 builder.Services.AddSingleton<ClientConnections>();
 builder.Services.AddSingleton<PacketDoor>();
 builder.Services.AddSingleton<RejectionWriter>();
@@ -52,12 +53,14 @@ builder.Services.AddHostedService(sp => sp.GetRequiredService<RoundEngine>());
 builder.Services.AddSingleton<HubCallLimiter>();
 // SignalR's own limit sits above the packet limit, so an oversized packet still gets a reason back;
 // only a message past twice the limit closes the connection.
-builder.Services.AddSignalR(o =>
+var signalR = builder.Services.AddSignalR(o =>
     {
         o.MaximumReceiveMessageSize = (2 * (builder.Configuration.GetValue<long?>("Ferret:MaxMessageBytes") ?? new CoordinatorOptions().MaxMessageBytes)) + (64 * 1024);
         o.AddFilter<HubCallLimiter>();
     })
     .AddMessagePackProtocol();
+// Alone on SQLite, or one of several instances on PostgreSQL (leases, shared participants) with Redis between their hubs.
+builder.Services.AddScaleOut(signalR, builder.Configuration.GetSection(CoordinatorOptions.Section).Get<CoordinatorOptions>() ?? new CoordinatorOptions());
 
 var app = builder.Build();
 

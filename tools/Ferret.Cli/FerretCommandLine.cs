@@ -19,7 +19,7 @@ internal static class FerretCommandLine
         root.Add(DataCommand.Create());
         root.Add(TrainCommand.Create());
         root.Add(SimulateCommand.Create());
-        root.Add(BenchCommand.Create(BenchProjectionCommand.Create(), BenchTrainCommand.Create(), BenchIdleCommand.Create(),
+        root.Add(BenchCommand.Create(BenchProjectionCommand.Create(), BenchTrainCommand.Create(), BenchIdleCommand.Create(), BenchScaleCommand.Create(),
             BenchChaosCommand.Create(), BenchFuzzCommand.Create(), BenchLoadCommand.Create()));
         return root;
     }

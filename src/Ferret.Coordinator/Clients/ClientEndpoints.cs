@@ -2,6 +2,7 @@ using System.Security.Claims;
 using System.Text.Json;
 using Ferret.Coordinator.Persistence;
 using Ferret.Coordinator.Rounds;
+using Ferret.Coordinator.ScaleOut;
 using Ferret.Coordinator.Security;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -33,7 +34,7 @@ public static class ClientEndpoints
     }
 
     private static Results<Created<EnrolmentResponse>, ValidationProblem> IssueEnrolment(
-        EnrolmentRequest? request, RoundLog log, IOptions<CoordinatorOptions> options, TimeProvider clock)
+        EnrolmentRequest? request, IClientRegistry log, IOptions<CoordinatorOptions> options, TimeProvider clock)
     {
         int minutes = request?.ValidMinutes ?? options.Value.EnrolmentValidityMinutes;
         if (minutes is <= 0 or > 60 * 24 * 365)
@@ -47,7 +48,7 @@ public static class ClientEndpoints
         return TypedResults.Created("/api/clients", new EnrolmentResponse(token, expires));
     }
 
-    private static Results<Ok<EnrolResponse>, ValidationProblem, ProblemHttpResult> Enrol(EnrolRequest? request, RoundLog log, TimeProvider clock)
+    private static Results<Ok<EnrolResponse>, ValidationProblem, ProblemHttpResult> Enrol(EnrolRequest? request, IClientRegistry log, TimeProvider clock)
     {
         var errors = new Dictionary<string, string[]>();
         if (string.IsNullOrWhiteSpace(request?.EnrolmentToken))
@@ -69,23 +70,26 @@ public static class ClientEndpoints
         return TypedResults.Ok(new EnrolResponse(id, token));
     }
 
-    private static Ok<ClientView[]> List(RoundLog log) => TypedResults.Ok(log.ListClients().Select(View).ToArray());
+    private static Ok<ClientView[]> List(IClientRegistry log) => TypedResults.Ok(log.ListClients().Select(View).ToArray());
 
-    private static Results<Ok<ClientView>, NotFound> Me(ClaimsPrincipal user, RoundLog log) =>
+    private static Results<Ok<ClientView>, NotFound> Me(ClaimsPrincipal user, IClientRegistry log) =>
         log.GetClient(user.FindFirstValue(ClaimTypes.NameIdentifier)!) is { } c ? TypedResults.Ok(View(c)) : TypedResults.NotFound();
 
-    /// <summary>Revokes a client: its token stops working, its live connections are cut, its open assignments stop being waited for.</summary>
-    private static Results<NoContent, NotFound> Revoke(string id, RoundLog log, ClientConnections connections, RoundEngine engine)
+    /// <summary>
+    /// Revokes a client: its token stops working, its live connections on this instance are cut (on others,
+    /// its next packet is refused and a reconnect fails authentication), its open assignments stop being waited for.
+    /// </summary>
+    private static Results<NoContent, NotFound> Revoke(string id, IClientRegistry registry, IRoundLog log, ClientConnections connections,
+        IExperimentOwnership ownership)
     {
-        if (!CallerInput.IsId(id) || !log.RevokeClient(id))
+        if (!CallerInput.IsId(id) || !registry.RevokeClient(id))
             return TypedResults.NotFound();
         connections.Abort(id);
         foreach (var experiment in log.ListExperiments().Where(e => e.State is ExperimentState.Created or ExperimentState.Running))
         {
-            if (log.GetProgress(experiment.Id).Open is { } open)
-                log.MarkAssignmentFailed(experiment.Id, open.Round, id, "client revoked");
+            if (log.GetProgress(experiment.Id).Open is { } open && log.MarkAssignmentFailed(experiment.Id, open.Round, id, "client revoked"))
+                ownership.Nudge(experiment.Id);
         }
-        engine.Wake();
         return TypedResults.NoContent();
     }
 

@@ -11,7 +11,7 @@ namespace Ferret.Coordinator.Rounds;
 /// fills neither the disk nor the log. Every rejection is counted in the metrics and answered with its
 /// reason; the first written after a quiet spell says how many were left out.
 /// </summary>
-public sealed partial class RejectionWriter(RoundLog log, IHubContext<RoundsHub> hub, TimeProvider clock, IOptions<CoordinatorOptions> options,
+public sealed partial class RejectionWriter(IRoundLog log, DatabaseGate gate, IHubContext<RoundsHub> hub, TimeProvider clock, IOptions<CoordinatorOptions> options,
     ILogger<RejectionWriter> logger)
 {
     /// <summary>Longest reason kept: reasons may quote what the caller sent.</summary>
@@ -32,11 +32,15 @@ public sealed partial class RejectionWriter(RoundLog log, IHubContext<RoundsHub>
         if (suppressed > 0)
             reason += $" ({suppressed} more rejections of this client in the last minute were counted, not written)";
         var at = clock.GetUtcNow(); // the same instant in the log and the event, so a dashboard can tell them apart from new ones
-        log.RecordRejection(experimentId, round, clientId, reason, bytes, at);
+        using (await gate.EnterAsync().ConfigureAwait(false))
+            log.RecordRejection(experimentId, round, clientId, reason, bytes, at);
         Log.Rejected(logger, clientId, experimentId ?? "(invalid id)", round, reason);
-        if (experimentId is not null)
+        if (experimentId is null)
+            return;
+        try
         {
-            await hub.Clients.Group(RoundsHub.Group(experimentId)).SendAsync(RoundsProtocol.ClientEvent, new ClientEvent
+            // Observers only, best effort: the rejection is in the round log already.
+            await hub.Clients.Group(RoundsHub.ObserverGroup(experimentId)).SendAsync(RoundsProtocol.ClientEvent, new ClientEvent
             {
                 ExperimentId = experimentId,
                 Round = round,
@@ -47,6 +51,10 @@ public sealed partial class RejectionWriter(RoundLog log, IHubContext<RoundsHub>
                 Detail = reason,
                 AtUtc = at,
             }).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TimeoutException or IOException or StackExchange.Redis.RedisException)
+        {
+            Log.NotifyFailed(logger, e, experimentId);
         }
     }
 
@@ -81,5 +89,8 @@ public sealed partial class RejectionWriter(RoundLog log, IHubContext<RoundsHub>
     {
         [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Rejected packet from {Client} for {Experiment} round {Round}: {Reason}")]
         public static partial void Rejected(ILogger logger, string client, string experiment, int round, string reason);
+
+        [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Could not tell the observers of {Experiment} about a rejection")]
+        public static partial void NotifyFailed(ILogger logger, Exception exception, string experiment);
     }
 }

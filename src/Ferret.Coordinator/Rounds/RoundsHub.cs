@@ -3,6 +3,7 @@ using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.ScaleOut;
 using Ferret.Coordinator.Security;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Protocol;
@@ -18,17 +19,24 @@ namespace Ferret.Coordinator.Rounds;
 /// the door (who sends it and for what before a byte of a stream is read, then size, format and every value,
 /// see <see cref="PacketDoor"/>, then one per assigned client per round); a bad packet gets a reason back, is
 /// counted, and never disturbs the round. Packets over one hub message stream in chunks (<see cref="SubmitUpdateStream"/>).
+/// Any instance takes packets: the round log decides one per client per round, and the experiment's owner is
+/// nudged to look. Every method carries its own policy (README, "Who may call what").
 /// </summary>
 [Authorize(Policy = Policies.Observer)]
-public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Participants participants, RoundEngine engine, PacketDoor door,
-    RejectionWriter rejections, ClientConnections connections, IOptions<CoordinatorOptions> options, TimeProvider clock) : Hub
+public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, ExperimentAlgorithms algorithms, IParticipants participants,
+    IExperimentOwnership ownership, DatabaseGate gate, PacketDoor door, RejectionWriter rejections, ClientConnections connections,
+    IOptions<CoordinatorOptions> options, TimeProvider clock, ILogger<RoundsHub> logger) : Hub
 {
     public const string Path = RoundsProtocol.Path;
 
     /// <summary>Clients with a streamed upload in progress: one at a time each, so a client cannot multiply what it makes the coordinator hold.</summary>
     private static readonly ConcurrentDictionary<string, byte> Uploading = new(StringComparer.Ordinal);
 
+    /// <summary>Everyone taking part in or watching an experiment: its round events.</summary>
     public static string Group(string experimentId) => "experiment:" + experimentId;
+
+    /// <summary>Those watching an experiment: its client events too (clients do not get each other's, which would grow with the square of their number).</summary>
+    public static string ObserverGroup(string experimentId) => "observers:" + experimentId;
 
     private string ClientId => Context.User?.FindFirstValue(ClaimTypes.NameIdentifier) ?? throw new HubException("Not authenticated.");
 
@@ -41,12 +49,13 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
         return base.OnConnectedAsync();
     }
 
-    /// <summary>Receives live events of an experiment.</summary>
+    /// <summary>Receives live events of an experiment: round events and every client's.</summary>
     [Authorize(Policy = Policies.Observer)]
     public async Task Subscribe(string experimentId)
     {
-        RequireExperiment(experimentId);
+        await RequireExperimentAsync(experimentId).ConfigureAwait(false);
         await Groups.AddToGroupAsync(Context.ConnectionId, Group(experimentId)).ConfigureAwait(false);
+        await Groups.AddToGroupAsync(Context.ConnectionId, ObserverGroup(experimentId)).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -57,7 +66,7 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
     [Authorize(Policy = Policies.Client)]
     public async Task<JoinResult> Join(string experimentId, string? capabilitiesJson)
     {
-        var experiment = RequireExperiment(experimentId);
+        var experiment = await RequireExperimentAsync(experimentId).ConfigureAwait(false);
         string client = ClientId;
         if (!string.IsNullOrEmpty(capabilitiesJson))
         {
@@ -71,15 +80,21 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
             {
                 throw new HubException($"Capabilities are not JSON: {e.Message}");
             }
-            log.SetClientCapabilities(client, capabilitiesJson);
+            using (await gate.EnterAsync().ConfigureAwait(false))
+                clients.SetClientCapabilities(client, capabilitiesJson);
         }
         await Groups.AddToGroupAsync(Context.ConnectionId, Group(experimentId)).ConfigureAwait(false);
-        var progress = log.GetProgress(experimentId);
-        int lastCompleted = progress.LastCompleted;
+        int lastCompleted;
         RoundAssignment? assignment = null;
-        if (progress.Open is { } open && log.GetSubmissionState(experimentId, open.Round, client)?.Assignment == AssignmentState.Assigned)
-            assignment = new RoundAssignment { ExperimentId = experimentId, Round = open.Round, BaseRound = lastCompleted, DeadlineUtc = open.DeadlineUtc };
-        participants.Join(Context.ConnectionId, client, experimentId);
+        using (await gate.EnterAsync().ConfigureAwait(false))
+        {
+            var progress = log.GetProgress(experimentId);
+            lastCompleted = progress.LastCompleted;
+            if (progress.Open is { } open && log.GetSubmissionState(experimentId, open.Round, client)?.Assignment == AssignmentState.Assigned)
+                assignment = new RoundAssignment { ExperimentId = experimentId, Round = open.Round, BaseRound = lastCompleted, DeadlineUtc = open.DeadlineUtc };
+            participants.Join(Context.ConnectionId, client, experimentId);
+            ownership.Nudge(experimentId);
+        }
         await Notify(new ClientEvent { ExperimentId = experimentId, Round = lastCompleted, ClientId = client, Kind = ClientEvent.Joined }).ConfigureAwait(false);
         return new JoinResult { Descriptor = experiment.Descriptor, State = experiment.State.ToString(), LastCompletedRound = lastCompleted, OpenAssignment = assignment };
     }
@@ -104,14 +119,23 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
     public async Task<SubmitResult> SubmitUpdateStream(string experimentId, int round, IAsyncEnumerable<byte[]> chunks)
     {
         ArgumentNullException.ThrowIfNull(chunks);
-        if (!CallerInput.IsId(experimentId) || algorithms.Get(experimentId) is not { } experiment)
+        (ExperimentDescriptor Descriptor, IFederatedAlgorithm Algorithm)? found = null;
+        if (CallerInput.IsId(experimentId))
+        {
+            using (await gate.EnterAsync().ConfigureAwait(false))
+                found = algorithms.Get(experimentId);
+        }
+        if (found is not { } experiment)
         {
             await DrainAsync(chunks, options.Value.MaxMessageBytes).ConfigureAwait(false);
             return await Submit(experimentId, round, null).ConfigureAwait(false);
         }
         string client = ClientId;
         long limit = Math.Min(options.Value.MaxPacketBytes, PacketLimits.MaxPacketBytes(experiment.Descriptor));
-        string? refusal = NotAnswerable(experimentId, round, client, out var deadline);
+        (string? Refusal, DateTimeOffset Deadline) state;
+        using (await gate.EnterAsync().ConfigureAwait(false))
+            state = NotAnswerable(experimentId, round, client);
+        string? refusal = state.Refusal;
         if (refusal is null && !Uploading.TryAdd(client, 0))
             refusal = "another upload from this client is still in progress";
         if (refusal is not null)
@@ -121,7 +145,7 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
         }
         try
         {
-            var left = deadline - clock.GetUtcNow();
+            var left = state.Deadline - clock.GetUtcNow();
             using var byDeadline = new CancellationTokenSource(left > TimeSpan.Zero ? left : TimeSpan.Zero, clock);
             using var cancel = CancellationTokenSource.CreateLinkedTokenSource(byDeadline.Token, Context.ConnectionAborted);
             var parts = new List<byte[]>();
@@ -190,12 +214,15 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
     [Authorize(Policy = Policies.Client)]
     public async Task ReportFailure(string experimentId, int round, string reason)
     {
-        RequireExperiment(experimentId);
+        await RequireExperimentAsync(experimentId).ConfigureAwait(false);
         string client = ClientId;
         reason = string.IsNullOrWhiteSpace(reason) ? "unspecified" : reason.Length > 500 ? reason[..500] : reason;
-        if (!log.MarkAssignmentFailed(experimentId, round, client, reason))
-            throw new HubException($"This client has no open assignment in round {round} of '{experimentId}'.");
-        engine.Wake();
+        using (await gate.EnterAsync().ConfigureAwait(false))
+        {
+            if (!log.MarkAssignmentFailed(experimentId, round, client, reason))
+                throw new HubException($"This client has no open assignment in round {round} of '{experimentId}'.");
+            ownership.Nudge(experimentId);
+        }
         await Notify(new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = client, Kind = ClientEvent.Failed, Detail = reason }).ConfigureAwait(false);
     }
 
@@ -208,15 +235,19 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
     {
         if (string.IsNullOrEmpty(fingerprint) || fingerprint.Length != 64 || !fingerprint.All(char.IsAsciiHexDigitLower))
             throw new HubException("A fingerprint is 64 lower-case hex digits.");
-        RequireExperiment(experimentId);
+        await RequireExperimentAsync(experimentId).ConfigureAwait(false);
         string client = ClientId;
-        var state = log.GetSubmissionState(experimentId, round, client);
-        if (state is not { Round: RoundState.Completed })
-            throw new HubException($"Round {round} of '{experimentId}' has no global update to fingerprint.");
-        if (state.Value.Assignment is null)
-            throw new HubException($"Only the clients assigned to round {round} report its fingerprint.");
-        log.RecordFingerprint(new FingerprintRecord(experimentId, round, client, fingerprint, clock.GetUtcNow()));
-        bool agrees = log.GetFingerprints(experimentId, round).Select(f => f.Fingerprint).Distinct().Count() == 1;
+        bool agrees;
+        using (await gate.EnterAsync().ConfigureAwait(false))
+        {
+            var state = log.GetSubmissionState(experimentId, round, client);
+            if (state is not { Round: RoundState.Completed })
+                throw new HubException($"Round {round} of '{experimentId}' has no global update to fingerprint.");
+            if (state.Value.Assignment is null)
+                throw new HubException($"Only the clients assigned to round {round} report its fingerprint.");
+            log.RecordFingerprint(new FingerprintRecord(experimentId, round, client, fingerprint, clock.GetUtcNow()));
+            agrees = log.GetFingerprints(experimentId, round).Select(f => f.Fingerprint).Distinct().Count() == 1;
+        }
         await Notify(new ClientEvent
         {
             ExperimentId = experimentId,
@@ -231,7 +262,13 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
     public override async Task OnDisconnectedAsync(Exception? exception)
     {
         connections.Remove(Context.ConnectionId);
-        if (participants.Leave(Context.ConnectionId) is { } left && !participants.IsConnected(left.ClientId, left.ExperimentId))
+        (string ClientId, string ExperimentId)? gone = null;
+        using (await gate.EnterAsync().ConfigureAwait(false))
+        {
+            if (participants.Leave(Context.ConnectionId) is { } joined && !participants.IsConnected(joined.ClientId, joined.ExperimentId))
+                gone = joined;
+        }
+        if (gone is { } left)
         {
             await Notify(new ClientEvent { ExperimentId = left.ExperimentId, ClientId = left.ClientId, Kind = ClientEvent.Left, Detail = exception?.Message })
                 .ConfigureAwait(false);
@@ -239,42 +276,53 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
         await base.OnDisconnectedAsync(exception).ConfigureAwait(false);
     }
 
-    private ExperimentRecord RequireExperiment(string experimentId)
+    private async Task<ExperimentRecord> RequireExperimentAsync(string experimentId)
     {
         if (!CallerInput.IsId(experimentId))
             throw new HubException($"Not a valid experiment id: {CallerInput.DescribeInvalidId(experimentId)}.");
-        return log.GetExperiment(experimentId) ?? throw new HubException($"No experiment '{experimentId}'.");
+        using (await gate.EnterAsync().ConfigureAwait(false))
+            return log.GetExperiment(experimentId) ?? throw new HubException($"No experiment '{experimentId}'.");
     }
 
-    /// <summary>Why this client cannot answer this round now (null: it can), from one query.</summary>
-    private string? NotAnswerable(string experimentId, int round, string client, out DateTimeOffset deadline)
+    /// <summary>Why this client cannot answer this round now (null: it can), and the round's deadline, from one query.</summary>
+    private (string? Refusal, DateTimeOffset Deadline) NotAnswerable(string experimentId, int round, string client)
     {
         var state = log.GetSubmissionState(experimentId, round, client);
-        deadline = state?.DeadlineUtc ?? default;
-        return state switch
+        return (state switch
         {
             null => $"round {round} has not opened",
             { Assignment: null } => $"this client is not assigned to round {round}",
             { Round: not RoundState.Open } => $"round {round} is closed (late packet)",
             { Assignment: not AssignmentState.Assigned } => $"a packet for round {round} was already received from this client (replay)",
             _ => null,
-        };
+        }, state?.DeadlineUtc ?? default);
     }
 
     private async Task<SubmitResult> Submit(string experimentId, int round, byte[]? packet)
     {
         long bytes = packet?.LongLength ?? 0;
         if (!CallerInput.IsId(experimentId))
-            return await Reject(null, round, bytes, $"{CallerInput.DescribeInvalidId(experimentId)}").ConfigureAwait(false);
-        if (algorithms.Get(experimentId) is not { } experiment)
+            return await Reject(null, round, bytes, CallerInput.DescribeInvalidId(experimentId)).ConfigureAwait(false);
+        (ExperimentDescriptor Descriptor, IFederatedAlgorithm Algorithm)? found;
+        using (await gate.EnterAsync().ConfigureAwait(false))
+            found = algorithms.Get(experimentId);
+        if (found is not { } experiment)
             return await Reject(experimentId, round, bytes, $"no experiment '{experimentId}'").ConfigureAwait(false);
         var (update, reason) = door.Inspect(experiment.Descriptor, experiment.Algorithm, round, packet);
         if (update is null || packet is null)
             return await Reject(experimentId, round, bytes, reason ?? "empty packet").ConfigureAwait(false);
         string client = ClientId;
-        if (log.GetClient(client) is not { Revoked: false })
-            throw new HubException("This client has been revoked.");
-        var outcome = log.RecordPacket(experimentId, round, client, packet, Convert.ToHexStringLower(SHA256.HashData(packet)), update.Stats.Loss, clock.GetUtcNow());
+        var digest = Convert.ToHexStringLower(SHA256.HashData(packet));
+        PacketOutcome outcome;
+        using (await gate.EnterAsync().ConfigureAwait(false))
+        {
+            // Revocation cuts live connections; a call already in flight is stopped here.
+            if (clients.GetClient(client) is not { Revoked: false })
+                throw new HubException("This client has been revoked.");
+            outcome = log.RecordPacket(experimentId, round, client, packet, digest, update.Stats.Loss, clock.GetUtcNow());
+            if (outcome == PacketOutcome.Accepted)
+                ownership.Nudge(experimentId);
+        }
         if (outcome != PacketOutcome.Accepted)
         {
             return await Reject(experimentId, round, bytes, outcome switch
@@ -284,7 +332,6 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
                 _ => $"this client is not assigned to round {round}",
             }).ConfigureAwait(false);
         }
-        engine.Wake();
         CoordinatorMetrics.PacketsAccepted.Add(1);
         CoordinatorMetrics.PacketBytes.Add(bytes);
         await Notify(new ClientEvent
@@ -310,11 +357,28 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
         return new SubmitResult { Accepted = false, Reason = reason.Length > RejectionWriter.MaxReasonChars ? reason[..RejectionWriter.MaxReasonChars] : reason };
     }
 
-    private Task Notify(ClientEvent e)
+    /// <summary>
+    /// Tells the experiment's observers. Best effort: what the event reports is in the round log already, and
+    /// a slow backplane must not turn an accepted packet into an error for its sender.
+    /// </summary>
+    private async Task Notify(ClientEvent e)
     {
         e.ClientName ??= Context.User?.FindFirstValue(ClaimTypes.Name);
         if (e.AtUtc == default)
             e.AtUtc = clock.GetUtcNow();
-        return Clients.Group(Group(e.ExperimentId)).SendAsync(RoundsProtocol.ClientEvent, e);
+        try
+        {
+            await Clients.Group(ObserverGroup(e.ExperimentId)).SendAsync(RoundsProtocol.ClientEvent, e).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is TimeoutException or IOException or StackExchange.Redis.RedisException)
+        {
+            HubLog.NotifyFailed(logger, ex, e.Kind, e.ExperimentId);
+        }
     }
+}
+
+internal static partial class HubLog
+{
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Could not tell the observers of {Experiment} about a {Kind} client event")]
+    public static partial void NotifyFailed(ILogger logger, Exception exception, string kind, string experiment);
 }

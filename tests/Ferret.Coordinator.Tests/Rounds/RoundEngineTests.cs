@@ -37,7 +37,7 @@ public sealed class RoundEngineTests : IDisposable
         _factory.Dispose();
     }
 
-    private RoundLog Log => _factory.Services.GetRequiredService<RoundLog>();
+    private IRoundLog Log => _factory.Services.GetRequiredService<IRoundLog>();
 
     private RoundEngine Engine => _factory.Services.GetRequiredService<RoundEngine>();
 

@@ -53,7 +53,7 @@ public sealed class DoorTests : IAsyncLifetime, IDisposable
 
     public void Dispose() => _factory.Dispose();
 
-    private RoundLog Log => _factory.Services.GetRequiredService<RoundLog>();
+    private IRoundLog Log => _factory.Services.GetRequiredService<IRoundLog>();
 
     private async Task<(EnrolResponse Client, HubConnection Hub, HubRecorder Seen)> JoinAsync(string name)
     {

@@ -102,7 +102,7 @@ public sealed class SecurityTests
         Assert.Contains("expired", await late.Content.ReadAsStringAsync());
 
         // Neither the client token, nor an enrolment token, nor the admin key is anywhere in the database files.
-        factory.Services.GetRequiredService<RoundLog>().ListClients();
+        factory.Services.GetRequiredService<IClientRegistry>().ListClients();
         var bytes = Directory.GetFiles(Path.GetDirectoryName(factory.DatabasePath)!, "coordinator.db*").SelectMany(File.ReadAllBytes).ToArray();
         foreach (var secret in new[] { client.Token, first.Token, second.Token, CoordinatorFactory.AdminKey })
             Assert.True(bytes.AsSpan().IndexOf(Encoding.UTF8.GetBytes(secret)) < 0, $"a secret ({secret[..6]}...) is stored in the clear");
@@ -116,7 +116,7 @@ public sealed class SecurityTests
         var created = await factory.Admin().PostAsJsonAsync("/api/experiments", new { name = "revoke", algorithm = "ferret", artifact = "tiny-gpt2", rounds = 1, fraction = 1.0 });
         var id = (await created.Content.ReadFromJsonAsync<ExperimentView>())!.Id;
         var client = await factory.EnrolAsync("doomed");
-        var log = factory.Services.GetRequiredService<RoundLog>();
+        var log = factory.Services.GetRequiredService<IRoundLog>();
         log.OpenRound(id, 1, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddMinutes(5), [client.ClientId]);
         await using var hub = factory.ConnectHub(client.Token);
         var closed = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);

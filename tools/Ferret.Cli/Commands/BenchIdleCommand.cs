@@ -5,7 +5,6 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Ferret.Cli.Demo;
-using Ferret.Cli.Reliability;
 using Ferret.Core.Protocol;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
@@ -65,7 +64,7 @@ internal static class BenchIdleCommand
             }, ct).ConfigureAwait(false);
             string experiment = created.GetProperty("id").GetString()!;
             await Task.Delay(2000, ct).ConfigureAwait(false);
-            var baseline = ProcessStats.Of(coordinator.Id);
+            var baseline = ProcessStats.Sample(coordinator.Id);
 
             var joinTimer = Stopwatch.StartNew();
             await AnsiConsole.Progress().StartAsync(async progress =>
@@ -100,9 +99,9 @@ internal static class BenchIdleCommand
             double joinSeconds = joinTimer.Elapsed.TotalSeconds;
 
             await Task.Delay(3000, ct).ConfigureAwait(false); // let start-up garbage settle
-            var start = ProcessStats.Of(coordinator.Id);
+            var start = ProcessStats.Sample(coordinator.Id);
             await Task.Delay(TimeSpan.FromSeconds(seconds), ct).ConfigureAwait(false);
-            var end = ProcessStats.Of(coordinator.Id);
+            var end = ProcessStats.Sample(coordinator.Id);
             double cpuPercent = 100.0 * (end.CpuSeconds - start.CpuSeconds) / seconds;
             double perConnection = (double)(end.RssBytes - baseline.RssBytes) / count;
             if (json)

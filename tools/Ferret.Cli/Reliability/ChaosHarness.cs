@@ -132,7 +132,7 @@ internal sealed class ChaosHarness(ChaosOptions options, Action<string> say)
             await last.WaitAsync(ct).ConfigureAwait(false);
         bool integrity = IntegrityOk(bed.DatabasePath);
         return new ChaosReport(kills, verdict.Completed, verdict.Lost, verdict.Redone + _redone, verdict.Mismatches == 0 && verdict.Reports > 0, integrity,
-            ProcessStats.Percentile(_recoveries, 0.99), ProcessStats.Percentile(_recoveries, 0.50), _killsByMoment, _clientKills, verdict.Reports,
+            Percentiles.Of(_recoveries, 0.99), Percentiles.Of(_recoveries, 0.50), _killsByMoment, _clientKills, verdict.Reports,
             verdict.Mismatches, verdict.Abandoned, completed, clock.Elapsed.TotalSeconds);
     }
 

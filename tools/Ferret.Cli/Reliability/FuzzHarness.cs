@@ -5,6 +5,7 @@ using System.Net.Http.Headers;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
+using Ferret.Cli.Demo;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
 using Ferret.Core.Protocol;
@@ -98,7 +99,7 @@ internal sealed class FuzzHarness(FuzzOptions options, Action<string> say)
             }
             await Task.WhenAll(assigned.Values.Select(t => t.Task)).WaitAsync(TimeSpan.FromSeconds(120), ct).ConfigureAwait(false);
             await Task.Delay(1000, ct).ConfigureAwait(false);
-            var before = ProcessStats.Of(coordinator.Id);
+            var before = ProcessStats.Sample(coordinator.Id);
             say($"{experiments.Count} experiments open for round 1; sending {options.Packets} mutated packets over {experiments.Count * ConnectionsPerExperiment} connections");
 
             var fuzzing = Stopwatch.StartNew();
@@ -148,7 +149,7 @@ internal sealed class FuzzHarness(FuzzOptions options, Action<string> say)
                 roundsAfter += view.GetProperty("roundLog").EnumerateArray().Count(r => r.GetProperty("state").GetString() == "Completed");
                 rejectionRows += view.GetProperty("rejections").GetInt64();
             }
-            var after = ProcessStats.Of(coordinator.Id);
+            var after = ProcessStats.Sample(coordinator.Id);
             if (coordinator.HasExited)
                 Interlocked.Increment(ref _crashes);
             return new FuzzReport(_sent, _crashes, _invalidAccepted, roundsAfter, after.RssBytes - before.RssBytes, _validAccepted, _validRejected,

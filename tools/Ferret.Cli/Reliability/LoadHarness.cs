@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using Ferret.Cli.Demo;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Protocol;
 using Microsoft.AspNetCore.SignalR.Client;
@@ -41,7 +42,7 @@ internal sealed class LoadHarness(LoadOptions options, Action<string> say)
         var experiment = await bed.CreateExperimentAsync(new(settings) { ["name"] = "load", ["rounds"] = options.Rounds, ["minClients"] = n }, ct).ConfigureAwait(false);
         var packets = Enumerable.Range(1, options.Rounds).ToDictionary(r => r, r => PacketFactory.ValidBytes(experiment, r));
         await Task.Delay(1000, ct).ConfigureAwait(false);
-        var baseline = ProcessStats.Of(coordinator.Id);
+        var baseline = ProcessStats.Sample(coordinator.Id);
 
         var hubs = new ConcurrentBag<HubConnection>();
         int accepted = 0, rejected = 0;
@@ -71,7 +72,7 @@ internal sealed class LoadHarness(LoadOptions options, Action<string> say)
             })).ConfigureAwait(false);
             double connectSeconds = connect.Elapsed.TotalSeconds;
             await Task.Delay(2000, ct).ConfigureAwait(false); // let start-up garbage settle
-            var joined = ProcessStats.Of(coordinator.Id);
+            var joined = ProcessStats.Sample(coordinator.Id);
             say($"{n} connections: coordinator RSS {joined.RssBytes / 1048576.0:F0} MiB ({(joined.RssBytes - baseline.RssBytes) / 1024.0 / n:F1} KiB per connection)");
 
             // The rounds: every client moves to the experiment; the last one to join opens round 1.
@@ -90,7 +91,7 @@ internal sealed class LoadHarness(LoadOptions options, Action<string> say)
             });
             await observer.StartAsync(ct).ConfigureAwait(false);
             await observer.InvokeAsync(RoundsProtocol.Subscribe, experiment.Id, ct).ConfigureAwait(false);
-            var cpuStart = ProcessStats.Of(coordinator.Id);
+            var cpuStart = ProcessStats.Sample(coordinator.Id);
             var harnessStart = Process.GetCurrentProcess().TotalProcessorTime;
             var rounds = Stopwatch.StartNew();
             long peak = joined.RssBytes;
@@ -99,7 +100,7 @@ internal sealed class LoadHarness(LoadOptions options, Action<string> say)
             {
                 while (!sampling.IsCancellationRequested)
                 {
-                    peak = Math.Max(peak, ProcessStats.Of(coordinator.Id).RssBytes);
+                    peak = Math.Max(peak, ProcessStats.Sample(coordinator.Id).RssBytes);
                     await Task.Delay(250, CancellationToken.None).ConfigureAwait(false);
                 }
             }, CancellationToken.None);
@@ -108,14 +109,14 @@ internal sealed class LoadHarness(LoadOptions options, Action<string> say)
             double wall = rounds.Elapsed.TotalSeconds;
             await sampling.CancelAsync().ConfigureAwait(false);
             await sampler.ConfigureAwait(false);
-            var cpuEnd = ProcessStats.Of(coordinator.Id);
+            var cpuEnd = ProcessStats.Sample(coordinator.Id);
             double harnessCpu = (Process.GetCurrentProcess().TotalProcessorTime - harnessStart).TotalSeconds;
             double cores = Environment.ProcessorCount;
             double coordinatorPercent = 100 * (cpuEnd.CpuSeconds - cpuStart.CpuSeconds) / wall / cores;
             double harnessPercent = 100 * harnessCpu / wall / cores;
             var latencies = closes.ToList();
             double busy = latencies.Sum() / 1000;
-            return new LoadReport(n, latencies.Count, ProcessStats.Percentile(latencies, 0.5), ProcessStats.Percentile(latencies, 0.99),
+            return new LoadReport(n, latencies.Count, Percentiles.Of(latencies, 0.5), Percentiles.Of(latencies, 0.99),
                 (double)(joined.RssBytes - baseline.RssBytes) / n, busy > 0 ? accepted / busy : 0, accepted, rejected, coordinatorPercent, harnessPercent,
                 baseline.RssBytes, joined.RssBytes, peak, Saturation(coordinatorPercent, harnessPercent, peak), connectSeconds, total.Elapsed.TotalSeconds);
         }
@@ -145,9 +146,9 @@ internal sealed class LoadHarness(LoadOptions options, Action<string> say)
     private static string Saturation(double coordinatorPercent, double harnessPercent, long peakRss)
     {
         double memory = 100.0 * peakRss / GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        string load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
+        double load = ProcessStats.LoadAverage();
         string shares = $"coordinator {coordinatorPercent:F0} %, load generator {harnessPercent:F0} % of {Environment.ProcessorCount} cores; "
-            + $"coordinator memory {memory:F1} % of the machine; load average {load}";
+            + $"coordinator memory {memory:F1} % of the machine; load average {load:F1}";
         return coordinatorPercent + harnessPercent >= 85 ? $"cpu ({shares})"
             : memory >= 85 ? $"memory ({shares})"
             : $"neither cpu nor memory: waiting ({shares})";
