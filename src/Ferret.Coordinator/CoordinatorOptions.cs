@@ -10,9 +10,11 @@ public sealed class CoordinatorOptions
 {
     public const string Section = "Ferret";
 
-    /// <summary>SQLite file of the round log, used when <see cref="RoundLog"/> is not set.</summary>
-    [Required]
-    public string DatabasePath { get; set; } = "ferret-coordinator.db";
+    /// <summary>
+    /// SQLite file of the round log, used when <see cref="RoundLog"/> is not set. Relative paths resolve against the
+    /// folder the coordinator was started in; unset, it lives in the user's data folder (never in a source tree).
+    /// </summary>
+    public string DatabasePath { get; set; } = "";
 
     /// <summary>
     /// The round log: a SQLite file path, or a PostgreSQL connection string (<c>Host=db;Database=ferret;Username=...</c>),
@@ -39,8 +41,25 @@ public sealed class CoordinatorOptions
     /// <summary>Bearer secret for the admin API (enrolment tokens, experiments). Required outside Development.</summary>
     public string? AdminKey { get; set; }
 
-    /// <summary>Folder of artifact packages served to clients by fingerprint.</summary>
+    /// <summary>Folder of artifact packages served to clients by fingerprint (relative: to the folder the coordinator was started in).</summary>
     public string ArtifactsDirectory { get; set; } = "artifacts";
+
+    /// <summary>Where the round log goes when <see cref="DatabasePath"/> is not set.</summary>
+    public static string DefaultDatabasePath =>
+        Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "ferret", "coordinator.db");
+
+    /// <summary>Makes every path absolute against <paramref name="workingDirectory"/>, and creates the default round log's folder.</summary>
+    public void ResolvePaths(string workingDirectory)
+    {
+        if (string.IsNullOrWhiteSpace(DatabasePath))
+        {
+            DatabasePath = DefaultDatabasePath;
+            if (string.IsNullOrWhiteSpace(RoundLog))
+                Directory.CreateDirectory(Path.GetDirectoryName(DatabasePath)!);
+        }
+        DatabasePath = Path.GetFullPath(DatabasePath, workingDirectory);
+        ArtifactsDirectory = Path.GetFullPath(string.IsNullOrWhiteSpace(ArtifactsDirectory) ? "artifacts" : ArtifactsDirectory, workingDirectory);
+    }
 
     /// <summary>Largest hub message accepted; full-model payloads travel in chunks below it.</summary>
     [Range(64 * 1024, 1024 * 1024 * 1024)]

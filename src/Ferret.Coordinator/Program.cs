@@ -15,12 +15,20 @@ using OpenTelemetry;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 
-var builder = WebApplication.CreateBuilder(args);
+// Paths in the settings are the user's: relative ones resolve against the folder the coordinator was started in
+// (`dotnet run` starts it there too, see RunWorkingDirectory), while its own files (appsettings.json) come from
+// beside the binary. A test host names its own content root.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+{
+    Args = args,
+    ContentRootPath = args.Any(a => a.Contains("contentRoot", StringComparison.OrdinalIgnoreCase)) ? null : AppContext.BaseDirectory,
+});
 LogScrubbing.Configure(builder);
 
 builder.Services.AddOptions<CoordinatorOptions>()
     .Bind(builder.Configuration.GetSection(CoordinatorOptions.Section))
     .PostConfigure(Secrets.ReadAdminKeyFile)
+    .PostConfigure(o => o.ResolvePaths(Environment.CurrentDirectory))
     .ValidateDataAnnotations()
     .Validate(o => builder.Environment.IsDevelopment() || !string.IsNullOrEmpty(o.AdminKey), "Ferret:AdminKey is required outside Development (Ferret__AdminKey or Ferret:AdminKeyFile).")
     .ValidateOnStart();
@@ -33,7 +41,9 @@ builder.Services.AddAuthorization(Policies.Add);
 builder.Services.AddSingleton<FailedAuthenticationLimiter>();
 builder.Services.AddSingleton<RequestBodyLimit>();
 builder.Services.AddProblemDetails();
-builder.Services.AddOpenApi();
+// The REST API's JSON: ASP.NET Core's camelCase, enums as their names.
+builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
+builder.Services.AddOpenApi(OpenApiDocumentation.Configure);
 builder.Services.AddDashboard();
 builder.Services.AddHealthChecks()
     .AddCheck<RoundLogHealthCheck>("round-log");
@@ -75,7 +85,7 @@ app.UseAuthentication();
 app.UseAuthorization();
 
 app.MapOpenApi().AllowAnonymous();
-app.MapHealthChecks("/health").AllowAnonymous();
+app.MapHealthChecks("/health").WithSummary("Health, including a query of the round log.").AllowAnonymous();
 app.MapPrometheusScrapingEndpoint("/metrics").AllowAnonymous();
 app.MapClients();
 app.MapExperiments();
@@ -83,6 +93,7 @@ app.MapArtifacts();
 app.MapAccess();
 app.MapHub<RoundsHub>(RoundsHub.Path);
 
+StartupLog.Paths(app.Logger, app.Services.GetRequiredService<IOptions<CoordinatorOptions>>().Value, app.Services.GetRequiredService<ArtifactIndex>());
 app.Run();
 
 /// <summary>Entry point; public so integration tests can host the coordinator in-process.</summary>

@@ -28,4 +28,13 @@ public sealed record EdgeClientOptions
 
     /// <summary>Exit once the experiment has ended (its last round, or a stop).</summary>
     public bool ExitWhenDone { get; init; } = true;
+
+    /// <summary>Without an experiment id: wait for a new experiment when every one on the coordinator is finished (else exit).</summary>
+    public bool WaitForExperiment { get; init; }
+
+    /// <summary>When set, the final model is written here as a Hugging Face folder (and a package beside it) once the experiment ends.</summary>
+    public string? SaveModelDirectory { get; init; }
+
+    /// <summary>Replace an existing <see cref="SaveModelDirectory"/>.</summary>
+    public bool OverwriteModel { get; init; }
 }

@@ -36,6 +36,8 @@ public sealed class EdgeParticipant : IAsyncDisposable
     private int _round;
     private int _lastTrained;
     private string _clientId = "";
+    private ArtifactPackage? _package;
+    private bool _lastReportAgreed = true;
 
     public EdgeParticipant(EdgeClientOptions options, TextWriter output)
     {
@@ -55,7 +57,9 @@ public sealed class EdgeParticipant : IAsyncDisposable
         var data = LoadData();
         _clientId = await Transient.RetryAsync("checking the client token", _api.WhoAmIAsync, Say, ct).ConfigureAwait(false);
         Say($"client {_clientId}");
-        _experimentId = _options.ExperimentId ?? await PickExperimentAsync(ct).ConfigureAwait(false);
+        if ((_options.ExperimentId ?? await PickExperimentAsync(ct).ConfigureAwait(false)) is not { } experimentId)
+            return;
+        _experimentId = experimentId;
         // Ready to train before joining: a device that is still downloading or loading its model is not assigned work.
         var descriptor = await Transient.RetryAsync("fetching the experiment", c => _api.DescriptorAsync(_experimentId, c), Say, ct).ConfigureAwait(false);
         await PrepareAsync(descriptor, data, ct).ConfigureAwait(false);
@@ -64,6 +68,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
         if (join.State is "Completed" or "Stopped")
         {
             Say($"experiment {_experimentId} is {join.State.ToLowerInvariant()}; model at round {_round}, fingerprint {Fingerprint[..16]}");
+            SaveModel();
             if (_options.ExitWhenDone)
                 return;
         }
@@ -76,10 +81,12 @@ public sealed class EdgeParticipant : IAsyncDisposable
                 JoinResult rejoined => await OnRejoinedAsync(rejoined, ct).ConfigureAwait(false),
                 _ => false,
             };
-            if (ended && _options.ExitWhenDone)
+            if (ended)
             {
                 Say($"experiment {_experimentId} ended at round {_round}; final fingerprint {Fingerprint}");
-                return;
+                SaveModel();
+                if (_options.ExitWhenDone)
+                    return;
             }
         }
     }
@@ -96,19 +103,25 @@ public sealed class EdgeParticipant : IAsyncDisposable
         return [.. set.Examples];
     }
 
-    private async Task<string> PickExperimentAsync(CancellationToken ct)
+    /// <summary>The newest experiment not finished; null (nothing to do) when every experiment is finished and waiting was not asked for.</summary>
+    private async Task<string?> PickExperimentAsync(CancellationToken ct)
     {
         for (int attempt = 0; ; attempt++)
         {
-            var pick = (await Transient.RetryAsync("listing experiments", _api.ListExperimentsAsync, Say, ct).ConfigureAwait(false))
-                .Where(e => e.State is "Created" or "Running").OrderByDescending(e => e.CreatedUtc).FirstOrDefault();
+            var all = await Transient.RetryAsync("listing experiments", _api.ListExperimentsAsync, Say, ct).ConfigureAwait(false);
+            var pick = all.Where(e => e.State is "Created" or "Running").OrderByDescending(e => e.CreatedUtc).FirstOrDefault();
             if (pick is not null)
             {
                 Say($"joining experiment {pick.Id} ({pick.Name}, {pick.Algorithm}, {pick.Rounds} rounds)");
                 return pick.Id;
             }
+            if (all.Count > 0 && !_options.WaitForExperiment)
+            {
+                Say($"every experiment on {_options.Coordinator} is finished ({all.Count}, newest {all.OrderByDescending(e => e.CreatedUtc).First().Id}); nothing to join. Pass --wait to wait for a new one, or --experiment ID.");
+                return null;
+            }
             if (attempt == 0)
-                Say("no running experiment yet; waiting");
+                Say(all.Count == 0 ? "no experiment yet; waiting for one" : "every experiment is finished; waiting for a new one (--wait)");
             await Task.Delay(Backoff.Default.Delay(attempt), ct).ConfigureAwait(false);
         }
     }
@@ -121,7 +134,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
             Say($"artifact package not in '{_options.ArtifactsDirectory}'; downloading {descriptor.ArtifactFingerprint[..16]} from the coordinator");
             await _api.DownloadArtifactAsync(descriptor.ArtifactFingerprint, _options.ArtifactsDirectory, Say, ct).ConfigureAwait(false);
         }
-        var package = ArtifactPackage.Open(_options.ArtifactsDirectory);
+        var package = _package = ArtifactPackage.Open(_options.ArtifactsDirectory);
         if (package.Manifest.ParametersSha256 != descriptor.ArtifactFingerprint)
         {
             throw new InvalidDataException(
@@ -201,7 +214,10 @@ public sealed class EdgeParticipant : IAsyncDisposable
             return;
         var fingerprint = Fingerprint;
         if (await _session.ReportFingerprintAsync(_round, fingerprint, ct).ConfigureAwait(false) is bool agrees)
+        {
+            _lastReportAgreed = agrees;
             Say(agrees ? $"round {_round} fingerprint {fingerprint[..16]} agrees" : $"round {_round} fingerprint {fingerprint[..16]} DISAGREES with another participant");
+        }
     }
 
     /// <summary>Trains one assignment and submits its packet; returns false (the experiment goes on).</summary>
@@ -245,6 +261,21 @@ public sealed class EdgeParticipant : IAsyncDisposable
     {
         Say($"round {a.Round}: {reason}");
         await _session.ReportFailureAsync(a, reason, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>With --save-model: the final model as a Hugging Face folder and a package, unless it disagreed with another participant.</summary>
+    private void SaveModel()
+    {
+        if (_options.SaveModelDirectory is not { } dir || _package is null || _descriptor is null)
+            return;
+        if (!_lastReportAgreed)
+        {
+            Say($"not saving the model: its fingerprint {Fingerprint[..16]} disagrees with another participant's for round {_round}");
+            return;
+        }
+        var saved = TunedModel.Save(_package, _global, dir, TunedModel.DefaultPackageDirectory(dir), _options.OverwriteModel,
+            TunedModel.Provenance(_descriptor, _round));
+        Say($"model saved: {saved.HuggingFaceDirectory} (round {_round}, fingerprint {saved.Fingerprint[..16]}); package {saved.PackageDirectory}");
     }
 
     private void Say(string message)

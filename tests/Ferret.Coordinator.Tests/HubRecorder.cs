@@ -4,8 +4,8 @@ using Microsoft.AspNetCore.SignalR.Client;
 namespace Ferret.Coordinator.Tests;
 
 /// <summary>
-/// Records what the coordinator pushes on a hub connection and waits for a message that matches: woken by
-/// each arrival, not by polling; the timeout is only a safety net so a broken build fails instead of hanging.
+/// Records what the coordinator pushes on a hub connection and waits for a message that matches: woken by each
+/// message as it arrives; the timeout only turns a hang into a failure with what did arrive, it is no deadline.
 /// </summary>
 internal sealed class HubRecorder
 {
@@ -26,25 +26,25 @@ internal sealed class HubRecorder
             return [.. _messages.OfType<T>()];
     }
 
-    public async Task<T> WaitFor<T>(Func<T, bool> match, double safetySeconds = 120)
+    public async Task<T> WaitFor<T>(Func<T, bool> match, double seconds = 300)
     {
-        using var safety = new CancellationTokenSource(TimeSpan.FromSeconds(safetySeconds));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
         while (true)
         {
-            Task next;
+            Task arrived;
             lock (_messages)
             {
                 if (_messages.OfType<T>().FirstOrDefault(match) is { } hit)
                     return hit;
-                next = _arrived.Task;
+                arrived = _arrived.Task;
             }
             try
             {
-                await next.WaitAsync(safety.Token);
+                await arrived.WaitAsync(timeout.Token);
             }
             catch (OperationCanceledException)
             {
-                throw new TimeoutException($"No matching {typeof(T).Name} arrived; received: {string.Join(", ", All<object>().Select(Describe))}");
+                throw new TimeoutException($"No matching {typeof(T).Name} within {seconds} s; received: {string.Join(", ", All<object>().Select(Describe))}");
             }
         }
     }
@@ -59,13 +59,13 @@ internal sealed class HubRecorder
 
     private void Add(object message)
     {
-        TaskCompletionSource arrived;
+        TaskCompletionSource woken;
         lock (_messages)
         {
             _messages.Add(message);
-            arrived = _arrived;
-            _arrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            woken = _arrived;
+            _arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         }
-        arrived.TrySetResult();
+        woken.SetResult();
     }
 }

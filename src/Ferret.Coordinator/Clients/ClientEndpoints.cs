@@ -9,11 +9,11 @@ using Microsoft.Extensions.Options;
 
 namespace Ferret.Coordinator.Clients;
 
-public sealed record EnrolmentRequest(string? Label, int? ValidMinutes);
+public sealed record EnrolmentRequest(string? Label = null, int? ValidMinutes = null);
 
 public sealed record EnrolmentResponse(string Token, DateTimeOffset ExpiresUtc);
 
-public sealed record EnrolRequest(string EnrolmentToken, string Name, JsonElement? Capabilities);
+public sealed record EnrolRequest(string EnrolmentToken, string Name, JsonElement? Capabilities = null);
 
 public sealed record EnrolResponse(string ClientId, string Token);
 
@@ -25,11 +25,11 @@ public static class ClientEndpoints
     public static RouteGroupBuilder MapClients(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api").WithTags("Clients");
-        api.MapPost("/enrolments", IssueEnrolment).RequireAuthorization(Policies.Admin);
-        api.MapPost("/clients/enrol", Enrol).AllowAnonymous();
-        api.MapGet("/clients", List).RequireAuthorization(Policies.Admin);
-        api.MapGet("/clients/me", Me).RequireAuthorization(Policies.Client);
-        api.MapPost("/clients/{id}/revoke", Revoke).RequireAuthorization(Policies.Admin);
+        api.MapPost("/enrolments", IssueEnrolment).RequireAuthorization(Policies.Admin).WithSummary("Issues a single-use enrolment token for one device.");
+        api.MapPost("/clients/enrol", Enrol).AllowAnonymous().WithSummary("Redeems an enrolment token: registers the device and returns its bearer token.");
+        api.MapGet("/clients", List).RequireAuthorization(Policies.Admin).WithSummary("The client registry.");
+        api.MapGet("/clients/me", Me).RequireAuthorization(Policies.Client).WithSummary("The calling client (checks its token).");
+        api.MapPost("/clients/{id}/revoke", Revoke).RequireAuthorization(Policies.Admin).WithSummary("Revokes a client: its token stops working and it is never assigned again.");
         return api;
     }
 

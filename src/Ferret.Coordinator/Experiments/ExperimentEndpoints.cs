@@ -13,10 +13,13 @@ using Microsoft.Extensions.Options;
 
 namespace Ferret.Coordinator.Experiments;
 
-/// <summary>What an admin sends to create an experiment; unset hyper-parameters take the algorithm's reference values.</summary>
+/// <summary>
+/// What an admin sends to create an experiment. Unset hyper-parameters take the package's recommended values
+/// (its manifest), else the algorithm's reference values; the experiment's status shows the effective ones.
+/// </summary>
 public sealed record CreateExperimentRequest(
-    string Name, string Algorithm, string Artifact, int Rounds, double Fraction, ulong? ExperimentSeed,
-    int? LocalSteps, int? MicroBatches, double? LocalLearningRate, int? CandidateSeeds, double? ServerLearningRate,
+    string Name, string Algorithm, string Artifact, int Rounds, double Fraction, ulong? ExperimentSeed = null,
+    int? LocalSteps = null, int? MicroBatches = null, double? LocalLearningRate = null, int? CandidateSeeds = null, double? ServerLearningRate = null,
     int? MinClients = null, int? RoundDeadlineSeconds = null);
 
 public sealed record RoundView(
@@ -33,11 +36,15 @@ public sealed record RoundView(
     }
 }
 
+/// <summary>
+/// An experiment's status: its effective settings, how many joined clients are connected now (a round opens at
+/// <c>MinClients</c>), the round log when asked for one experiment, and the rejections at the door.
+/// </summary>
 public sealed record ExperimentView(
     string Id, string Name, string Algorithm, string State, int Rounds, double Fraction, int MinClients, int RoundDeadlineSeconds, int CandidateSeeds, int Blocks,
     long Parameters, string ArtifactFingerprint, DateTimeOffset CreatedUtc, IReadOnlyList<RoundView>? RoundLog, long? Rejections = null,
     OpenRoundView? OpenRound = null, ModelFingerprintView? ModelFingerprint = null, int? LocalSteps = null, double? LocalLearningRate = null,
-    double? ServerLearningRate = null, ExperimentOwner? Owner = null);
+    double? ServerLearningRate = null, ExperimentOwner? Owner = null, AlgorithmSettings? Settings = null, int ConnectedClients = 0);
 
 public sealed record AssignmentView(string ClientId, string State, string? PacketSha256, long PacketBytes, DateTimeOffset? ReceivedUtc, double? TrainLoss, string? Reason);
 
@@ -53,13 +60,20 @@ public static class ExperimentEndpoints
     public static RouteGroupBuilder MapExperiments(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/experiments").WithTags("Experiments");
-        api.MapPost("/", Create).RequireAuthorization(Policies.Admin);
-        api.MapGet("/", List).RequireAuthorization(Policies.Observer);
-        api.MapGet("/{id}", Get).RequireAuthorization(Policies.Observer);
-        api.MapPost("/{id}/stop", Stop).RequireAuthorization(Policies.Admin);
-        api.MapGet("/{id}/descriptor", Descriptor).RequireAuthorization(Policies.Observer);
-        api.MapGet("/{id}/updates", Updates).RequireAuthorization(Policies.Observer);
-        api.MapGet("/{id}/rounds/{round:int}", RoundDetail).RequireAuthorization(Policies.Admin);
+        api.MapPost("/", Create).RequireAuthorization(Policies.Admin)
+            .WithSummary("Creates an experiment over an artifact package; unset hyper-parameters take the package's recommended values, else the algorithm's reference values.");
+        api.MapGet("/", List).RequireAuthorization(Policies.Observer).WithSummary("Every experiment with its state, effective settings and connected clients.");
+        api.MapGet("/{id}", Get).RequireAuthorization(Policies.Observer)
+            .WithSummary("One experiment's status: effective settings, connected clients, the round log and the rejection count.");
+        api.MapPost("/{id}/stop", Stop).RequireAuthorization(Policies.Admin).WithSummary("Stops an experiment; its open round is abandoned.");
+        api.MapGet("/{id}/descriptor", Descriptor).RequireAuthorization(Policies.Observer)
+            .WithSummary("The MessagePack experiment descriptor a client needs (candidate seeds, blocks, settings).");
+        api.MapGet("/{id}/updates", Updates).RequireAuthorization(Policies.Observer)
+            .WithSummary("The completed global updates after a round, as a MessagePack array: what a lagging client replays.");
+        api.MapGet("/{id}/rounds/{round:int}", RoundDetail).RequireAuthorization(Policies.Admin)
+            .WithSummary("One round in full: every assignment and the fingerprints reported.");
+        api.MapGet("/{id}/model", ModelEndpoint.Download).RequireAuthorization(Policies.Admin)
+            .WithSummary("The global model at a round (default: the last closed) as a Hugging Face folder in a tar (default) or zip, replayed from the round log.");
         api.MapWatchViews(app);
         return api;
     }
@@ -105,7 +119,7 @@ public static class ExperimentEndpoints
         if (errors.Count > 0)
             return TypedResults.ValidationProblem(errors);
 
-        var settings = FederatedAlgorithms.ReferenceSettings(request.Algorithm);
+        var settings = package!.Manifest.SettingsFor(request.Algorithm);
         if (request.LocalSteps is int t)
             settings.LocalSteps = t;
         if (request.MicroBatches is int m)
@@ -132,18 +146,18 @@ public static class ExperimentEndpoints
         var record = new ExperimentRecord(descriptor.Id, request.Name.Trim(), descriptor.Algorithm, Wire.Serialize(descriptor), ExperimentState.Created,
             descriptor.Rounds, descriptor.ArtifactFingerprint, clock.GetUtcNow(), null);
         log.AddExperiment(record);
-        return TypedResults.Created($"/api/experiments/{descriptor.Id}", View(record, descriptor, null));
+        return TypedResults.Created($"/api/experiments/{descriptor.Id}", View(record, descriptor, null, null));
     }
 
-    private static Ok<ExperimentView[]> List(IRoundLog log) =>
-        TypedResults.Ok(log.ListExperiments().Select(e => View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), null)).ToArray());
+    private static Ok<ExperimentView[]> List(IRoundLog log, IParticipants participants) =>
+        TypedResults.Ok(log.ListExperiments().Select(e => View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), null, participants)).ToArray());
 
-    private static Results<Ok<ExperimentView>, NotFound> Get(string id, IRoundLog log, IExperimentOwnership ownership)
+    private static Results<Ok<ExperimentView>, NotFound> Get(string id, IRoundLog log, IExperimentOwnership ownership, IParticipants participants)
     {
         if (log.GetExperiment(id) is not { } e)
             return TypedResults.NotFound();
         var rounds = log.GetRounds(id).Select(RoundView.Of).ToList();
-        return TypedResults.Ok(View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), rounds) with
+        return TypedResults.Ok(View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), rounds, participants) with
         {
             Rejections = log.CountRejections(id),
             OpenRound = ExperimentWatchViews.OpenRound(log, id),
@@ -192,8 +206,8 @@ public static class ExperimentEndpoints
 
     private static string Shorten(string? text) => text is { Length: > 80 } ? text[..80] + "..." : text ?? "";
 
-    private static ExperimentView View(ExperimentRecord e, ExperimentDescriptor d, IReadOnlyList<RoundView>? rounds) =>
+    private static ExperimentView View(ExperimentRecord e, ExperimentDescriptor d, IReadOnlyList<RoundView>? rounds, IParticipants? participants) =>
         new(e.Id, e.Name, e.Algorithm, e.State.ToString(), e.Rounds, d.Fraction, d.MinClients, d.RoundDeadlineSeconds, d.Settings.CandidateSeeds, d.BlockLengths.Length, d.ParameterCount,
             e.ArtifactFingerprint, e.CreatedUtc, rounds, LocalSteps: d.Settings.LocalSteps, LocalLearningRate: d.Settings.LocalLearningRate,
-            ServerLearningRate: d.Settings.ServerLearningRate);
+            ServerLearningRate: d.Settings.ServerLearningRate, Settings: d.Settings, ConnectedClients: participants?.Connected(e.Id).Count ?? 0);
 }

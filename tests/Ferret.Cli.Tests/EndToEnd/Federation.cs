@@ -148,12 +148,13 @@ internal sealed class Federation : IDisposable
     /// restarted process with the same index is the same client.
     /// </summary>
     public async Task<ChildProcess> StartEdgeAsync(int index, string experimentId, Action<string>? onLine = null, string? logName = null,
-        string? artifacts = null, string? data = null, int instance = 0)
+        string? artifacts = null, string? data = null, int instance = 0, IEnumerable<string>? extra = null)
     {
         var tokenFile = Path.Combine(_dir, $"edge-{index}.token");
         var enrolment = File.Exists(tokenFile) ? null : await EnrolmentTokenAsync();
         string[] args = ["--coordinator", UrlOf(instance).ToString(), "--token-file", tokenFile, "--experiment", experimentId, "--artifacts", artifacts ?? Package.Directory,
             "--data", data ?? Shards[index - 1], "--max-length", "64", "--threads", "1", "--name", $"edge-{index}"];
+        args = [.. args, .. extra ?? []];
         logName ??= $"edge-{index}";
         var process = new ChildProcess(logName, Deployables.EdgeClient, args, Path.Combine(_dir, logName + ".log"), onLine,
             enrolment is null ? null : new Dictionary<string, string> { ["FERRET_ENROLMENT_TOKEN"] = enrolment });

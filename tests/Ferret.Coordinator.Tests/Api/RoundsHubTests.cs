@@ -126,13 +126,13 @@ public sealed class RoundsHubTests : IAsyncLifetime, IDisposable
         await Assert.ThrowsAsync<HubException>(() => a.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 2, new string('a', 64)));
         log.AbandonRound(_experiment.Id, 1, "test", DateTimeOffset.UtcNow);
         log.CompleteRound(_experiment.Id, 2, Wire.Serialize<GlobalUpdate>(new SeedCoefficientsUpdate { ExperimentId = _experiment.Id, Round = 2 }), null, null, DateTimeOffset.UtcNow);
-        Assert.True(await a.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 2, new string('a', 64)));
+        Assert.True(await a.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 2, new string('a', 64)), "the first report of round 2 agrees with itself");
         // Neither a client that was not assigned to the round nor the admin can make it look disputed.
         var notAssigned = await Assert.ThrowsAsync<HubException>(() => stranger.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 2, new string('c', 64)));
         Assert.Contains("Only the clients assigned to round 2", notAssigned.Message);
         var byAdmin = await Assert.ThrowsAsync<HubException>(() => admin.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 2, new string('d', 64)));
         Assert.Contains("unauthorized", byAdmin.Message);
         Assert.Equal([new string('a', 64)], log.GetFingerprints(_experiment.Id, 2).Select(f => f.Fingerprint));
-        Assert.False(await b.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 2, new string('b', 64)));
+        Assert.False(await b.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 2, new string('b', 64)), "a participant's different fingerprint is flagged as disagreeing");
     }
 }

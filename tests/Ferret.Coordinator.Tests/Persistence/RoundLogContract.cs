@@ -245,11 +245,11 @@ public abstract class RoundLogContract : IDisposable
     {
         var (_, clients) = NewLog();
         clients.AddEnrolmentToken("e1", "lab", T0, T0.AddMinutes(10));
-        Assert.True(clients.RedeemEnrolmentToken("e1", new ClientRecord("c1", "phone", T0, null, false), "t1", T0.AddMinutes(1)));
-        Assert.False(clients.RedeemEnrolmentToken("e1", new ClientRecord("c2", "phone", T0, null, false), "t2", T0.AddMinutes(1)));
+        Assert.True(clients.RedeemEnrolmentToken("e1", new ClientRecord("c1", "phone", T0, null, false), "t1", T0.AddMinutes(1)), "an unused enrolment token is redeemed once");
+        Assert.False(clients.RedeemEnrolmentToken("e1", new ClientRecord("c2", "phone", T0, null, false), "t2", T0.AddMinutes(1)), "a used enrolment token is refused");
         clients.AddEnrolmentToken("e2", "lab", T0, T0.AddMinutes(10));
-        Assert.False(clients.RedeemEnrolmentToken("e2", new ClientRecord("c3", "phone", T0, null, false), "t3", T0.AddMinutes(11)));
-        Assert.False(clients.RedeemEnrolmentToken("nope", new ClientRecord("c4", "phone", T0, null, false), "t4", T0));
+        Assert.False(clients.RedeemEnrolmentToken("e2", new ClientRecord("c3", "phone", T0, null, false), "t3", T0.AddMinutes(11)), "an expired enrolment token is refused");
+        Assert.False(clients.RedeemEnrolmentToken("nope", new ClientRecord("c4", "phone", T0, null, false), "t4", T0), "an unknown enrolment token is refused");
         Assert.Equal("c1", clients.FindClientByToken("t1")!.Id);
         Assert.Null(clients.FindClientByToken("t2"));
     }
@@ -261,11 +261,11 @@ public abstract class RoundLogContract : IDisposable
         Enrol(clients, "a");
         Enrol(clients, "b");
         clients.SetClientCapabilities("a", """{"cores":2}""");
-        Assert.True(clients.RevokeClient("b"));
-        Assert.False(clients.RevokeClient("nobody"));
+        Assert.True(clients.RevokeClient("b"), "an enrolled client can be revoked");
+        Assert.False(clients.RevokeClient("nobody"), "revoking an unknown client reports false");
         Assert.Equal(["b"], clients.RevokedClientIds());
         Assert.Equal(("a", """{"cores":2}""", false), (clients.GetClient("a")!.Id, clients.GetClient("a")!.Capabilities, clients.GetClient("a")!.Revoked));
-        Assert.True(clients.GetClient("b")!.Revoked);
+        Assert.True(clients.GetClient("b")!.Revoked, "the revoked client reads back as revoked");
         Assert.Equal(["a", "b"], clients.ListClients().Select(c => c.Id));
     }
 
@@ -273,13 +273,13 @@ public abstract class RoundLogContract : IDisposable
     public void A_failed_client_is_recorded_and_cannot_answer_afterwards()
     {
         var (log, _) = WithOpenRound(3, "a");
-        Assert.True(log.MarkAssignmentFailed("exp-1", 1, "a", "disconnected"));
+        Assert.True(log.MarkAssignmentFailed("exp-1", 1, "a", "disconnected"), "an assigned client can be marked failed");
         Assert.Equal(PacketOutcome.Duplicate, log.RecordPacket("exp-1", 1, "a", [1], "h", null, T0));
         var a = log.GetAssignments("exp-1", 1).Single();
         Assert.Equal(AssignmentState.Failed, a.State);
         Assert.Equal("disconnected", a.Reason);
-        Assert.False(log.MarkAssignmentFailed("exp-1", 1, "a", "again"));
-        Assert.False(log.MarkAssignmentFailed("exp-1", 7, "a", "no such round"));
+        Assert.False(log.MarkAssignmentFailed("exp-1", 1, "a", "again"), "a failed assignment is not marked twice");
+        Assert.False(log.MarkAssignmentFailed("exp-1", 7, "a", "no such round"), "a round that does not exist has no assignment to fail");
     }
 
     [SkippableFact]
@@ -319,8 +319,8 @@ public abstract class RoundLogContract : IDisposable
         Assert.Equal(1, minted);
         Assert.Equal(["key-1"], clients.ListAccessKeys().Select(k => k.Id));
         Assert.Equal("demo", clients.FindAccessKey("digest-1")?.Label);
-        Assert.True(clients.RevokeAccessKey("key-1"));
-        Assert.True(clients.FindAccessKey("digest-1")!.Revoked);
+        Assert.True(clients.RevokeAccessKey("key-1"), "an existing access key can be revoked");
+        Assert.True(clients.FindAccessKey("digest-1")!.Revoked, "the revoked access key reads back as revoked");
     }
 
     [SkippableFact]
