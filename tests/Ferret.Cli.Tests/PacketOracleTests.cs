@@ -27,7 +27,7 @@ public sealed class PacketOracleTests
         {
             var packet = PacketFactory.ValidBytes(d, 1, salt);
             Assert.Null(oracle.Judge(packet, 1));
-            Assert.True(FederatedAlgorithms.Create(d, ParameterBlocks.FromLengths(d.BlockLengths)).Check(Wire.Deserialize<ClientUpdate>(packet), 1).Accepted);
+            Assert.True(FederatedAlgorithms.Create(d, ParameterBlocks.FromLengths(d.BlockLengths)).Check(Wire.Deserialize<ClientUpdate>(packet), 1).Accepted, "the untouched packet passes the algorithm's own check");
             Assert.Equal("round", oracle.Judge(packet, 2));
         }
     }

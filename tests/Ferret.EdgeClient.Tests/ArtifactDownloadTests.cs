@@ -144,18 +144,18 @@ public sealed class ArtifactDownloadTests : IDisposable
     public void Refusals_end_the_client_and_everything_else_is_waited_out()
     {
         var ct = CancellationToken.None;
-        Assert.True(Transient.Is(new HttpRequestException("refused"), ct));
-        Assert.True(Transient.Is(new HttpRequestException("busy", null, HttpStatusCode.ServiceUnavailable), ct));
-        Assert.True(Transient.Is(new HttpRequestException("slow down", null, HttpStatusCode.TooManyRequests), ct));
-        Assert.True(Transient.Is(new InvalidOperationException("The 'InvokeCoreAsync' method cannot be called if the connection is not active"), ct));
-        Assert.True(Transient.Is(new TaskCanceledException("Invocation canceled due to the underlying connection being closed."), ct));
-        Assert.True(Transient.Is(new HubException("Too many calls: at most 20 per second on one connection."), ct));
-        Assert.False(Transient.Is(new HttpRequestException("who are you", null, HttpStatusCode.Unauthorized), ct));
-        Assert.False(Transient.Is(new HttpRequestException("no such thing", null, HttpStatusCode.NotFound), ct));
-        Assert.False(Transient.Is(new HubException("No experiment 'exp-x'."), ct));
+        Assert.True(Transient.Is(new HttpRequestException("refused"), ct), "a refused connection is transient");
+        Assert.True(Transient.Is(new HttpRequestException("busy", null, HttpStatusCode.ServiceUnavailable), ct), "503 is transient");
+        Assert.True(Transient.Is(new HttpRequestException("slow down", null, HttpStatusCode.TooManyRequests), ct), "429 is transient");
+        Assert.True(Transient.Is(new InvalidOperationException("The 'InvokeCoreAsync' method cannot be called if the connection is not active"), ct), "a hub call on a dropped connection is transient");
+        Assert.True(Transient.Is(new TaskCanceledException("Invocation canceled due to the underlying connection being closed."), ct), "an invocation cancelled by a closed connection is transient");
+        Assert.True(Transient.Is(new HubException("Too many calls: at most 20 per second on one connection."), ct), "the hub's rate limit is transient");
+        Assert.False(Transient.Is(new HttpRequestException("who are you", null, HttpStatusCode.Unauthorized), ct), "401 is final");
+        Assert.False(Transient.Is(new HttpRequestException("no such thing", null, HttpStatusCode.NotFound), ct), "404 is final");
+        Assert.False(Transient.Is(new HubException("No experiment 'exp-x'."), ct), "a hub error about the request itself is final");
         using var cancelled = new CancellationTokenSource();
         cancelled.Cancel();
-        Assert.False(Transient.Is(new OperationCanceledException(cancelled.Token), cancelled.Token));
+        Assert.False(Transient.Is(new OperationCanceledException(cancelled.Token), cancelled.Token), "the caller's own cancellation is final");
         // The hub's reconnect stops only for a refused token.
         Assert.Null(Backoff.Default.NextRetryDelay(new RetryContext { PreviousRetryCount = 3, RetryReason = new HttpRequestException("revoked", null, HttpStatusCode.Unauthorized) }));
         Assert.NotNull(Backoff.Default.NextRetryDelay(new RetryContext { PreviousRetryCount = 1000, RetryReason = new HttpRequestException("down") }));

@@ -102,8 +102,8 @@ public sealed class DoorTests : IAsyncLifetime, IDisposable
         Assert.Empty(Log.GetPackets(_d.Id, 1));
         Assert.Equal(AssignmentState.Assigned, Log.GetAssignments(_d.Id, 1).Single(x => x.ClientId == a.Client.ClientId).State);
         // The refused client can still answer with a good packet, and the round completes.
-        Assert.True((await Submit(a.Hub, _d.Id, 1, TestPackets.Ferret(_d, 1))).Accepted);
-        Assert.True((await Submit(b.Hub, _d.Id, 1, TestPackets.Ferret(_d, 1))).Accepted);
+        Assert.True((await Submit(a.Hub, _d.Id, 1, TestPackets.Ferret(_d, 1))).Accepted, "edge-a's valid packet is accepted");
+        Assert.True((await Submit(b.Hub, _d.Id, 1, TestPackets.Ferret(_d, 1))).Accepted, "edge-b's valid packet is accepted");
         await a.Seen.WaitFor<RoundEvent>(e => e.Round == 1 && e.Kind == RoundEvent.Completed);
     }
 
@@ -116,7 +116,7 @@ public sealed class DoorTests : IAsyncLifetime, IDisposable
         // A packet an older, laxer coordinator stored: infinite loss. It must not freeze the round on every tick.
         var poisoned = Packet(1, p => p.Stats.Loss = double.PositiveInfinity);
         Assert.Equal(PacketOutcome.Accepted, Log.RecordPacket(_d.Id, 1, b.Client.ClientId, poisoned, "00", 0, DateTimeOffset.UtcNow));
-        Assert.True((await Submit(a.Hub, _d.Id, 1, TestPackets.Ferret(_d, 1))).Accepted);
+        Assert.True((await Submit(a.Hub, _d.Id, 1, TestPackets.Ferret(_d, 1))).Accepted, "edge-a's valid packet is accepted");
 
         var completed = await a.Seen.WaitFor<RoundEvent>(e => e.Round == 1 && e.Kind == RoundEvent.Completed);
         Assert.Equal(1, completed.Aggregated);
@@ -138,7 +138,7 @@ public sealed class DoorTests : IAsyncLifetime, IDisposable
         for (int i = 0; i < 40; i++)
         {
             var result = await Submit(a.Hub, hugeId, 1, TestPackets.Ferret(_d, 1));
-            Assert.False(result.Accepted);
+            Assert.False(result.Accepted, "the packet is refused");
             Assert.True(result.Reason!.Length < 200, $"the reason must not echo the id: {result.Reason.Length} characters");
         }
         // At most RejectionsPerMinute (30) rows, none holding the id; the log holds no copy of it either.
@@ -164,7 +164,7 @@ public sealed class DoorTests : IAsyncLifetime, IDisposable
         Assert.Contains("the most this experiment's packets can take", oversized.Reason);
         Assert.Empty(Log.GetPackets(_d.Id, 1));
         // Both connections still work.
-        Assert.True((await a.Hub.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdateStream, _d.Id, 1, TestPackets.Chunks(TestPackets.Ferret(_d, 1), 1024))).Accepted);
+        Assert.True((await a.Hub.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdateStream, _d.Id, 1, TestPackets.Chunks(TestPackets.Ferret(_d, 1), 1024))).Accepted, "a valid packet streamed in 1 KiB chunks is accepted");
         Assert.Contains("not assigned", (await Submit(hub, _d.Id, 1, TestPackets.Ferret(_d, 1))).Reason);
     }
 

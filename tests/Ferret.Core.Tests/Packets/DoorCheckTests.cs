@@ -82,7 +82,7 @@ public class DoorCheckTests
             Blocks = [.. Enumerable.Range(0, 3).SelectMany(b => Enumerable.Repeat(b, k))],
             Gammas = [.. Enumerable.Repeat(0.5f, 3 * k)],
         };
-        Assert.True(AtTheDoor(d, full).Accepted);
+        Assert.True(AtTheDoor(d, full).Accepted, "a full valid packet passes the door");
         Assert.InRange(Wire.Serialize(full).Length, 1, PacketLimits.MaxPacketBytes(d));
         Assert.Equal(3 * k, PacketLimits.MaxEntries(d));
     }
