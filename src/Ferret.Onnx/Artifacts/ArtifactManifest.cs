@@ -16,7 +16,10 @@ public sealed record TokenizerDescription(string Kind, int VocabSize, int? BosTo
 /// <summary>A graph file and its input and output names, in order.</summary>
 public sealed record GraphDescription(string File, IReadOnlyList<string> Inputs, IReadOnlyList<string> Outputs);
 
-/// <summary>The <c>manifest.json</c> of an artifact package (architecture.md).</summary>
+/// <summary>
+/// The <c>manifest.json</c> of an artifact package (architecture.md). <see cref="FileSha256"/> names every other
+/// file of the package with its lower-case hex SHA-256 (written at export; absent from packages exported before it).
+/// </summary>
 public sealed record ArtifactManifest(
     int FormatVersion,
     string ModelFamily,
@@ -33,7 +36,8 @@ public sealed record ArtifactManifest(
     string ParametersSha256,
     long ParameterCount,
     string CreatedBy,
-    IReadOnlyDictionary<string, RecommendedSettings>? Recommended = null)
+    IReadOnlyDictionary<string, RecommendedSettings>? Recommended = null,
+    IReadOnlyDictionary<string, string>? FileSha256 = null)
 {
     public const int CurrentFormatVersion = 1;
     public const string FileName = "manifest.json";
