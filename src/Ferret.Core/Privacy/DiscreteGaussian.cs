@@ -153,7 +153,7 @@ public sealed class DiscreteGaussian
         }
     }
 
-    /// <summary>The exact value of a finite positive double as numerator / power-of-two denominator.</summary>
+    /// <summary>The exact value of a finite positive double as numerator / power-of-two denominator, in lowest terms.</summary>
     internal static (BigInteger Numerator, BigInteger Denominator) Rational(double value)
     {
         if (!(value > 0) || !double.IsFinite(value))
@@ -166,6 +166,11 @@ public sealed class DiscreteGaussian
         else
             mantissa |= 1L << 52;
         exponent -= 1075;
+        while (exponent < 0 && (mantissa & 1) == 0)
+        {
+            mantissa >>= 1;
+            exponent++;
+        }
         return exponent >= 0
             ? (new BigInteger(mantissa) << exponent, BigInteger.One)
             : (new BigInteger(mantissa), BigInteger.One << -exponent);

@@ -76,6 +76,8 @@ public static class RdpAccountant
             double a = orders[i];
             if (a <= 1 || double.IsNaN(rdp[i]))
                 continue;
+            if (rdp[i] == 0)
+                return (0, orders[i]); // no divergence at all: the two outputs are identically distributed
             double eps = rdp[i] + Math.Log((a - 1) / a) - ((logDelta + Math.Log(a)) / (a - 1));
             if (eps < best)
             {
