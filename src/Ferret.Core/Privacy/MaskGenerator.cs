@@ -1,8 +1,8 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
-using System.Numerics.Tensors;
 
 namespace Ferret.Core.Privacy;
 

@@ -1,7 +1,7 @@
 using System.Numerics;
+using Ferret.Core.Privacy;
 using FsCheck;
 using FsCheck.Fluent;
-using Ferret.Core.Privacy;
 
 namespace Ferret.Core.Tests.Privacy;
 
