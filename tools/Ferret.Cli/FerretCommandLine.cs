@@ -19,6 +19,7 @@ internal static class FerretCommandLine
         root.Add(DataCommand.Create());
         root.Add(TrainCommand.Create());
         root.Add(SimulateCommand.Create());
+        root.Add(DpAccountCommand.Create());
         root.Add(BenchCommand.Create(BenchProjectionCommand.Create(), BenchTrainCommand.Create(), BenchIdleCommand.Create()));
         return root;
     }

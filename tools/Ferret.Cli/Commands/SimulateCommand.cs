@@ -50,26 +50,29 @@ internal static class SimulateCommand
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var json = new Option<FileInfo?>("--json") { Description = "Write every round of every run to this JSON file." };
         var report = new Option<DirectoryInfo?>("--report") { Description = "Folder for comparison.md and eval-loss.png (with --compare)." };
+        var privacy = new PrivacyOptions();
         var command = new Command("simulate", "Simulate federated fine-tuning with in-process clients driven through the algorithm interface.")
         {
             algorithm, compare, artifacts, data, format, test, clients, fraction, rounds, partition, alpha, seed, localSteps, microBatches, localLr, serverLr, seeds,
             epsilon, maxLength, evalExamples, generate, threads, device, json, report,
         };
+        foreach (var o in privacy.All)
+            command.Add(o);
         CommandAction.Set(command, parse =>
         {
             var package = ArtifactPackage.Open(parse.GetValue(artifacts)!.FullName);
             var tokenizer = Tokenizers.FromPackage(package);
             var (trainSet, testSet) = LoadData(parse.GetValue(data)!, parse.GetValue(test), (int)parse.GetValue(seed), parse.GetValue(format));
-            var algorithms = parse.GetValue(compare) is { } list
-                ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                : [parse.GetValue(algorithm)!];
-            foreach (var a in algorithms)
+            var entries = parse.GetValue(compare) is { } list
+                ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(PrivacyOptions.ParseEntry).ToList()
+                : [(parse.GetValue(algorithm)!, parse.GetValue(privacy.Secure), parse.GetValue(privacy.Noise) is not null || parse.GetValue(privacy.Epsilon) is not null, (double?)null)];
+            foreach (var (a, _, _, _) in entries)
             {
                 if (!FederatedAlgorithms.Names.Contains(a))
                     throw new ArgumentException($"--compare: unknown algorithm '{a}' (expected {string.Join(", ", FederatedAlgorithms.Names)}).");
             }
             var results = new List<SimulationResult>();
-            foreach (var a in algorithms)
+            foreach (var (a, secure, dp, targetEpsilon) in entries)
             {
                 var settings = FederatedAlgorithms.ReferenceSettings(a);
                 if (Setting(parse.GetValue(localSteps), a, "--local-steps") is double t)
@@ -85,8 +88,15 @@ internal static class SimulateCommand
                 if (Setting(parse.GetValue(epsilon), a, "--zo-eps") is double eps)
                     settings.ZerothOrderEpsilon = eps;
                 settings.Validate();
+                int clientCount = parse.GetValue(clients);
+                double fractionValue = parse.GetValue(fraction);
+                int perRound = Math.Max(1, (int)Math.Round(fractionValue * clientCount));
+                var privateSettings = privacy.Build(parse, secure, dp, targetEpsilon, perRound, (double)perRound / clientCount, parse.GetValue(rounds));
+                string label = a + (secure ? "+secagg" : "") + (dp ? "+dp" + (targetEpsilon is { } te ? "@" + te.ToString(CultureInfo.InvariantCulture) : "") : "");
                 var options = new SimulationOptions
                 {
+                    Label = label,
+                    Privacy = privateSettings,
                     Algorithm = a,
                     Settings = settings,
                     Clients = parse.GetValue(clients),
@@ -100,14 +110,21 @@ internal static class SimulateCommand
                     GenerateExamples = parse.GetValue(generate),
                     Session = new SessionSettings { IntraOpThreads = parse.GetValue(threads), Device = ExecutionDevice.Parse(parse.GetValue(device)!) },
                 };
-                AnsiConsole.MarkupLine($"[bold]{a}[/]: {options.Clients} clients, {options.Fraction:P0} per round, {options.Rounds} rounds, T = {settings.LocalSteps}, eta = {settings.LocalLearningRate}");
+                AnsiConsole.MarkupLine($"[bold]{Markup.Escape(label)}[/]: {options.Clients} clients, {options.Fraction:P0} per round, {options.Rounds} rounds, T = {settings.LocalSteps}, eta = {settings.LocalLearningRate}");
+                if (privateSettings?.SecureAggregation is { } sa)
+                    AnsiConsole.MarkupLine($"  secure aggregation: threshold {sa.Threshold}, {(sa.Neighbours == 0 ? "every client" : sa.Neighbours + " neighbours")}");
+                if (privateSettings?.DifferentialPrivacy is { } dpSettings)
+                {
+                    AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
+                        $"  differential privacy: z = {dpSettings.NoiseMultiplier:G4}, clip {dpSettings.ClipNorm:G4}{(dpSettings.AdaptiveClipping is null ? "" : " (adaptive)")}, {dpSettings.Placement.ToString().ToLowerInvariant()} noise, delta {dpSettings.Delta:G3}"));
+                }
                 results.Add(Simulator.Run(package, trainSet, testSet, options, tokenizer, r => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"  round {r.Round,3}: eval loss {r.EvalLoss:F4}  Rouge-L {r.RougeL:F3}  train loss {r.TrainLoss:F3}  up {ComparisonReport.Bytes(r.BytesUpPerClient)}/client  down {ComparisonReport.Bytes(r.BytesDownPerClient)}  compute {r.ClientComputeSeconds:F2} s/client  {r.WallSeconds:F1} s"))));
+                    $"  round {r.Round,3}: eval loss {r.EvalLoss:F4}  Rouge-L {r.RougeL:F3}  train loss {r.TrainLoss:F3}  up {ComparisonReport.Bytes(r.BytesUpPerClient)}/client  down {ComparisonReport.Bytes(r.BytesDownPerClient)}  compute {r.ClientComputeSeconds:F2} s/client  coordinator {r.CoordinatorSeconds:F3} s{(r.Epsilon is { } e ? $"  epsilon {e:F2}" : "")}  {r.WallSeconds:F1} s"))));
             }
             if (parse.GetValue(json) is { } jsonFile)
             {
                 var tmp = jsonFile.FullName + ".tmp";
-                File.WriteAllText(tmp, JsonSerializer.Serialize(results.Select(r => new { algorithm = r.Algorithm, fingerprint = r.FinalFingerprint, settings = r.Options.Settings, rounds = r.Rounds }), JsonOptions));
+                File.WriteAllText(tmp, JsonSerializer.Serialize(results.Select(r => new { algorithm = r.Algorithm, label = r.Label, privacy = r.Options.Privacy, fingerprint = r.FinalFingerprint, settings = r.Options.Settings, rounds = r.Rounds }), JsonOptions));
                 File.Move(tmp, jsonFile.FullName, overwrite: true);
             }
             var markdown = ComparisonReport.Markdown(results);
