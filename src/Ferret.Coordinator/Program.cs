@@ -3,6 +3,7 @@ using Ferret.Coordinator.Artifacts;
 using Ferret.Coordinator.Clients;
 using Ferret.Coordinator.Experiments;
 using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.Privacy;
 using Ferret.Coordinator.Rounds;
 using Ferret.Coordinator.Security;
 using Microsoft.AspNetCore.Authentication;
@@ -32,6 +33,8 @@ var telemetry = builder.Services.AddOpenTelemetry()
     .WithMetrics(m => m.AddMeter(CoordinatorMetrics.MeterName).AddAspNetCoreInstrumentation().AddRuntimeInstrumentation().AddPrometheusExporter());
 if (!string.IsNullOrEmpty(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
     telemetry.UseOtlpExporter();
+builder.Services.AddSingleton<IPrivateRoundStore>(sp => new SqlitePrivateRoundStore(sp.GetRequiredService<RoundLog>().DatabasePath));
+builder.Services.AddSingleton<SecureRounds>();
 builder.Services.AddSingleton<ExperimentAlgorithms>();
 builder.Services.AddSingleton<Participants>();
 builder.Services.AddSingleton<ArtifactIndex>();

@@ -70,6 +70,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
     private int _round;
     private int _lastTrained;
     private string _clientId = "";
+    private SecureAggregationParticipant? _secure;
 
     public EdgeParticipant(EdgeClientOptions options, TextWriter output)
     {
@@ -118,6 +119,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
         // Ready to train before joining: a device that is still downloading or loading its model is not assigned work.
         var descriptor = await UntilReachableAsync(c => _api.DescriptorAsync(_experimentId, c), ct).ConfigureAwait(false);
         await PrepareAsync(descriptor, data, ct).ConfigureAwait(false);
+        var secureLoop = _secure is null ? Task.CompletedTask : _secure.RunAsync(ct);
         await ConnectAsync(ct).ConfigureAwait(false);
         var join = await JoinAsync(rejoin: false, ct).ConfigureAwait(false);
         await CatchUpAsync(ct).ConfigureAwait(false);
@@ -255,6 +257,8 @@ public sealed class EdgeParticipant : IAsyncDisposable
         _trainer = new OnnxTrainer(package.Layout, package.TrainGraphPath, package.EvalGraphPath, _options.Session);
         var encoder = new ExampleEncoder(Tokenizers.FromPackage(package), _options.MaxLength);
         _model = new OnnxLocalModel(_trainer, encoder, data.Select(encoder.Encode).ToList(), descriptor.Settings.MicroBatches);
+        if (descriptor.Privacy?.SecureAggregation is not null)
+            _secure = new SecureAggregationParticipant(_hub, descriptor, Say, IsConnectionLoss) { ClientId = _clientId };
         Say($"{descriptor.Algorithm} on {package.Manifest.ModelFamily} ({descriptor.ParameterCount:N0} parameters), {data.Count} local examples, device {_options.Session.Device}");
     }
 
@@ -343,6 +347,12 @@ public sealed class EdgeParticipant : IAsyncDisposable
             return false;
         }
         _lastTrained = a.Round;
+        // Secure rounds start with fresh keys, so the key stages run while the model trains.
+        if (_secure is not null && !await _secure.BeginAsync(a, ct).ConfigureAwait(false))
+        {
+            await FailAsync(a, "secure aggregation: this client's keys did not reach the round in time", ct).ConfigureAwait(false);
+            return false;
+        }
         Say($"round {a.Round}: training ({_descriptor!.Settings.LocalSteps} local steps, deadline {a.DeadlineUtc:HH:mm:ss} UTC)");
         var timer = Stopwatch.StartNew();
         ClientUpdate packet;
@@ -357,6 +367,13 @@ public sealed class EdgeParticipant : IAsyncDisposable
         catch (Exception e) when (e is InvalidOperationException or ArgumentException or OutOfMemoryException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException)
         {
             await FailAsync(a, $"training failed: {e.Message}", ct).ConfigureAwait(false);
+            return false;
+        }
+        if (_secure is not null)
+        {
+            // Nothing leaves in the clear: the masked input goes out once the neighbours' shares are in.
+            _secure.InputReady(a.Round, (FerretUpdate)packet);
+            Say(string.Create(CultureInfo.InvariantCulture, $"round {a.Round}: trained in {timer.Elapsed.TotalSeconds:F1} s, train loss {packet.Stats.Loss:F4}; masking"));
             return false;
         }
         var bytes = Wire.Serialize(packet);
@@ -427,6 +444,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _hub.DisposeAsync().ConfigureAwait(false);
+        _secure?.Dispose();
         _trainer?.Dispose();
         _api.Dispose();
     }

@@ -5,13 +5,14 @@ using Ferret.Core.Protocol;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Ferret.Coordinator.Tests;
 
 /// <summary>The coordinator hosted in-process on a fresh round log.</summary>
-internal sealed class CoordinatorFactory(bool runRounds = true) : WebApplicationFactory<Program>
+internal sealed class CoordinatorFactory(bool runRounds = true, TimeProvider? clock = null) : WebApplicationFactory<Program>
 {
     public const string AdminKey = "test-admin-key";
     public const long MaxMessageBytes = 256 * 1024;
@@ -32,6 +33,8 @@ internal sealed class CoordinatorFactory(bool runRounds = true) : WebApplication
         builder.UseSetting("Ferret:RunRounds", runRounds ? "true" : "false");
         builder.UseSetting("Ferret:EngineTickMilliseconds", "50");
         builder.UseSetting("Ferret:MaxMessageBytes", MaxMessageBytes.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        if (clock is not null)
+            builder.ConfigureTestServices(s => s.AddSingleton(clock));
     }
 
     public HttpClient Admin()

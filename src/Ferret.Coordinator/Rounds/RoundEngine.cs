@@ -1,8 +1,10 @@
 using System.Text.Json;
 using System.Threading.Channels;
 using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.Privacy;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
+using Ferret.Core.Privacy;
 using Ferret.Core.Protocol;
 using Ferret.Core.Randomness;
 using Microsoft.AspNetCore.SignalR;
@@ -10,8 +12,9 @@ using Microsoft.Extensions.Options;
 
 namespace Ferret.Coordinator.Rounds;
 
-/// <summary>What the round log keeps about a closed round besides the update itself (JSON).</summary>
-public sealed record RoundMetrics(int Assigned, int Aggregated, int Missing, double? MeanTrainLoss, long BytesUp, long BytesDown, double Seconds);
+/// <summary>What the round log keeps about a closed round besides the update itself (JSON); private rounds add their privacy line.</summary>
+public sealed record RoundMetrics(int Assigned, int Aggregated, int Missing, double? MeanTrainLoss, long BytesUp, long BytesDown, double Seconds,
+    RoundPrivacy? Privacy = null);
 
 /// <summary>
 /// Runs every experiment's rounds: waits for enough joined clients, samples the fraction, sends
@@ -27,6 +30,8 @@ public sealed partial class RoundEngine : BackgroundService
     public const int InlineUpdateBytes = 256 * 1024;
 
     private readonly RoundLog _log;
+    private readonly SecureRounds _secure;
+    private readonly IPrivateRoundStore _privateRounds;
     private readonly ExperimentAlgorithms _algorithms;
     private readonly Participants _participants;
     private readonly IHubContext<RoundsHub> _hub;
@@ -36,10 +41,12 @@ public sealed partial class RoundEngine : BackgroundService
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
 
     public RoundEngine(RoundLog log, ExperimentAlgorithms algorithms, Participants participants, IHubContext<RoundsHub> hub,
-        TimeProvider clock, IOptions<CoordinatorOptions> options, ILogger<RoundEngine> logger)
+        TimeProvider clock, IOptions<CoordinatorOptions> options, ILogger<RoundEngine> logger, SecureRounds secure, IPrivateRoundStore privateRounds)
     {
         ArgumentNullException.ThrowIfNull(participants);
         _log = log;
+        _secure = secure;
+        _privateRounds = privateRounds;
         _algorithms = algorithms;
         _participants = participants;
         _hub = hub;
@@ -98,6 +105,7 @@ public sealed partial class RoundEngine : BackgroundService
             if (open is not null)
             {
                 _log.AbandonRound(experiment.Id, open.Round, "experiment stopped", now);
+                _secure.Close(experiment.Id, open.Round);
                 CoordinatorMetrics.RoundsAbandoned.Add(1);
                 await BroadcastAsync(new RoundEvent
                 {
@@ -116,6 +124,15 @@ public sealed partial class RoundEngine : BackgroundService
         if (open is not null)
         {
             var assignments = _log.GetAssignments(experiment.Id, open.Round);
+            if (_algorithms.Get(experiment.Id) is { Private.Secure: true } secure)
+            {
+                var step = await _secure.StepAsync(open, secure, now, cancellationToken).ConfigureAwait(false);
+                if (step is SecureStep.Abandon abandon)
+                    await AbandonAsync(experiment, open, assignments.Count, baseRound, abandon.Reason, now, cancellationToken).ConfigureAwait(false);
+                else if (step is SecureStep.Complete complete)
+                    await CompleteAsync(experiment, open, secure, complete.Result.Update, baseRound, now, assignments.Count, complete.Result.MeanTrainLoss, complete.BytesUp, complete.Result.Privacy, cancellationToken).ConfigureAwait(false);
+                return;
+            }
             if (now >= open.DeadlineUtc || assignments.All(a => a.State != AssignmentState.Assigned))
                 await CloseAsync(experiment, open, assignments, baseRound, now, cancellationToken).ConfigureAwait(false);
             return;
@@ -134,10 +151,27 @@ public sealed partial class RoundEngine : BackgroundService
             return; // the common idle case, decided without touching the database
         var revoked = _log.RevokedClientIds();
         var eligible = connected.Where(c => !revoked.Contains(c)).ToList();
-        if (eligible.Count < descriptor.MinClients)
+        // A secure round needs at least threshold inputs, so it draws at least that many clients.
+        int atLeast = descriptor.Privacy?.SecureAggregation?.Threshold ?? 1;
+        if (eligible.Count < Math.Max(descriptor.MinClients, atLeast))
             return;
-        var chosen = Sample(eligible, descriptor, next);
+        var chosen = Sample(eligible, descriptor, next, atLeast);
         var deadline = now.AddSeconds(descriptor.RoundDeadlineSeconds);
+        PrivateRoundInfo? privacy = null;
+        if (algorithm.Private is { } p)
+        {
+            privacy = new PrivateRoundInfo { Assigned = chosen.Count, Eligible = eligible.Count, ClipNorm = p.ClipNorm, Secure = p.Secure };
+            // The round's public numbers go to the store before the round exists, so no open private round lacks them.
+            if (p.Secure)
+            {
+                privacy.KeysDeadlineUtc = now.AddSeconds(descriptor.Privacy!.SecureAggregation!.KeysSeconds);
+                _secure.Open(experiment.Id, next, eligible.Count, chosen.Count, p.ClipNorm, privacy.KeysDeadlineUtc);
+            }
+            else
+            {
+                _privateRounds.OpenRound(new PrivateRoundRecord(experiment.Id, next, eligible.Count, chosen.Count, p.ClipNorm, PrivateStage.Packets, deadline));
+            }
+        }
         _log.OpenRound(experiment.Id, next, now, deadline, chosen);
         EngineLog.Opened(_logger, experiment.Id, next, chosen.Count, eligible.Count);
         foreach (var client in chosen)
@@ -148,6 +182,7 @@ public sealed partial class RoundEngine : BackgroundService
                 Round = next,
                 BaseRound = baseRound,
                 DeadlineUtc = deadline,
+                Privacy = privacy,
             }, cancellationToken).ConfigureAwait(false);
         }
         await BroadcastAsync(new RoundEvent
@@ -163,14 +198,14 @@ public sealed partial class RoundEngine : BackgroundService
     }
 
     /// <summary>
-    /// The round's participants: <c>max(1, round(m * eligible))</c> clients drawn without replacement,
+    /// The round's participants: <c>max(atLeast, round(m * eligible))</c> clients drawn without replacement,
     /// reproducibly from the experiment seed and the round (the eligible list is in ordinal order).
     /// </summary>
-    public static List<string> Sample(IReadOnlyList<string> eligible, ExperimentDescriptor descriptor, int round)
+    public static List<string> Sample(IReadOnlyList<string> eligible, ExperimentDescriptor descriptor, int round, int atLeast = 1)
     {
         ArgumentNullException.ThrowIfNull(eligible);
         ArgumentNullException.ThrowIfNull(descriptor);
-        int n = Math.Clamp((int)Math.Round(descriptor.Fraction * eligible.Count, MidpointRounding.AwayFromZero), 1, eligible.Count);
+        int n = Math.Clamp((int)Math.Round(descriptor.Fraction * eligible.Count, MidpointRounding.AwayFromZero), Math.Max(1, atLeast), eligible.Count);
         var pool = eligible.ToArray();
         SeedMix.Random(descriptor.ExperimentSeed, (ulong)round, 0x5A3D1E).Shuffle(pool);
         return [.. pool.Take(n).Order(StringComparer.Ordinal)];
@@ -179,43 +214,68 @@ public sealed partial class RoundEngine : BackgroundService
     private async Task CloseAsync(ExperimentRecord experiment, RoundRecord open, IReadOnlyList<AssignmentRecord> assignments, int baseRound,
         DateTimeOffset now, CancellationToken cancellationToken)
     {
-        double seconds = (now - open.OpenedUtc).TotalSeconds;
         var packets = _log.GetPackets(experiment.Id, open.Round);
-        bool last = open.Round >= experiment.Rounds;
         if (packets.Count == 0)
         {
-            _log.AbandonRound(experiment.Id, open.Round, "no packet arrived before the deadline", now);
-            CoordinatorMetrics.RoundsAbandoned.Add(1);
-            if (last)
-                _log.SetExperimentState(experiment.Id, ExperimentState.Completed, now);
-            EngineLog.Abandoned(_logger, experiment.Id, open.Round);
-            await BroadcastAsync(new RoundEvent
-            {
-                ExperimentId = experiment.Id,
-                Round = open.Round,
-                Kind = RoundEvent.Abandoned,
-                BaseRound = baseRound,
-                Assigned = assignments.Count,
-                Missing = assignments.Count,
-                Seconds = seconds,
-                ExperimentEnded = last,
-                AtUtc = now,
-                Detail = "no packet arrived before the deadline",
-            }, cancellationToken).ConfigureAwait(false);
+            await AbandonAsync(experiment, open, assignments.Count, baseRound, "no packet arrived before the deadline", now, cancellationToken).ConfigureAwait(false);
             return;
         }
         var experimentAlgorithm = _algorithms.Get(experiment.Id) ?? throw new InvalidOperationException($"Experiment '{experiment.Id}' vanished.");
         var updates = packets.Select(p => Wire.Deserialize<ClientUpdate>(p.Packet)).ToList();
+        long up = packets.Sum(p => (long)p.Packet.Length);
+        if (experimentAlgorithm.Private is { } p)
+        {
+            // Central DP in the clear: the coordinator clips and quantizes every packet, sums, and adds the noise.
+            var record = _privateRounds.GetRound(experiment.Id, open.Round)
+                ?? new PrivateRoundRecord(experiment.Id, open.Round, assignments.Count, assignments.Count, p.ClipNorm, PrivateStage.Packets, open.DeadlineUtc);
+            var result = p.AggregatePackets(open.Round, p.Plan(open.Round, record.Assigned, record.Eligible), updates.Cast<FerretUpdate>().ToList());
+            await CompleteAsync(experiment, open, experimentAlgorithm, result.Update, baseRound, now, assignments.Count, result.MeanTrainLoss, up, result.Privacy, cancellationToken)
+                .ConfigureAwait(false);
+            return;
+        }
         var failures = assignments.Where(a => a.State != AssignmentState.Received)
             .Select(a => new ClientFailure(a.ClientId, a.Reason ?? a.State.ToString().ToLowerInvariant())).ToList();
         var update = experimentAlgorithm.Algorithm.Aggregate(open.Round, updates, failures);
-        var bytes = Wire.Serialize(update);
-        long up = packets.Sum(p => (long)p.Packet.Length);
         double? loss = updates.Count > 0 ? updates.Average(u => u.Stats.Loss) : null;
-        var metrics = new RoundMetrics(assignments.Count, updates.Count, assignments.Count - updates.Count, loss, up, bytes.Length, seconds);
+        await CompleteAsync(experiment, open, experimentAlgorithm, update, baseRound, now, assignments.Count, loss, up, null, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task AbandonAsync(ExperimentRecord experiment, RoundRecord open, int assigned, int baseRound, string reason, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        bool last = open.Round >= experiment.Rounds;
+        _log.AbandonRound(experiment.Id, open.Round, reason, now);
+        _secure.Close(experiment.Id, open.Round);
+        CoordinatorMetrics.RoundsAbandoned.Add(1);
+        if (last)
+            _log.SetExperimentState(experiment.Id, ExperimentState.Completed, now);
+        EngineLog.Abandoned(_logger, experiment.Id, open.Round, reason);
+        await BroadcastAsync(new RoundEvent
+        {
+            ExperimentId = experiment.Id,
+            Round = open.Round,
+            Kind = RoundEvent.Abandoned,
+            BaseRound = baseRound,
+            Assigned = assigned,
+            Missing = assigned,
+            Seconds = (now - open.OpenedUtc).TotalSeconds,
+            ExperimentEnded = last,
+            AtUtc = now,
+            Detail = reason,
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Stores the round's update with the aggregator's state in one transaction, then broadcasts it.</summary>
+    private async Task CompleteAsync(ExperimentRecord experiment, RoundRecord open, ExperimentAlgorithm experimentAlgorithm, GlobalUpdate update, int baseRound,
+        DateTimeOffset now, int assigned, double? loss, long up, RoundPrivacy? privacy, CancellationToken cancellationToken)
+    {
+        double seconds = (now - open.OpenedUtc).TotalSeconds;
+        bool last = open.Round >= experiment.Rounds;
+        var bytes = Wire.Serialize(update);
+        int aggregated = privacy?.Contributors ?? update.Contributors;
+        var metrics = new RoundMetrics(assigned, aggregated, assigned - aggregated, loss, up, bytes.Length, seconds, privacy);
         try
         {
-            _log.CompleteRound(experiment.Id, open.Round, bytes, experimentAlgorithm.Algorithm.ExportState(), JsonSerializer.Serialize(metrics), now);
+            _log.CompleteRound(experiment.Id, open.Round, bytes, experimentAlgorithm.ExportState(), JsonSerializer.Serialize(metrics), now);
         }
         catch
         {
@@ -223,17 +283,18 @@ public sealed partial class RoundEngine : BackgroundService
             _algorithms.Evict(experiment.Id);
             throw;
         }
+        _secure.Close(experiment.Id, open.Round);
         CoordinatorMetrics.RoundsCompleted.Add(1);
         CoordinatorMetrics.RoundDuration.Record(seconds);
-        EngineLog.Completed(_logger, experiment.Id, open.Round, updates.Count, assignments.Count, bytes.Length, seconds);
+        EngineLog.Completed(_logger, experiment.Id, open.Round, aggregated, assigned, bytes.Length, seconds);
         await BroadcastAsync(new RoundEvent
         {
             ExperimentId = experiment.Id,
             Round = open.Round,
             Kind = RoundEvent.Completed,
             BaseRound = baseRound,
-            Assigned = assignments.Count,
-            Aggregated = updates.Count,
+            Assigned = assigned,
+            Aggregated = aggregated,
             Missing = metrics.Missing,
             MeanTrainLoss = loss,
             BytesUp = up,
@@ -242,6 +303,7 @@ public sealed partial class RoundEngine : BackgroundService
             GlobalUpdate = bytes.Length <= InlineUpdateBytes ? bytes : null,
             ExperimentEnded = last,
             AtUtc = now,
+            Epsilon = privacy?.Epsilon,
         }, cancellationToken).ConfigureAwait(false);
     }
 
@@ -256,8 +318,8 @@ public sealed partial class RoundEngine : BackgroundService
         [LoggerMessage(EventId = 11, Level = LogLevel.Information, Message = "{Experiment} round {Round} completed: {Aggregated} of {Assigned} packets aggregated, global update {Bytes} bytes, {Seconds:F2} s")]
         public static partial void Completed(ILogger logger, string experiment, int round, int aggregated, int assigned, int bytes, double seconds);
 
-        [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "{Experiment} round {Round} abandoned: no packet arrived before the deadline")]
-        public static partial void Abandoned(ILogger logger, string experiment, int round);
+        [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "{Experiment} round {Round} abandoned: {Reason}")]
+        public static partial void Abandoned(ILogger logger, string experiment, int round, string reason);
 
         [LoggerMessage(EventId = 13, Level = LogLevel.Error, Message = "Round engine step failed for {Experiment}; retrying from the round log")]
         public static partial void StepFailed(ILogger logger, Exception exception, string experiment);

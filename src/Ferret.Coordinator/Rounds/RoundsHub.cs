@@ -3,6 +3,7 @@ using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.Privacy;
 using Ferret.Coordinator.Security;
 using Ferret.Core.Packets;
 using Ferret.Core.Protocol;
@@ -20,8 +21,8 @@ namespace Ferret.Coordinator.Rounds;
 /// round. Packets over one hub message stream in chunks (<see cref="SubmitUpdateStream"/>).
 /// </summary>
 [Authorize(Policy = Policies.Observer)]
-public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Participants participants, RoundEngine engine,
-    IOptions<CoordinatorOptions> options, TimeProvider clock, ILogger<RoundsHub> logger) : Hub
+public sealed partial class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Participants participants, RoundEngine engine,
+    IOptions<CoordinatorOptions> options, TimeProvider clock, ILogger<RoundsHub> logger, SecureRounds secure) : Hub
 {
     public const string Path = RoundsProtocol.Path;
 
@@ -78,6 +79,11 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
         }
         participants.Join(Context.ConnectionId, client, experimentId);
         await Notify(new ClientEvent { ExperimentId = experimentId, Round = lastCompleted, ClientId = client, Kind = ClientEvent.Joined }).ConfigureAwait(false);
+        if (progress.Open is { } current && algorithms.Get(experimentId) is { Private.Secure: true } secureExperiment)
+        {
+            assignment?.Privacy = SecureAssignmentInfo(secureExperiment, current.Round);
+            await secure.ResendAsync(secureExperiment, current.Round, client, Context.ConnectionAborted).ConfigureAwait(false);
+        }
         return new JoinResult { Descriptor = experiment.Descriptor, State = experiment.State.ToString(), LastCompletedRound = lastCompleted, OpenAssignment = assignment };
     }
 
@@ -161,6 +167,8 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
             return await Reject(experimentId, round, bytes, "empty packet").ConfigureAwait(false);
         if (algorithms.Get(experimentId) is not { } experiment)
             return await Reject(experimentId, round, bytes, $"no experiment '{experimentId}'").ConfigureAwait(false);
+        if (experiment.Private is { Secure: true })
+            return await Reject(experimentId, round, bytes, "this experiment uses secure aggregation: a plain packet would show the coordinator the client's update; send a masked input").ConfigureAwait(false);
         ClientUpdate update;
         try
         {

@@ -131,6 +131,7 @@ public sealed class PrivacySettings
     [Key(1)]
     public DifferentialPrivacySettings? DifferentialPrivacy { get; set; }
 
+    [IgnoreMember]
     public bool IsEmpty => SecureAggregation is null && DifferentialPrivacy is null;
 
     /// <summary>Checks the settings and their fit with the algorithm; messages name the field.</summary>

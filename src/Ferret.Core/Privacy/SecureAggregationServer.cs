@@ -128,7 +128,7 @@ public static class SecureAggregationServer
     }
 
     /// <summary>Stage 2 to 3: each client whose input arrived learns which of its sharing neighbours survived and which dropped.</summary>
-    public static Dictionary<string, UnmaskRequest> UnmaskRequests(SecureRound round, IReadOnlyCollection<string> shared, IReadOnlyCollection<string> survivors, DateTimeOffset deadlineUtc)
+    public static Dictionary<string, UnmaskRequest> UnmaskRequests(SecureRound round, IEnumerable<string> shared, IEnumerable<string> survivors, DateTimeOffset deadlineUtc)
     {
         ArgumentNullException.ThrowIfNull(round);
         ArgumentNullException.ThrowIfNull(shared);
@@ -155,7 +155,7 @@ public static class SecureAggregationServer
     /// holder, fails the commitment.
     /// </summary>
     public static string? CheckUnmask(SecureRound round, string holder, UnmaskResponse response, IReadOnlyDictionary<string, ShareKeysResponse> shared,
-        IReadOnlyCollection<string> survivors)
+        IEnumerable<string> survivors)
     {
         ArgumentNullException.ThrowIfNull(round);
         ArgumentNullException.ThrowIfNull(response);

@@ -208,6 +208,25 @@ public sealed class PrivateAggregationTests
     }
 
     [Fact]
+    public void A_private_descriptor_travels_intact()
+    {
+        var privacy = new PrivacySettings
+        {
+            SecureAggregation = new SecureAggregationSettings { Threshold = 5, Neighbours = 8, MaxAbsGamma = 12, KeysSeconds = 7 },
+            DifferentialPrivacy = new DifferentialPrivacySettings
+            {
+                NoiseMultiplier = 0.8, ClipNorm = 3, Delta = 1e-6, Placement = NoisePlacement.Distributed,
+                AdaptiveClipping = new AdaptiveClippingSettings { TargetQuantile = 0.7, CountNoise = 2 },
+            },
+        };
+        var back = Wire.Deserialize<ExperimentDescriptor>(Wire.Serialize(Experiment(privacy))).Privacy!;
+        Assert.Equal((5, 8, 12.0, 7), (back.SecureAggregation!.Threshold, back.SecureAggregation.Neighbours, back.SecureAggregation.MaxAbsGamma, back.SecureAggregation.KeysSeconds));
+        Assert.Equal((0.8, 3.0, 1e-6, NoisePlacement.Distributed), (back.DifferentialPrivacy!.NoiseMultiplier, back.DifferentialPrivacy.ClipNorm, back.DifferentialPrivacy.Delta, back.DifferentialPrivacy.Placement));
+        Assert.Equal((0.7, 2.0), (back.DifferentialPrivacy.AdaptiveClipping!.TargetQuantile, back.DifferentialPrivacy.AdaptiveClipping.CountNoise!.Value));
+        Assert.Null(Wire.Deserialize<ExperimentDescriptor>(Wire.Serialize(Experiment(null))).Privacy);
+    }
+
+    [Fact]
     public void Privacy_settings_refuse_what_they_cannot_protect()
     {
         var distributedAlone = new PrivacySettings { DifferentialPrivacy = new DifferentialPrivacySettings { Placement = NoisePlacement.Distributed } };

@@ -1,0 +1,76 @@
+using System.Security.Cryptography;
+using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.Privacy;
+using Ferret.Core.Protocol;
+using Microsoft.AspNetCore.SignalR;
+
+namespace Ferret.Coordinator.Rounds;
+
+/// <summary>
+/// The secure-aggregation stages on the rounds hub. Each message is checked at the door like a packet (the
+/// stage must be open, the sender a participant with a well-formed message that matches what the protocol
+/// expects of it), then stored; a refused one gets its reason back and is logged and counted as a rejection.
+/// </summary>
+public sealed partial class RoundsHub
+{
+    /// <summary>Stage 0: the client's two public keys for the round (MessagePack <c>AdvertisedKeys</c>).</summary>
+    public Task<SubmitResult> AdvertiseKeys(string experimentId, int round, byte[] keys) => Stage(PrivateStage.AdvertiseKeys, experimentId, round, keys);
+
+    /// <summary>Stage 1: the client's encrypted shares (MessagePack <c>ShareKeysResponse</c>).</summary>
+    public Task<SubmitResult> ShareKeys(string experimentId, int round, byte[] shares) => Stage(PrivateStage.ShareKeys, experimentId, round, shares);
+
+    /// <summary>Stage 3: the client's revealed shares (MessagePack <c>UnmaskResponse</c>).</summary>
+    public Task<SubmitResult> Unmask(string experimentId, int round, byte[] shares) => Stage(PrivateStage.Unmasking, experimentId, round, shares);
+
+    /// <summary>Stage 2: the client's masked input (MessagePack <c>MaskedInput</c>); it becomes the client's packet of the round.</summary>
+    public async Task<SubmitResult> SubmitMaskedInput(string experimentId, int round, byte[] input)
+    {
+        if (!IsClient)
+            throw new HubException("Only enrolled clients take part in secure aggregation.");
+        long bytes = input?.LongLength ?? 0;
+        if (input is null || input.Length == 0)
+            return await Reject(experimentId, round, bytes, "empty masked input").ConfigureAwait(false);
+        if (input.LongLength > options.Value.MaxMessageBytes)
+            return await Reject(experimentId, round, bytes, $"masked input of {input.LongLength} bytes exceeds the message limit of {options.Value.MaxMessageBytes}").ConfigureAwait(false);
+        if (algorithms.Get(experimentId) is not { } experiment)
+            return await Reject(experimentId, round, bytes, $"no experiment '{experimentId}'").ConfigureAwait(false);
+        string client = ClientId;
+        if (secure.CheckMaskedInput(experiment, round, client, input) is { } reason)
+            return await Reject(experimentId, round, bytes, reason).ConfigureAwait(false);
+        var outcome = log.RecordPacket(experimentId, round, client, input, Convert.ToHexStringLower(SHA256.HashData(input)), null, clock.GetUtcNow());
+        if (outcome != PacketOutcome.Accepted)
+        {
+            return await Reject(experimentId, round, bytes, outcome switch
+            {
+                PacketOutcome.Duplicate => $"a masked input for round {round} was already received from this client, or its time is over",
+                PacketOutcome.RoundClosed => $"round {round} is closed (late masked input)",
+                _ => $"this client is not assigned to round {round}",
+            }).ConfigureAwait(false);
+        }
+        engine.Wake();
+        CoordinatorMetrics.PacketsAccepted.Add(1);
+        CoordinatorMetrics.PacketBytes.Add(bytes);
+        await Notify(new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = client, Kind = ClientEvent.Received, Bytes = bytes, Detail = "masked input" })
+            .ConfigureAwait(false);
+        return new SubmitResult { Accepted = true };
+    }
+
+    private async Task<SubmitResult> Stage(PrivateStage stage, string experimentId, int round, byte[]? payload)
+    {
+        if (!IsClient)
+            throw new HubException("Only enrolled clients take part in secure aggregation.");
+        long bytes = payload?.LongLength ?? 0;
+        if (payload is null || payload.Length == 0)
+            return await Reject(experimentId, round, bytes, $"empty {SecureRounds.Name(stage)} message").ConfigureAwait(false);
+        if (payload.LongLength > options.Value.MaxMessageBytes)
+            return await Reject(experimentId, round, bytes, $"{SecureRounds.Name(stage)} message of {payload.LongLength} bytes exceeds the message limit").ConfigureAwait(false);
+        if (algorithms.Get(experimentId) is not { } experiment)
+            return await Reject(experimentId, round, bytes, $"no experiment '{experimentId}'").ConfigureAwait(false);
+        if (secure.Accept(stage, experiment, round, ClientId, payload, clock.GetUtcNow()) is { } reason)
+            return await Reject(experimentId, round, bytes, reason).ConfigureAwait(false);
+        engine.Wake();
+        return new SubmitResult { Accepted = true };
+    }
+
+    private PrivateRoundInfo? SecureAssignmentInfo(ExperimentAlgorithm experiment, int round) => secure.AssignmentInfo(experiment, round);
+}
