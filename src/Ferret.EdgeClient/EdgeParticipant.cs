@@ -409,7 +409,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
     }
 
     /// <summary>The connection is down or dropped mid-call (not a refusal by the coordinator, not our own cancellation).</summary>
-    private static bool IsConnectionLoss(Exception e, CancellationToken ct) =>
+    internal static bool IsConnectionLoss(Exception e, CancellationToken ct) =>
         e is InvalidOperationException or IOException or System.Net.WebSockets.WebSocketException or HttpRequestException
         || (e is OperationCanceledException && !ct.IsCancellationRequested);
 

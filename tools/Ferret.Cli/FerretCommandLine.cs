@@ -20,7 +20,7 @@ internal static class FerretCommandLine
         root.Add(TrainCommand.Create());
         root.Add(SimulateCommand.Create());
         root.Add(DpAccountCommand.Create());
-        root.Add(BenchCommand.Create(BenchProjectionCommand.Create(), BenchTrainCommand.Create(), BenchIdleCommand.Create()));
+        root.Add(BenchCommand.Create(BenchProjectionCommand.Create(), BenchTrainCommand.Create(), BenchIdleCommand.Create(), BenchSecureAggregationCommand.Create()));
         return root;
     }
 }

@@ -141,7 +141,7 @@ internal static class BenchIdleCommand
     private static string Mib(long bytes) => (bytes / (1024.0 * 1024)).ToString("F1", CultureInfo.InvariantCulture) + " MiB";
 
     /// <summary>Resident memory and user + system CPU seconds of a process, from /proc.</summary>
-    private static (long RssBytes, double CpuSeconds) Sample(int pid)
+    internal static (long RssBytes, double CpuSeconds) Sample(int pid)
     {
         long rss = 0;
         foreach (var line in File.ReadLines($"/proc/{pid}/status"))
