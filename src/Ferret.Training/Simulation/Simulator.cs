@@ -54,7 +54,7 @@ public sealed record SimulationOptions
 public sealed record RoundReport(
     int Round, int Participants, double EvalLoss, double RougeL, double ExactMatch, double TrainLoss,
     double BytesUpPerClient, double BytesDownPerClient, double ClientComputeSeconds, double ForwardPassesPerClient,
-    double BackwardPassesPerClient, double WallSeconds, int Rejected, double CoordinatorSeconds = 0, double? Epsilon = null);
+    double BackwardPassesPerClient, double WallSeconds, int Rejected, double CoordinatorSeconds = 0, double? Epsilon = null, double? ClipNorm = null);
 
 public sealed record SimulationResult(string Algorithm, SimulationOptions Options, IReadOnlyList<RoundReport> Rounds, string FinalFingerprint)
 {
@@ -148,7 +148,7 @@ public static class Simulator
                 trainLoss += packet.Stats.Loss;
             }
             GlobalUpdate update;
-            double? epsilon = null;
+            double? epsilon = null, clipNorm = null;
             double stageBytesDown = 0;
             if (privateRounds is null)
             {
@@ -162,6 +162,7 @@ public static class Simulator
                 var outcome = privateRounds.Run(round, ids, packets.Cast<FerretUpdate>().ToList(), options.Clients, cancellationToken);
                 update = outcome.Update;
                 epsilon = outcome.Privacy.Epsilon;
+                clipNorm = outcome.Privacy.ClipNorm;
                 up += outcome.BytesUp;
                 stageBytesDown = outcome.BytesDown;
                 compute += outcome.ClientSeconds;
@@ -174,7 +175,7 @@ public static class Simulator
             var (loss, rouge, exact) = Evaluate(trainer, generator, global, evalSet, generateSet, encoder, options.MaxNewTokens);
             int n = Math.Max(1, packets.Count);
             var report = new RoundReport(round, packets.Count, loss, rouge, exact, trainLoss / n, up / chosen.Count, down.Length + (stageBytesDown / chosen.Count),
-                compute / n, forward / n, backward / n, timer.Elapsed.TotalSeconds, rejected, coordinatorSeconds, epsilon);
+                compute / n, forward / n, backward / n, timer.Elapsed.TotalSeconds, rejected, coordinatorSeconds, epsilon, clipNorm);
             reports.Add(report);
             onRound?.Invoke(report);
         }

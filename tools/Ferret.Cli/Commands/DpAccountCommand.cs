@@ -44,9 +44,10 @@ internal static class DpAccountCommand
                 throw new ArgumentException($"--epsilon {Text(g)} must be positive.");
             double multiplier = noise ?? RdpAccountant.NoiseMultiplierFor(goal!.Value, rate, r, d);
             var (epsilon, order) = RdpAccountant.Epsilon(rate, multiplier, r, d);
+            var output = parse.InvocationConfiguration.Output;
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(new
+                output.WriteLine(JsonSerializer.Serialize(new
                 {
                     sampling_rate = rate,
                     noise_multiplier = multiplier,
@@ -67,7 +68,7 @@ internal static class DpAccountCommand
                 table.AddRow(at.ToString(CultureInfo.InvariantCulture), e.ToString("F3", CultureInfo.InvariantCulture), o.ToString(CultureInfo.InvariantCulture));
             }
             AnsiConsole.Write(table);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"epsilon = {epsilon:F3} at delta = {d:G3} after {r} rounds (q = {rate:G4}, z = {multiplier:G4}; sampled Gaussian, RDP orders 2-256)"));
             return 0;
         });

@@ -60,9 +60,6 @@ internal static class SimulateCommand
             command.Add(o);
         CommandAction.Set(command, parse =>
         {
-            var package = ArtifactPackage.Open(parse.GetValue(artifacts)!.FullName);
-            var tokenizer = Tokenizers.FromPackage(package);
-            var (trainSet, testSet) = LoadData(parse.GetValue(data)!, parse.GetValue(test), (int)parse.GetValue(seed), parse.GetValue(format));
             var entries = parse.GetValue(compare) is { } list
                 ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(PrivacyOptions.ParseEntry).ToList()
                 : [(parse.GetValue(algorithm)!, parse.GetValue(privacy.Secure), parse.GetValue(privacy.Noise) is not null || parse.GetValue(privacy.Epsilon) is not null, (double?)null)];
@@ -71,7 +68,7 @@ internal static class SimulateCommand
                 if (!FederatedAlgorithms.Names.Contains(a))
                     throw new ArgumentException($"--compare: unknown algorithm '{a}' (expected {string.Join(", ", FederatedAlgorithms.Names)}).");
             }
-            var results = new List<SimulationResult>();
+            var runs = new List<SimulationOptions>();
             foreach (var (a, secure, dp, targetEpsilon) in entries)
             {
                 var settings = FederatedAlgorithms.ReferenceSettings(a);
@@ -92,6 +89,7 @@ internal static class SimulateCommand
                 double fractionValue = parse.GetValue(fraction);
                 int perRound = Math.Max(1, (int)Math.Round(fractionValue * clientCount));
                 var privateSettings = privacy.Build(parse, secure, dp, targetEpsilon, perRound, (double)perRound / clientCount, parse.GetValue(rounds));
+                privateSettings?.Validate(a, settings.Weighting);
                 string label = a + (secure ? "+secagg" : "") + (dp ? "+dp" + (targetEpsilon is { } te ? "@" + te.ToString(CultureInfo.InvariantCulture) : "") : "");
                 var options = new SimulationOptions
                 {
@@ -110,6 +108,18 @@ internal static class SimulateCommand
                     GenerateExamples = parse.GetValue(generate),
                     Session = new SessionSettings { IntraOpThreads = parse.GetValue(threads), Device = ExecutionDevice.Parse(parse.GetValue(device)!) },
                 };
+                runs.Add(options);
+            }
+            // Everything above is checked before the model and the data are loaded, so bad options fail at once.
+            var package = ArtifactPackage.Open(parse.GetValue(artifacts)!.FullName);
+            var tokenizer = Tokenizers.FromPackage(package);
+            var (trainSet, testSet) = LoadData(parse.GetValue(data)!, parse.GetValue(test), (int)parse.GetValue(seed), parse.GetValue(format));
+            var results = new List<SimulationResult>();
+            foreach (var options in runs)
+            {
+                var settings = options.Settings;
+                var privateSettings = options.Privacy;
+                string label = options.Label!;
                 AnsiConsole.MarkupLine($"[bold]{Markup.Escape(label)}[/]: {options.Clients} clients, {options.Fraction:P0} per round, {options.Rounds} rounds, T = {settings.LocalSteps}, eta = {settings.LocalLearningRate}");
                 if (privateSettings?.SecureAggregation is { } sa)
                     AnsiConsole.MarkupLine($"  secure aggregation: threshold {sa.Threshold}, {(sa.Neighbours == 0 ? "every client" : sa.Neighbours + " neighbours")}");
@@ -119,7 +129,7 @@ internal static class SimulateCommand
                         $"  differential privacy: z = {dpSettings.NoiseMultiplier:G4}, clip {dpSettings.ClipNorm:G4}{(dpSettings.AdaptiveClipping is null ? "" : " (adaptive)")}, {dpSettings.Placement.ToString().ToLowerInvariant()} noise, delta {dpSettings.Delta:G3}"));
                 }
                 results.Add(Simulator.Run(package, trainSet, testSet, options, tokenizer, r => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"  round {r.Round,3}: eval loss {r.EvalLoss:F4}  Rouge-L {r.RougeL:F3}  train loss {r.TrainLoss:F3}  up {ComparisonReport.Bytes(r.BytesUpPerClient)}/client  down {ComparisonReport.Bytes(r.BytesDownPerClient)}  compute {r.ClientComputeSeconds:F2} s/client  coordinator {r.CoordinatorSeconds:F3} s{(r.Epsilon is { } e ? $"  epsilon {e:F2}" : "")}  {r.WallSeconds:F1} s"))));
+                    $"  round {r.Round,3}: eval loss {r.EvalLoss:F4}  Rouge-L {r.RougeL:F3}  train loss {r.TrainLoss:F3}  up {ComparisonReport.Bytes(r.BytesUpPerClient)}/client  down {ComparisonReport.Bytes(r.BytesDownPerClient)}  compute {r.ClientComputeSeconds:F2} s/client  coordinator {r.CoordinatorSeconds:F3} s{(r.Epsilon is { } e ? $"  epsilon {e:F2} (clip {r.ClipNorm:G3})" : "")}  {r.WallSeconds:F1} s"))));
             }
             if (parse.GetValue(json) is { } jsonFile)
             {
