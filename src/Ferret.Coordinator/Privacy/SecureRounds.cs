@@ -66,65 +66,65 @@ public sealed partial class SecureRounds(IPrivateRoundStore store, RoundLog log,
         switch (record.Stage)
         {
             case PrivateStage.AdvertiseKeys:
-            {
-                var answered = store.GetMessages(id, round, PrivateStage.AdvertiseKeys);
-                if (!due && state.Frame.Participants.Any(c => !failed.Contains(c) && !answered.ContainsKey(c)))
+                {
+                    var answered = store.GetMessages(id, round, PrivateStage.AdvertiseKeys);
+                    if (!due && state.Frame.Participants.Any(c => !failed.Contains(c) && !answered.ContainsKey(c)))
+                        return SecureStep.Pending;
+                    var deadline = now.AddSeconds(settings.SharesSeconds);
+                    if (!store.AdvanceStage(id, round, PrivateStage.AdvertiseKeys, PrivateStage.ShareKeys, deadline))
+                        return SecureStep.Pending;
+                    var advertised = state.Advertised(store);
+                    if (advertised.Count < state.Frame.Threshold)
+                        return new SecureStep.Abandon($"only {advertised.Count} of {state.Frame.Participants.Count} clients advertised keys; the threshold is {state.Frame.Threshold}");
+                    await PushAsync(RoundsProtocol.ShareKeysRequest, SecureAggregationServer.ShareKeysRequests(state.Frame, advertised, deadline), ct).ConfigureAwait(false);
+                    await StageEventAsync(open, "share-keys", $"{advertised.Count} of {state.Frame.Participants.Count} clients advertised keys", now, ct).ConfigureAwait(false);
                     return SecureStep.Pending;
-                var deadline = now.AddSeconds(settings.SharesSeconds);
-                if (!store.AdvanceStage(id, round, PrivateStage.AdvertiseKeys, PrivateStage.ShareKeys, deadline))
-                    return SecureStep.Pending;
-                var advertised = state.Advertised(store);
-                if (advertised.Count < state.Frame.Threshold)
-                    return new SecureStep.Abandon($"only {advertised.Count} of {state.Frame.Participants.Count} clients advertised keys; the threshold is {state.Frame.Threshold}");
-                await PushAsync(RoundsProtocol.ShareKeysRequest, SecureAggregationServer.ShareKeysRequests(state.Frame, advertised, deadline), ct).ConfigureAwait(false);
-                await StageEventAsync(open, "share-keys", $"{advertised.Count} of {state.Frame.Participants.Count} clients advertised keys", now, ct).ConfigureAwait(false);
-                return SecureStep.Pending;
-            }
+                }
             case PrivateStage.ShareKeys:
-            {
-                var advertised = state.Advertised(store);
-                var answered = store.GetMessages(id, round, PrivateStage.ShareKeys);
-                if (!due && advertised.Keys.Any(c => !failed.Contains(c) && !answered.ContainsKey(c)))
+                {
+                    var advertised = state.Advertised(store);
+                    var answered = store.GetMessages(id, round, PrivateStage.ShareKeys);
+                    if (!due && advertised.Keys.Any(c => !failed.Contains(c) && !answered.ContainsKey(c)))
+                        return SecureStep.Pending;
+                    var deadline = Max(open.DeadlineUtc, now.AddSeconds(settings.SharesSeconds));
+                    if (!store.AdvanceStage(id, round, PrivateStage.ShareKeys, PrivateStage.MaskedInput, deadline))
+                        return SecureStep.Pending;
+                    var shared = state.Shared(store);
+                    if (shared.Count < state.Frame.Threshold)
+                        return new SecureStep.Abandon($"only {shared.Count} of {advertised.Count} clients shared their keys; the threshold is {state.Frame.Threshold}");
+                    await PushAsync(RoundsProtocol.MaskedInputRequest, SecureAggregationServer.MaskedInputRequests(state.Frame, shared, deadline), ct).ConfigureAwait(false);
+                    await StageEventAsync(open, "masked-input", $"{shared.Count} of {advertised.Count} clients shared their keys", now, ct).ConfigureAwait(false);
                     return SecureStep.Pending;
-                var deadline = Max(open.DeadlineUtc, now.AddSeconds(settings.SharesSeconds));
-                if (!store.AdvanceStage(id, round, PrivateStage.ShareKeys, PrivateStage.MaskedInput, deadline))
-                    return SecureStep.Pending;
-                var shared = state.Shared(store);
-                if (shared.Count < state.Frame.Threshold)
-                    return new SecureStep.Abandon($"only {shared.Count} of {advertised.Count} clients shared their keys; the threshold is {state.Frame.Threshold}");
-                await PushAsync(RoundsProtocol.MaskedInputRequest, SecureAggregationServer.MaskedInputRequests(state.Frame, shared, deadline), ct).ConfigureAwait(false);
-                await StageEventAsync(open, "masked-input", $"{shared.Count} of {advertised.Count} clients shared their keys", now, ct).ConfigureAwait(false);
-                return SecureStep.Pending;
-            }
+                }
             case PrivateStage.MaskedInput:
-            {
-                var shared = state.Shared(store);
-                var waiting = assignments.Where(a => a.State == AssignmentState.Assigned && shared.ContainsKey(a.ClientId)).Select(a => a.ClientId).ToList();
-                if (!due && waiting.Count > 0)
+                {
+                    var shared = state.Shared(store);
+                    var waiting = assignments.Where(a => a.State == AssignmentState.Assigned && shared.ContainsKey(a.ClientId)).Select(a => a.ClientId).ToList();
+                    if (!due && waiting.Count > 0)
+                        return SecureStep.Pending;
+                    var deadline = now.AddSeconds(settings.UnmaskSeconds);
+                    if (!store.AdvanceStage(id, round, PrivateStage.MaskedInput, PrivateStage.Unmasking, deadline))
+                        return SecureStep.Pending;
+                    // Freeze the inputs: after this no masked input of the round is accepted, so every client unmasks the same set.
+                    foreach (var c in waiting)
+                        log.MarkAssignmentFailed(id, round, c, "no masked input before the deadline");
+                    var inputs = state.Inputs(log);
+                    if (inputs.Count < state.Frame.Threshold)
+                        return new SecureStep.Abandon($"only {inputs.Count} of {shared.Count} masked inputs arrived; the threshold is {state.Frame.Threshold}");
+                    await PushAsync(RoundsProtocol.UnmaskRequest, SecureAggregationServer.UnmaskRequests(state.Frame, shared.Keys, inputs.Keys, deadline), ct).ConfigureAwait(false);
+                    await StageEventAsync(open, "unmasking", $"{inputs.Count} of {shared.Count} masked inputs arrived", now, ct).ConfigureAwait(false);
                     return SecureStep.Pending;
-                var deadline = now.AddSeconds(settings.UnmaskSeconds);
-                if (!store.AdvanceStage(id, round, PrivateStage.MaskedInput, PrivateStage.Unmasking, deadline))
-                    return SecureStep.Pending;
-                // Freeze the inputs: after this no masked input of the round is accepted, so every client unmasks the same set.
-                foreach (var c in waiting)
-                    log.MarkAssignmentFailed(id, round, c, "no masked input before the deadline");
-                var inputs = state.Inputs(log);
-                if (inputs.Count < state.Frame.Threshold)
-                    return new SecureStep.Abandon($"only {inputs.Count} of {shared.Count} masked inputs arrived; the threshold is {state.Frame.Threshold}");
-                await PushAsync(RoundsProtocol.UnmaskRequest, SecureAggregationServer.UnmaskRequests(state.Frame, shared.Keys, inputs.Keys, deadline), ct).ConfigureAwait(false);
-                await StageEventAsync(open, "unmasking", $"{inputs.Count} of {shared.Count} masked inputs arrived", now, ct).ConfigureAwait(false);
-                return SecureStep.Pending;
-            }
+                }
             case PrivateStage.Unmasking:
-            {
-                var inputs = state.Inputs(log);
-                var answered = store.GetMessages(id, round, PrivateStage.Unmasking);
-                if (!due && inputs.Keys.Any(c => !answered.ContainsKey(c)))
-                    return SecureStep.Pending;
-                if (!store.AdvanceStage(id, round, PrivateStage.Unmasking, PrivateStage.Closed, record.StageDeadlineUtc))
-                    return SecureStep.Pending;
-                return Finish(id, round, state, experiment);
-            }
+                {
+                    var inputs = state.Inputs(log);
+                    var answered = store.GetMessages(id, round, PrivateStage.Unmasking);
+                    if (!due && inputs.Keys.Any(c => !answered.ContainsKey(c)))
+                        return SecureStep.Pending;
+                    if (!store.AdvanceStage(id, round, PrivateStage.Unmasking, PrivateStage.Closed, record.StageDeadlineUtc))
+                        return SecureStep.Pending;
+                    return Finish(id, round, state, experiment);
+                }
             case PrivateStage.Closed:
                 // Unmasked before, but the round never reached the log (a crash, a full disk): everything needed is frozen, do it again.
                 return Finish(id, round, state, experiment);

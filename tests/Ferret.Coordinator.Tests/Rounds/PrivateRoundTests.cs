@@ -332,11 +332,32 @@ public sealed class PrivateRoundTests : IDisposable
         }
         var body = new { name = "x", algorithm = "ferret", artifact = "tiny-gpt2", rounds = 1, fraction = 1.0, secureAggregation = new { threshold = 1 } };
         Assert.Contains("'threshold' = 1", await Refusal(body));
-        Assert.Contains("differentialPrivacy.noise", await Refusal(new { name = "x", algorithm = "ferret", artifact = "tiny-gpt2", rounds = 1, fraction = 1.0,
-            differentialPrivacy = new { noiseMultiplier = 1, clipNorm = 1, noise = "everywhere" } }));
-        Assert.Contains("Distributed noise needs secure aggregation", await Refusal(new { name = "x", algorithm = "ferret", artifact = "tiny-gpt2", rounds = 1, fraction = 1.0,
-            differentialPrivacy = new { noiseMultiplier = 1, clipNorm = 1, noise = "distributed" } }));
-        Assert.Contains("'fedavg' is not supported", await Refusal(new { name = "x", algorithm = "fedavg", artifact = "tiny-gpt2", rounds = 1, fraction = 1.0,
-            secureAggregation = new { threshold = 2 } }));
+        Assert.Contains("differentialPrivacy.noise", await Refusal(new
+        {
+            name = "x",
+            algorithm = "ferret",
+            artifact = "tiny-gpt2",
+            rounds = 1,
+            fraction = 1.0,
+            differentialPrivacy = new { noiseMultiplier = 1, clipNorm = 1, noise = "everywhere" }
+        }));
+        Assert.Contains("Distributed noise needs secure aggregation", await Refusal(new
+        {
+            name = "x",
+            algorithm = "ferret",
+            artifact = "tiny-gpt2",
+            rounds = 1,
+            fraction = 1.0,
+            differentialPrivacy = new { noiseMultiplier = 1, clipNorm = 1, noise = "distributed" }
+        }));
+        Assert.Contains("'fedavg' is not supported", await Refusal(new
+        {
+            name = "x",
+            algorithm = "fedavg",
+            artifact = "tiny-gpt2",
+            rounds = 1,
+            fraction = 1.0,
+            secureAggregation = new { threshold = 2 }
+        }));
     }
 }

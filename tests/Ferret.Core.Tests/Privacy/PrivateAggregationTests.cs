@@ -215,7 +215,10 @@ public sealed class PrivateAggregationTests
             SecureAggregation = new SecureAggregationSettings { Threshold = 5, Neighbours = 8, MaxAbsGamma = 12, KeysSeconds = 7 },
             DifferentialPrivacy = new DifferentialPrivacySettings
             {
-                NoiseMultiplier = 0.8, ClipNorm = 3, Delta = 1e-6, Placement = NoisePlacement.Distributed,
+                NoiseMultiplier = 0.8,
+                ClipNorm = 3,
+                Delta = 1e-6,
+                Placement = NoisePlacement.Distributed,
                 AdaptiveClipping = new AdaptiveClippingSettings { TargetQuantile = 0.7, CountNoise = 2 },
             },
         };
