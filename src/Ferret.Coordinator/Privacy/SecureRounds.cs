@@ -108,7 +108,7 @@ public sealed partial class SecureRounds(IPrivateRoundStore store, RoundLog log,
                     // Freeze the inputs: after this no masked input of the round is accepted, so every client unmasks the same set.
                     foreach (var c in waiting)
                         log.MarkAssignmentFailed(id, round, c, "no masked input before the deadline");
-                    var inputs = state.Inputs(log);
+                    var inputs = state.Inputs(log, reload: true);
                     if (inputs.Count < state.Frame.Threshold)
                         return new SecureStep.Abandon($"only {inputs.Count} of {shared.Count} masked inputs arrived; the threshold is {state.Frame.Threshold}");
                     await PushAsync(RoundsProtocol.UnmaskRequest, SecureAggregationServer.UnmaskRequests(state.Frame, shared.Keys, inputs.Keys, deadline), ct).ConfigureAwait(false);
@@ -317,8 +317,13 @@ public sealed partial class SecureRounds(IPrivateRoundStore store, RoundLog log,
             _shared ??= store.GetMessages(frame.ExperimentId, frame.Round, PrivateStage.ShareKeys)
                 .ToDictionary(p => p.Key, p => Wire.Deserialize<ShareKeysResponse>(p.Value), StringComparer.Ordinal);
 
-        public IReadOnlyDictionary<string, MaskedInput> Inputs(RoundLog log) =>
-            _inputs ??= log.GetPackets(frame.ExperimentId, frame.Round).ToDictionary(p => p.ClientId, p => Wire.Deserialize<MaskedInput>(p.Packet), StringComparer.Ordinal);
+        /// <summary>The masked inputs; <paramref name="reload"/> reads them again once they are frozen, in case a door check read them a moment before.</summary>
+        public Dictionary<string, MaskedInput> Inputs(RoundLog log, bool reload = false)
+        {
+            if (reload || _inputs is null)
+                _inputs = log.GetPackets(frame.ExperimentId, frame.Round).ToDictionary(p => p.ClientId, p => Wire.Deserialize<MaskedInput>(p.Packet), StringComparer.Ordinal);
+            return _inputs;
+        }
 
         public static long MessageBytes(IPrivateRoundStore store, string id, int round) =>
             new[] { PrivateStage.AdvertiseKeys, PrivateStage.ShareKeys, PrivateStage.Unmasking }
