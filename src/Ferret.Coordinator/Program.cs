@@ -1,6 +1,8 @@
 using Ferret.Coordinator;
+using Ferret.Coordinator.Access;
 using Ferret.Coordinator.Artifacts;
 using Ferret.Coordinator.Clients;
+using Ferret.Coordinator.Dashboard;
 using Ferret.Coordinator.Experiments;
 using Ferret.Coordinator.Persistence;
 using Ferret.Coordinator.Privacy;
@@ -26,6 +28,7 @@ builder.Services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
 builder.Services.AddAuthorization(Policies.Add);
 builder.Services.AddProblemDetails();
 builder.Services.AddOpenApi();
+builder.Services.AddDashboard();
 builder.Services.AddHealthChecks()
     .AddCheck<RoundLogHealthCheck>("round-log");
 var telemetry = builder.Services.AddOpenTelemetry()
@@ -49,6 +52,7 @@ var app = builder.Build();
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();
+app.UseDashboard();
 app.UseAuthentication();
 app.UseAuthorization();
 
@@ -58,6 +62,7 @@ app.MapPrometheusScrapingEndpoint("/metrics");
 app.MapClients();
 app.MapExperiments();
 app.MapArtifacts();
+app.MapAccess();
 app.MapHub<RoundsHub>(RoundsHub.Path);
 
 app.Run();

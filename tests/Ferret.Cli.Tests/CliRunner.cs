@@ -27,4 +27,60 @@ internal static class CliRunner
             }
         }
     }
+
+    /// <summary>
+    /// Runs a long command in-process until it ends or <paramref name="ct"/> is cancelled (as Ctrl+C would),
+    /// handing every line it prints on standard output to <paramref name="onLine"/>.
+    /// </summary>
+    public static async Task<(int ExitCode, string Error)> RunAsync(Action<string> onLine, CancellationToken ct, params string[] args)
+    {
+        var previous = Console.Out;
+        var error = new StringWriter();
+        TextWriter previousError;
+        // Never while Run has the console: its own capture of standard error must not be cut short.
+        lock (ConsoleLock)
+        {
+            previousError = Console.Error;
+            Console.SetOut(new LineWatcher(previous, onLine));
+            Console.SetError(TextWriter.Synchronized(error));
+        }
+        try
+        {
+            int code = await FerretCommandLine.Build().Parse(args).InvokeAsync(new InvocationConfiguration { Output = new StringWriter(), Error = error }, ct);
+            return (code, error.ToString());
+        }
+        finally
+        {
+            lock (ConsoleLock)
+            {
+                Console.SetOut(previous);
+                Console.SetError(previousError);
+            }
+        }
+    }
+
+    /// <summary>Passes everything on to the real output and reports each finished line.</summary>
+    private sealed class LineWatcher(TextWriter inner, Action<string> onLine) : TextWriter
+    {
+        private readonly System.Text.StringBuilder _line = new();
+
+        public override System.Text.Encoding Encoding => inner.Encoding;
+
+        public override void Write(char value)
+        {
+            inner.Write(value);
+            lock (_line)
+            {
+                if (value == '\n')
+                {
+                    onLine(_line.ToString().TrimEnd('\r'));
+                    _line.Clear();
+                }
+                else
+                {
+                    _line.Append(value);
+                }
+            }
+        }
+    }
 }

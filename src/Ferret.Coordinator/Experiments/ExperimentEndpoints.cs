@@ -35,7 +35,9 @@ public sealed record RoundView(
 
 public sealed record ExperimentView(
     string Id, string Name, string Algorithm, string State, int Rounds, double Fraction, int MinClients, int RoundDeadlineSeconds, int CandidateSeeds, int Blocks,
-    long Parameters, string ArtifactFingerprint, DateTimeOffset CreatedUtc, IReadOnlyList<RoundView>? RoundLog, long? Rejections = null, PrivacyView? Privacy = null);
+    long Parameters, string ArtifactFingerprint, DateTimeOffset CreatedUtc, IReadOnlyList<RoundView>? RoundLog, long? Rejections = null,
+    OpenRoundView? OpenRound = null, ModelFingerprintView? ModelFingerprint = null, int? LocalSteps = null, double? LocalLearningRate = null,
+    double? ServerLearningRate = null, PrivacyView? Privacy = null);
 
 public sealed record AssignmentView(string ClientId, string State, string? PacketSha256, long PacketBytes, DateTimeOffset? ReceivedUtc, double? TrainLoss, string? Reason);
 
@@ -58,6 +60,7 @@ public static class ExperimentEndpoints
         api.MapGet("/{id}/descriptor", Descriptor).RequireAuthorization(Policies.Observer);
         api.MapGet("/{id}/updates", Updates).RequireAuthorization(Policies.Observer);
         api.MapGet("/{id}/rounds/{round:int}", RoundDetail).RequireAuthorization(Policies.Admin);
+        api.MapWatchViews(app);
         return api;
     }
 
@@ -138,7 +141,12 @@ public static class ExperimentEndpoints
         if (log.GetExperiment(id) is not { } e)
             return TypedResults.NotFound();
         var rounds = log.GetRounds(id).Select(RoundView.Of).ToList();
-        return TypedResults.Ok(View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), rounds) with { Rejections = log.CountRejections(id) });
+        return TypedResults.Ok(View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), rounds) with
+        {
+            Rejections = log.CountRejections(id),
+            OpenRound = ExperimentWatchViews.OpenRound(log, id),
+            ModelFingerprint = ExperimentWatchViews.ModelFingerprint(log, id),
+        });
     }
 
     private static Results<NoContent, NotFound, Conflict<string>> Stop(string id, RoundLog log, TimeProvider clock)
@@ -181,5 +189,6 @@ public static class ExperimentEndpoints
 
     private static ExperimentView View(ExperimentRecord e, ExperimentDescriptor d, IReadOnlyList<RoundView>? rounds) =>
         new(e.Id, e.Name, e.Algorithm, e.State.ToString(), e.Rounds, d.Fraction, d.MinClients, d.RoundDeadlineSeconds, d.Settings.CandidateSeeds, d.BlockLengths.Length, d.ParameterCount,
-            e.ArtifactFingerprint, e.CreatedUtc, rounds, Privacy: PrivacyRequests.View(d, rounds));
+            e.ArtifactFingerprint, e.CreatedUtc, rounds, LocalSteps: d.Settings.LocalSteps, LocalLearningRate: d.Settings.LocalLearningRate,
+            ServerLearningRate: d.Settings.ServerLearningRate, Privacy: PrivacyRequests.View(d, rounds));
 }

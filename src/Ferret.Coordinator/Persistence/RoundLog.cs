@@ -18,9 +18,9 @@ public enum PacketOutcome
 /// change that matters is one transaction, so a coordinator killed at any moment restarts with every
 /// completed round intact and every open round resumable from the packets that had arrived.
 /// </summary>
-public sealed class RoundLog
+public sealed partial class RoundLog
 {
-    private const int SchemaVersion = 1;
+    private const int SchemaVersion = 2;
     private readonly string _connectionString;
 
     public RoundLog(string databasePath)
@@ -65,7 +65,7 @@ public sealed class RoundLog
         int version = Scalar<long?>(c, tx, "SELECT user_version FROM pragma_user_version") is long v ? (int)v : 0;
         if (version > SchemaVersion)
             throw new InvalidDataException($"Round log '{DatabasePath}' has schema version {version}; this coordinator knows up to {SchemaVersion}.");
-        if (version == 0)
+        if (version < 1)
         {
             Execute(c, tx, """
                 CREATE TABLE experiments (
@@ -97,8 +97,11 @@ public sealed class RoundLog
                     reason TEXT NOT NULL, bytes INTEGER NOT NULL, at_utc TEXT NOT NULL);
                 CREATE INDEX assignments_by_client ON assignments (client_id, experiment_id, round);
                 """);
-            Execute(c, tx, $"PRAGMA user_version = {SchemaVersion};");
         }
+        if (version < 2)
+            Execute(c, tx, AccessKeysSchema);
+        if (version < SchemaVersion)
+            Execute(c, tx, $"PRAGMA user_version = {SchemaVersion};");
         tx.Commit();
     }
 

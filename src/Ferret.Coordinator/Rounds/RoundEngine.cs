@@ -194,6 +194,8 @@ public sealed partial class RoundEngine : BackgroundService
             Assigned = chosen.Count,
             AtUtc = now,
             Detail = string.Join(',', chosen),
+            DeadlineUtc = deadline,
+            AssignedClients = [.. chosen],
         }, cancellationToken).ConfigureAwait(false);
     }
 

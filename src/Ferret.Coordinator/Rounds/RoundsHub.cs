@@ -212,15 +212,22 @@ public sealed partial class RoundsHub(RoundLog log, ExperimentAlgorithms algorit
         if (!IsClient)
             throw new HubException("Only enrolled clients submit packets.");
         string client = ClientId;
-        log.RecordRejection(experimentId, round, client, reason, bytes, clock.GetUtcNow());
+        var at = clock.GetUtcNow(); // the same instant in the log and the event, so a dashboard can tell them apart from new ones
+        log.RecordRejection(experimentId, round, client, reason, bytes, at);
         CoordinatorMetrics.PacketsRejected.Add(1);
         HubLog.Rejected(logger, client, experimentId, round, reason);
-        await Notify(new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = client, Kind = ClientEvent.Rejected, Bytes = bytes, Detail = reason })
+        await Notify(new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = client, Kind = ClientEvent.Rejected, Bytes = bytes, Detail = reason, AtUtc = at })
             .ConfigureAwait(false);
         return new SubmitResult { Accepted = false, Reason = reason };
     }
 
-    private Task Notify(ClientEvent e) => Clients.Group(Group(e.ExperimentId)).SendAsync(RoundsProtocol.ClientEvent, e);
+    private Task Notify(ClientEvent e)
+    {
+        e.ClientName ??= Context.User?.FindFirstValue(ClaimTypes.Name);
+        if (e.AtUtc == default)
+            e.AtUtc = clock.GetUtcNow();
+        return Clients.Group(Group(e.ExperimentId)).SendAsync(RoundsProtocol.ClientEvent, e);
+    }
 }
 
 internal static partial class HubLog

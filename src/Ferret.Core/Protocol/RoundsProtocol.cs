@@ -210,8 +210,16 @@ public sealed class RoundEvent
     [Key(14)]
     public string? Detail { get; set; }
 
-    /// <summary>Private experiments: the epsilon spent once this round's update is out (at the experiment's delta).</summary>
+    /// <summary>When the round closes at the latest (on <c>opened</c>).</summary>
     [Key(15)]
+    public DateTimeOffset? DeadlineUtc { get; set; }
+
+    /// <summary>The clients assigned to the round, in id order (on <c>opened</c>).</summary>
+    [Key(16)]
+    public string[]? AssignedClients { get; set; }
+
+    /// <summary>Private experiments: the epsilon spent once this round's update is out (at the experiment's delta).</summary>
+    [Key(17)]
     public double? Epsilon { get; set; }
 }
 
@@ -235,7 +243,7 @@ public sealed class ClientEvent
     [Key(2)]
     public string ClientId { get; set; } = "";
 
-    /// <summary><c>joined</c>, <c>left</c>, <c>received</c>, <c>rejected</c>, <c>failed</c> or <c>fingerprint</c>.</summary>
+    /// <summary><c>joined</c>, <c>left</c>, <c>received</c>, <c>rejected</c>, <c>failed</c> or <c>fingerprint</c>; observers show other kinds as they come, with their detail.</summary>
     [Key(3)]
     public string Kind { get; set; } = "";
 
@@ -245,6 +253,14 @@ public sealed class ClientEvent
     [Key(5)]
     public double? TrainLoss { get; set; }
 
+    /// <summary>The reason (rejected, failed, left), or the fingerprint (prefixed <c>MISMATCH </c> when reports disagree).</summary>
     [Key(6)]
     public string? Detail { get; set; }
+
+    /// <summary>The name the client enrolled with.</summary>
+    [Key(7)]
+    public string? ClientName { get; set; }
+
+    [Key(8)]
+    public DateTimeOffset AtUtc { get; set; }
 }

@@ -231,19 +231,51 @@ public sealed class FederationTests
     }
 
     [Fact]
-    public void The_demo_runs_a_coordinator_and_edge_processes_to_the_end_and_exits_zero()
+    public async Task The_demo_runs_to_the_end_keeps_its_dashboard_open_with_a_fresh_sign_in_link_and_stops_cleanly_on_cancel()
     {
         var artifacts = Directory.CreateTempSubdirectory("ferret-demo-test-").FullName;
+        var links = System.Threading.Channels.Channel.CreateUnbounded<string>();
+        using var stop = new CancellationTokenSource();
         try
         {
-            var (code, _, error) = CliRunner.Run("demo", "--clients", "2", "--rounds", "2", "--artifacts", artifacts, "--timeout", "300");
-            Assert.True(code == 0, error);
+            var demo = CliRunner.RunAsync(line =>
+            {
+                if (line.StartsWith("dashboard: ", StringComparison.Ordinal))
+                    links.Writer.TryWrite(line["dashboard: ".Length..].Split(' ')[0]);
+            }, stop.Token, "demo", "--clients", "2", "--rounds", "2", "--artifacts", artifacts, "--timeout", "1800", "--keep-open");
+            // One link at the start to watch the rounds live, a fresh one after them: each signs in once.
+            async Task<string> NextLink()
+            {
+                var next = links.Reader.ReadAsync().AsTask();
+                var first = await Task.WhenAny(next, demo).WaitAsync(TimeSpan.FromSeconds(1800));
+                Assert.True(first == next, $"the demo ended before printing its dashboard link: {(demo.IsCompleted ? $"exit code {demo.Result.ExitCode}, {demo.Result.Error}" : "")}");
+                return await next;
+            }
+            var atStart = await NextLink();
+            var afterRounds = await NextLink();
+            Assert.NotEqual(atStart, afterRounds);
+            Assert.False(demo.IsCompleted, "with --keep-open the demo waits for Ctrl+C after the rounds");
+            var url = new Uri(afterRounds);
+            Assert.StartsWith("#signin=signin_", url.Fragment, StringComparison.Ordinal);
+            using var browser = new HttpClient { BaseAddress = new Uri(url.GetLeftPart(UriPartial.Authority)) };
+            var signIn = await browser.PostAsJsonAsync("api/sign-in", new { code = url.Fragment["#signin=".Length..] });
+            Assert.True(signIn.IsSuccessStatusCode, $"the link after the rounds signs in: {await signIn.Content.ReadAsStringAsync()}");
+            var key = (await signIn.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("key").GetString();
+            browser.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+            var experiment = Assert.Single((await browser.GetFromJsonAsync<JsonElement>("api/experiments")).EnumerateArray());
+            Assert.Equal("Completed", experiment.GetProperty("state").GetString());
+            Assert.True((await browser.GetAsync("/")).IsSuccessStatusCode, "the dashboard page is served");
+
+            stop.Cancel();
+            var (code, error) = await demo.WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.True(code == 0, $"the demo stops cleanly on Ctrl+C: exit code {code}, {error}");
             // It exported the preset it needed, and left nothing else behind.
             Assert.True(File.Exists(Path.Combine(artifacts, "tiny-llama", "manifest.json")));
             Assert.Equal(["tiny-llama"], Directory.GetDirectories(artifacts).Select(Path.GetFileName));
         }
         finally
         {
+            stop.Cancel();
             Directory.Delete(artifacts, recursive: true);
         }
     }

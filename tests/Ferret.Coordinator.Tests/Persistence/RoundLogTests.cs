@@ -194,4 +194,41 @@ public sealed class RoundLogTests : IDisposable
         var fps = log.GetFingerprints("exp-1", 1);
         Assert.Equal(["f1", "f1"], fps.Select(f => f.Fingerprint));
     }
+
+    [Fact]
+    public void A_version_1_round_log_gains_the_dashboard_tables_and_keeps_its_experiments()
+    {
+        var log = NewLog(out var path);
+        log.AddExperiment(Experiment());
+        // Back to version 1 as an older coordinator left it: no access keys, no sign-in codes.
+        using (var c = new SqliteConnection($"Data Source={path}"))
+        {
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "DROP TABLE sign_in_codes; DROP TABLE access_keys; DROP INDEX rejections_by_experiment; PRAGMA user_version = 1;";
+            cmd.ExecuteNonQuery();
+        }
+        SqliteConnection.ClearAllPools();
+        var upgraded = new RoundLog(path);
+        Assert.Equal("demo", upgraded.GetExperiment("exp-1")?.Name);
+        upgraded.AddAccessKey(new AccessKeyRecord("key-1", "screen", "observer", T0, null, false), "digest-1");
+        Assert.Equal("screen", upgraded.FindAccessKey("digest-1")?.Label);
+    }
+
+    [Fact]
+    public void A_sign_in_code_is_spent_once_and_not_after_it_expires()
+    {
+        var log = NewLog(out _);
+        log.AddSignInCode("code-1", "admin", "demo", T0, T0.AddMinutes(30));
+        log.AddSignInCode("code-2", "observer", "late", T0, T0.AddMinutes(30));
+        int minted = 0;
+        (AccessKeyRecord, string) Mint(string role, string label) => (new AccessKeyRecord($"key-{++minted}", label, role, T0, null, false), $"digest-{minted}");
+        var key = log.RedeemSignInCode("code-1", T0.AddMinutes(1), Mint);
+        Assert.Equal(("admin", "demo"), (key?.Role, key?.Label));
+        Assert.Null(log.RedeemSignInCode("code-1", T0.AddMinutes(2), Mint));
+        Assert.Null(log.RedeemSignInCode("code-2", T0.AddMinutes(30), Mint));
+        Assert.Null(log.RedeemSignInCode("code-3", T0, Mint));
+        Assert.Equal(1, minted);
+        Assert.Equal(["key-1"], log.ListAccessKeys().Select(k => k.Id));
+    }
 }

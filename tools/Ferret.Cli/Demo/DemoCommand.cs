@@ -40,16 +40,17 @@ internal static class DemoCommand
         var algorithm = new Option<string>("--algorithm") { Description = "ferret, or a baseline: fedavg, fedkseed, fedzo.", DefaultValueFactory = _ => FederatedAlgorithms.Ferret };
         algorithm.AcceptOnlyFromAmong([.. FederatedAlgorithms.Names]);
         var timeout = new Option<int>("--timeout") { Description = "Give up after this many seconds.", DefaultValueFactory = _ => 900 };
+        var keepOpen = new Option<bool>("--keep-open") { Description = "After the rounds, keep the coordinator and its dashboard running until Ctrl+C." };
         var command = new Command("demo", "Run a coordinator and edge-client processes on loopback: five Ferret (or baseline) rounds on tiny-llama with synthetic tasks.")
         {
-            clients, rounds, algorithm, artifacts, keep, timeout,
+            clients, rounds, algorithm, artifacts, keep, timeout, keepOpen,
         };
         CommandAction.SetAsync(command, async (parse, ct) =>
         {
             try
             {
                 return await RunAsync(parse.GetValue(algorithm)!, parse.GetValue(clients), parse.GetValue(rounds), parse.GetValue(artifacts)!.FullName,
-                    parse.GetValue(keep), parse.GetValue(timeout), ct).ConfigureAwait(false);
+                    parse.GetValue(keep), parse.GetValue(timeout), parse.GetValue(keepOpen), ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is InvalidOperationException or HttpRequestException or TimeoutException)
             {
@@ -60,7 +61,8 @@ internal static class DemoCommand
         return command;
     }
 
-    private static async Task<int> RunAsync(string algorithmName, int clientCount, int roundCount, string artifactsRoot, bool keep, int timeoutSeconds, CancellationToken cancel)
+    private static async Task<int> RunAsync(string algorithmName, int clientCount, int roundCount, string artifactsRoot, bool keep, int timeoutSeconds,
+        bool keepOpen, CancellationToken cancel)
     {
         if (clientCount is < 1 or > 32)
             throw new ArgumentException($"--clients {clientCount} is outside 1..32.");
@@ -94,6 +96,7 @@ internal static class DemoCommand
             AnsiConsole.MarkupLine($"experiment [bold]{experimentId}[/]: {algorithmName}, K = {descriptor.Settings.CandidateSeeds}, {roundCount} rounds, {clientCount} clients, T = {descriptor.Settings.LocalSteps}");
             AnsiConsole.MarkupLine($"watch it: hub [bold]{new Uri(url, RoundsProtocol.Path)}[/] (Subscribe(\"{experimentId}\")), status [bold]{new Uri(url, $"api/experiments/{experimentId}")}[/] (bearer: the admin key in {Markup.Escape(Path.Combine(work, "admin-key.txt"))})");
             await File.WriteAllTextAsync(Path.Combine(work, "admin-key.txt"), adminKey, ct).ConfigureAwait(false);
+            await PrintDashboardAsync(admin, url, Math.Max(60, timeoutSeconds / 60), ct).ConfigureAwait(false);
 
             // 4. The model before, scored while nothing else runs.
             var tokenizer = Tokenizers.FromPackage(package);
@@ -180,6 +183,8 @@ internal static class DemoCommand
             if (failed.Count > 0)
                 throw new InvalidOperationException($"edge clients {string.Join(", ", failed)} did not exit cleanly; see their logs in {work}.");
             ok = true;
+            if (keepOpen)
+                await KeepOpenAsync(admin, url, cancel).ConfigureAwait(false);
             return 0;
         }
         finally
@@ -190,6 +195,32 @@ internal static class DemoCommand
                 Directory.Delete(work, recursive: true);
             else
                 AnsiConsole.MarkupLine($"kept [bold]{Markup.Escape(work)}[/] (round log, data, process logs)");
+        }
+    }
+
+    /// <summary>
+    /// Prints the dashboard's address as a one-time sign-in link: the browser that opens it gets its own admin
+    /// session, and the admin key itself never appears on the screen.
+    /// </summary>
+    private static async Task PrintDashboardAsync(HttpClient admin, Uri url, int validMinutes, CancellationToken ct)
+    {
+        var link = await CoordinatorProcess.PostAsync(admin, "api/sign-in-links", new { role = "admin", label = "ferret demo", validMinutes }, ct).ConfigureAwait(false);
+        // Plain Console: a link wrapped at the terminal's width cannot be clicked or copied.
+        Console.Out.WriteLine($"dashboard: {new Uri(url, link.GetProperty("path").GetString())} (one-time sign-in link, valid {validMinutes} minutes)");
+    }
+
+    /// <summary>Keeps the coordinator and its dashboard up after the rounds, with a fresh link, until Ctrl+C.</summary>
+    private static async Task KeepOpenAsync(HttpClient admin, Uri url, CancellationToken cancel)
+    {
+        await PrintDashboardAsync(admin, url, 24 * 60, cancel).ConfigureAwait(false);
+        AnsiConsole.MarkupLine("the coordinator keeps running; [bold]Ctrl+C[/] stops it");
+        try
+        {
+            await Task.Delay(Timeout.Infinite, cancel).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            AnsiConsole.WriteLine("stopped.");
         }
     }
 
