@@ -82,6 +82,13 @@ public sealed class AgreementKeyPair : IDisposable
         return _key.DeriveRawSecretAgreement(other.PublicKey);
     }
 
+    /// <summary>The raw shared secret with a public key imported (and validated) once.</summary>
+    public byte[] Agree(AgreementPublicKey other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return _key.DeriveRawSecretAgreement(other.Key.PublicKey);
+    }
+
     /// <summary>Checks a public key without keeping it: null when it is a valid P-256 point, else why not.</summary>
     public static string? Validate(ReadOnlySpan<byte> publicKey)
     {
@@ -96,7 +103,7 @@ public sealed class AgreementKeyPair : IDisposable
         }
     }
 
-    private static ECDiffieHellman ImportPublic(ReadOnlySpan<byte> key)
+    internal static ECDiffieHellman ImportPublic(ReadOnlySpan<byte> key)
     {
         if (key.Length != PublicKeyBytes)
             throw new ArgumentException($"A public key is {PublicKeyBytes} bytes (X || Y); got {key.Length}.");
@@ -108,4 +115,32 @@ public sealed class AgreementKeyPair : IDisposable
     }
 
     public void Dispose() => _key.Dispose();
+}
+
+/// <summary>
+/// A peer's P-256 public key imported once: the platform validates the point on import, which costs about as
+/// much as an agreement, so a client that agrees with the same neighbour several times imports it once.
+/// </summary>
+public sealed class AgreementPublicKey : IDisposable
+{
+    private AgreementPublicKey(ECDiffieHellman key) => Key = key;
+
+    internal ECDiffieHellman Key { get; }
+
+    /// <summary>Imports and validates <c>X || Y</c>; null, with the reason, when it is not a P-256 point.</summary>
+    public static AgreementPublicKey? TryImport(ReadOnlySpan<byte> publicKey, out string? reason)
+    {
+        try
+        {
+            reason = null;
+            return new AgreementPublicKey(AgreementKeyPair.ImportPublic(publicKey));
+        }
+        catch (Exception e) when (e is CryptographicException or ArgumentException)
+        {
+            reason = e.Message;
+            return null;
+        }
+    }
+
+    public void Dispose() => Key.Dispose();
 }

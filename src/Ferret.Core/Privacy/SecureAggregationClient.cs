@@ -17,6 +17,7 @@ public sealed class SecureAggregationClient : IDisposable
     private readonly AgreementKeyPair _masking;
     private readonly Lock _gate = new();
     private Dictionary<string, NeighbourKeys>? _neighbours;
+    private readonly Dictionary<string, (AgreementPublicKey Encryption, AgreementPublicKey Masking)> _imported = new(StringComparer.Ordinal);
     private int _threshold;
     private byte[]? _selfMaskSeed;
     private byte[]? _ownSeedShare;
@@ -89,10 +90,20 @@ public sealed class SecureAggregationClient : IDisposable
                     throw new SecureAggregationException($"neighbour '{n.ClientId}' is listed twice");
                 if (n.Point <= 0 || !points.Add(n.Point))
                     throw new SecureAggregationException($"neighbour '{n.ClientId}' has point {n.Point}, which is not positive or not unique");
-                if (AgreementKeyPair.Validate(n.EncryptionKey) is { } badEnc)
-                    throw new SecureAggregationException($"neighbour '{n.ClientId}' advertised an invalid encryption key: {badEnc}");
-                if (AgreementKeyPair.Validate(n.MaskingKey) is { } badMask)
+                var encryption = AgreementPublicKey.TryImport(n.EncryptionKey, out var badEnc)
+                    ?? throw new SecureAggregationException($"neighbour '{n.ClientId}' advertised an invalid encryption key: {badEnc}");
+                var masking = AgreementPublicKey.TryImport(n.MaskingKey, out var badMask);
+                if (masking is null)
+                {
+                    encryption.Dispose();
                     throw new SecureAggregationException($"neighbour '{n.ClientId}' advertised an invalid masking key: {badMask}");
+                }
+                if (_imported.Remove(n.ClientId, out var stale))
+                {
+                    stale.Encryption.Dispose();
+                    stale.Masking.Dispose();
+                }
+                _imported[n.ClientId] = (encryption, masking);
             }
             if (request.Point <= 0 || points.Contains(request.Point))
                 throw new SecureAggregationException($"this client's point {request.Point} is not positive or collides with a neighbour's");
@@ -120,7 +131,7 @@ public sealed class SecureAggregationClient : IDisposable
                     SelfMaskShare = seedShares[i].ToBytes(),
                     MaskingKeyShare = keyShares[i].ToBytes(),
                 };
-                var key = SecureAggregationCrypto.ShareKey(_encryption.Agree(order[i].EncryptionKey), ExperimentId, Round, ClientId, to);
+                var key = SecureAggregationCrypto.ShareKey(_encryption.Agree(_imported[to].Encryption), ExperimentId, Round, ClientId, to);
                 shares[i] = new EncryptedShare
                 {
                     To = to,
@@ -167,7 +178,7 @@ public sealed class SecureAggregationClient : IDisposable
                     throw new SecureAggregationException($"a share from '{incoming.From}', who is not a neighbour of this client");
                 if (held.ContainsKey(incoming.From))
                     throw new SecureAggregationException($"two shares from '{incoming.From}' (replay)");
-                var key = SecureAggregationCrypto.ShareKey(_encryption.Agree(sender.EncryptionKey), ExperimentId, Round, incoming.From, ClientId);
+                var key = SecureAggregationCrypto.ShareKey(_encryption.Agree(_imported[incoming.From].Encryption), ExperimentId, Round, incoming.From, ClientId);
                 var plain = SecureAggregationCrypto.Decrypt(key, incoming.Ciphertext, ExperimentId, Round, incoming.From, ClientId)
                     ?? throw new SecureAggregationException($"the share from '{incoming.From}' does not authenticate (forged, altered, or replayed from another round or recipient)");
                 SharePayload payload;
@@ -192,7 +203,7 @@ public sealed class SecureAggregationClient : IDisposable
             MaskGenerator.Add(_selfMaskSeed, y);
             foreach (var v in held.Keys)
             {
-                var seed = SecureAggregationCrypto.MaskSeed(_masking.Agree(_neighbours[v].MaskingKey), ExperimentId, Round, ClientId, v);
+                var seed = SecureAggregationCrypto.MaskSeed(_masking.Agree(_imported[v].Masking), ExperimentId, Round, ClientId, v);
                 if (SecureRound.MaskSign(ClientId, v) > 0)
                     MaskGenerator.Add(seed, y);
                 else
@@ -269,5 +280,11 @@ public sealed class SecureAggregationClient : IDisposable
     {
         _encryption.Dispose();
         _masking.Dispose();
+        foreach (var (e, m) in _imported.Values)
+        {
+            e.Dispose();
+            m.Dispose();
+        }
+        _imported.Clear();
     }
 }
