@@ -56,6 +56,12 @@ public interface IPrivateRoundStore
 
     /// <summary>One client's message of a stage, or null.</summary>
     byte[]? GetMessage(string experimentId, int round, PrivateStage stage, string clientId);
+
+    /// <summary>Who has sent a message of a stage (without the messages: the engine asks on every step).</summary>
+    IReadOnlySet<string> Answered(string experimentId, int round, PrivateStage stage);
+
+    /// <summary>Bytes of all stage messages of a round.</summary>
+    long MessageBytes(string experimentId, int round);
 }
 
 /// <summary>The SQLite private-round store, in the round log's database file (its own two tables).</summary>
@@ -174,6 +180,26 @@ public sealed class SqlitePrivateRoundStore : IPrivateRoundStore
             "SELECT payload FROM private_round_messages WHERE experiment_id = $e AND round = $r AND stage = $s AND client_id = $c",
             ("$e", experimentId), ("$r", round), ("$s", stage.ToString()), ("$c", clientId));
         return cmd.ExecuteScalar() as byte[];
+    }
+
+    public IReadOnlySet<string> Answered(string experimentId, int round, PrivateStage stage)
+    {
+        using var c = Open();
+        using var cmd = Command(c, null, "SELECT client_id FROM private_round_messages WHERE experiment_id = $e AND round = $r AND stage = $s",
+            ("$e", experimentId), ("$r", round), ("$s", stage.ToString()));
+        using var rd = cmd.ExecuteReader();
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        while (rd.Read())
+            ids.Add(rd.GetString(0));
+        return ids;
+    }
+
+    public long MessageBytes(string experimentId, int round)
+    {
+        using var c = Open();
+        using var cmd = Command(c, null, "SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM private_round_messages WHERE experiment_id = $e AND round = $r",
+            ("$e", experimentId), ("$r", round));
+        return (long)cmd.ExecuteScalar()!;
     }
 
     private static string Iso(DateTimeOffset t) => t.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);

@@ -67,8 +67,8 @@ public sealed partial class SecureRounds(IPrivateRoundStore store, RoundLog log,
         {
             case PrivateStage.AdvertiseKeys:
                 {
-                    var answered = store.GetMessages(id, round, PrivateStage.AdvertiseKeys);
-                    if (!due && state.Frame.Participants.Any(c => !failed.Contains(c) && !answered.ContainsKey(c)))
+                    var answered = store.Answered(id, round, PrivateStage.AdvertiseKeys);
+                    if (!due && state.Frame.Participants.Any(c => !failed.Contains(c) && !answered.Contains(c)))
                         return SecureStep.Pending;
                     var deadline = now.AddSeconds(settings.SharesSeconds);
                     if (!store.AdvanceStage(id, round, PrivateStage.AdvertiseKeys, PrivateStage.ShareKeys, deadline))
@@ -83,8 +83,8 @@ public sealed partial class SecureRounds(IPrivateRoundStore store, RoundLog log,
             case PrivateStage.ShareKeys:
                 {
                     var advertised = state.Advertised(store);
-                    var answered = store.GetMessages(id, round, PrivateStage.ShareKeys);
-                    if (!due && advertised.Keys.Any(c => !failed.Contains(c) && !answered.ContainsKey(c)))
+                    var answered = store.Answered(id, round, PrivateStage.ShareKeys);
+                    if (!due && advertised.Keys.Any(c => !failed.Contains(c) && !answered.Contains(c)))
                         return SecureStep.Pending;
                     var deadline = Max(open.DeadlineUtc, now.AddSeconds(settings.SharesSeconds));
                     if (!store.AdvanceStage(id, round, PrivateStage.ShareKeys, PrivateStage.MaskedInput, deadline))
@@ -118,8 +118,8 @@ public sealed partial class SecureRounds(IPrivateRoundStore store, RoundLog log,
             case PrivateStage.Unmasking:
                 {
                     var inputs = state.Inputs(log);
-                    var answered = store.GetMessages(id, round, PrivateStage.Unmasking);
-                    if (!due && inputs.Keys.Any(c => !answered.ContainsKey(c)))
+                    var answered = store.Answered(id, round, PrivateStage.Unmasking);
+                    if (!due && inputs.Keys.Any(c => !answered.Contains(c)))
                         return SecureStep.Pending;
                     if (!store.AdvanceStage(id, round, PrivateStage.Unmasking, PrivateStage.Closed, record.StageDeadlineUtc))
                         return SecureStep.Pending;
@@ -141,7 +141,7 @@ public sealed partial class SecureRounds(IPrivateRoundStore store, RoundLog log,
         if (!outcome.Succeeded)
             return new SecureStep.Abandon($"the sum could not be unmasked: {outcome.Failure}");
         var result = experiment.Private!.AggregateSum(round, state.Plan, outcome.Sum, outcome.Summed.Count);
-        long bytesUp = SecureRoundState.MessageBytes(store, id, round) + log.GetPackets(id, round).Sum(p => (long)p.Packet.Length);
+        long bytesUp = store.MessageBytes(id, round) + log.GetAssignments(id, round).Sum(a => a.PacketBytes);
         SecureLog.Unmasked(logger, id, round, outcome.Summed.Count, state.Frame.Participants.Count);
         return new SecureStep.Complete(result, bytesUp);
     }
@@ -324,10 +324,6 @@ public sealed partial class SecureRounds(IPrivateRoundStore store, RoundLog log,
                 _inputs = log.GetPackets(frame.ExperimentId, frame.Round).ToDictionary(p => p.ClientId, p => Wire.Deserialize<MaskedInput>(p.Packet), StringComparer.Ordinal);
             return _inputs;
         }
-
-        public static long MessageBytes(IPrivateRoundStore store, string id, int round) =>
-            new[] { PrivateStage.AdvertiseKeys, PrivateStage.ShareKeys, PrivateStage.Unmasking }
-                .Sum(s => store.GetMessages(id, round, s).Values.Sum(v => (long)v.Length));
     }
 
     private static partial class SecureLog
