@@ -7,6 +7,7 @@ using Ferret.Coordinator.Experiments;
 using Ferret.Coordinator.Persistence;
 using Ferret.Coordinator.Privacy;
 using Ferret.Coordinator.Rounds;
+using Ferret.Coordinator.ScaleOut;
 using Ferret.Coordinator.Security;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
@@ -22,7 +23,7 @@ builder.Services.AddOptions<CoordinatorOptions>()
     .Validate(o => builder.Environment.IsDevelopment() || !string.IsNullOrEmpty(o.AdminKey), "Ferret:AdminKey is required outside Development.")
     .ValidateOnStart();
 builder.Services.AddSingleton(TimeProvider.System);
-builder.Services.AddSingleton(sp => new RoundLog(sp.GetRequiredService<IOptions<CoordinatorOptions>>().Value.DatabasePath));
+builder.Services.AddRoundLog(sp => sp.GetRequiredService<IOptions<CoordinatorOptions>>().Value.RoundLogSetting);
 builder.Services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
     .AddScheme<AuthenticationSchemeOptions, BearerAuthenticationHandler>(BearerAuthenticationHandler.SchemeName, null);
 builder.Services.AddAuthorization(Policies.Add);
@@ -36,17 +37,18 @@ var telemetry = builder.Services.AddOpenTelemetry()
     .WithMetrics(m => m.AddMeter(CoordinatorMetrics.MeterName).AddAspNetCoreInstrumentation().AddRuntimeInstrumentation().AddPrometheusExporter());
 if (!string.IsNullOrEmpty(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
     telemetry.UseOtlpExporter();
-builder.Services.AddSingleton<IPrivateRoundStore>(sp => new SqlitePrivateRoundStore(sp.GetRequiredService<RoundLog>().DatabasePath));
 builder.Services.AddSingleton<SecureRounds>();
 builder.Services.AddSingleton<ExperimentAlgorithms>();
-builder.Services.AddSingleton<Participants>();
+builder.Services.AddSingleton<DatabaseGate>();
 builder.Services.AddSingleton<ArtifactIndex>();
 builder.Services.AddSingleton<RoundEngine>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<RoundEngine>());
 // SignalR's own limit sits above the packet limit, so an oversized packet still gets a reason back;
 // only a message past twice the limit closes the connection.
-builder.Services.AddSignalR(o => o.MaximumReceiveMessageSize = (2 * (builder.Configuration.GetValue<long?>("Ferret:MaxMessageBytes") ?? new CoordinatorOptions().MaxMessageBytes)) + (64 * 1024))
+var signalR = builder.Services.AddSignalR(o => o.MaximumReceiveMessageSize = (2 * (builder.Configuration.GetValue<long?>("Ferret:MaxMessageBytes") ?? new CoordinatorOptions().MaxMessageBytes)) + (64 * 1024))
     .AddMessagePackProtocol();
+// Alone on SQLite, or one of several instances on PostgreSQL (leases, shared participants) with Redis between their hubs.
+builder.Services.AddScaleOut(signalR, builder.Configuration.GetSection(CoordinatorOptions.Section).Get<CoordinatorOptions>() ?? new CoordinatorOptions());
 
 var app = builder.Build();
 

@@ -11,11 +11,13 @@ internal static class CliRunner
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        // CommandAction reports bad input on Console.Error; capture it for the duration of the call.
+        // CommandAction reports bad input on Console.Error, and some commands print on Console.Out; capture both for the duration of the call.
         lock (ConsoleLock)
         {
             var previous = Console.Error;
+            var previousOut = Console.Out;
             Console.SetError(error);
+            Console.SetOut(output);
             try
             {
                 int code = FerretCommandLine.Build().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
@@ -24,6 +26,7 @@ internal static class CliRunner
             finally
             {
                 Console.SetError(previous);
+                Console.SetOut(previousOut);
             }
         }
     }

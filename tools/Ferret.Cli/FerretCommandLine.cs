@@ -20,7 +20,8 @@ internal static class FerretCommandLine
         root.Add(TrainCommand.Create());
         root.Add(SimulateCommand.Create());
         root.Add(DpAccountCommand.Create());
-        root.Add(BenchCommand.Create(BenchProjectionCommand.Create(), BenchTrainCommand.Create(), BenchIdleCommand.Create(), BenchSecureAggregationCommand.Create()));
+        root.Add(BenchCommand.Create(BenchProjectionCommand.Create(), BenchTrainCommand.Create(), BenchIdleCommand.Create(), BenchScaleCommand.Create(),
+            BenchSecureAggregationCommand.Create()));
         return root;
     }
 }

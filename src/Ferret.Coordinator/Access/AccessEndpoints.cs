@@ -50,7 +50,7 @@ public static class AccessEndpoints
     }
 
     /// <summary>Mints a one-time sign-in link (used by <c>ferret demo</c> and the admin API).</summary>
-    public static SignInLinkCreated MintSignInLink(RoundLog log, TimeProvider clock, string role, string label, int validMinutes)
+    public static SignInLinkCreated MintSignInLink(IClientRegistry log, TimeProvider clock, string role, string label, int validMinutes)
     {
         ArgumentNullException.ThrowIfNull(log);
         ArgumentNullException.ThrowIfNull(clock);
@@ -61,7 +61,7 @@ public static class AccessEndpoints
         return new SignInLinkCreated(code, "/#signin=" + code, role, expires);
     }
 
-    private static Results<Created<AccessKeyCreated>, ValidationProblem> MintObserverKey(ObserverKeyRequest? request, RoundLog log, TimeProvider clock)
+    private static Results<Created<AccessKeyCreated>, ValidationProblem> MintObserverKey(ObserverKeyRequest? request, IClientRegistry log, TimeProvider clock)
     {
         var errors = new Dictionary<string, string[]>();
         string label = request?.Label?.Trim() ?? "";
@@ -79,7 +79,7 @@ public static class AccessEndpoints
         return TypedResults.Created("/api/access-keys", Created(record, key));
     }
 
-    private static Results<Created<SignInLinkCreated>, ValidationProblem> MintLink(SignInLinkRequest? request, RoundLog log, TimeProvider clock)
+    private static Results<Created<SignInLinkCreated>, ValidationProblem> MintLink(SignInLinkRequest? request, IClientRegistry log, TimeProvider clock)
     {
         var errors = new Dictionary<string, string[]>();
         string role = request?.Role?.Trim().ToLowerInvariant() ?? BearerAuthenticationHandler.ObserverRole;
@@ -97,7 +97,7 @@ public static class AccessEndpoints
         return TypedResults.Created(link.Path, link);
     }
 
-    private static Results<Ok<AccessKeyCreated>, ProblemHttpResult> SignIn(SignInRequest? request, RoundLog log, TimeProvider clock)
+    private static Results<Ok<AccessKeyCreated>, ProblemHttpResult> SignIn(SignInRequest? request, IClientRegistry log, TimeProvider clock)
     {
         if (string.IsNullOrWhiteSpace(request?.Code))
             return TypedResults.Problem("A sign-in code is required.", statusCode: StatusCodes.Status400BadRequest);
@@ -114,10 +114,10 @@ public static class AccessEndpoints
             : TypedResults.Ok(Created(record, key));
     }
 
-    private static Ok<AccessKeyView[]> List(RoundLog log) =>
+    private static Ok<AccessKeyView[]> List(IClientRegistry log) =>
         TypedResults.Ok(log.ListAccessKeys().Select(k => new AccessKeyView(k.Id, k.Label, k.Role, k.CreatedUtc, k.ExpiresUtc, k.Revoked)).ToArray());
 
-    private static Results<NoContent, NotFound> Revoke(string id, RoundLog log) =>
+    private static Results<NoContent, NotFound> Revoke(string id, IClientRegistry log) =>
         log.RevokeAccessKey(id) ? TypedResults.NoContent() : TypedResults.NotFound();
 
     private static Ok<SessionView> Session(ClaimsPrincipal user) => TypedResults.Ok(new SessionView(

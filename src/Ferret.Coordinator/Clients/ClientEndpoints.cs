@@ -32,7 +32,7 @@ public static class ClientEndpoints
     }
 
     private static Results<Created<EnrolmentResponse>, ValidationProblem> IssueEnrolment(
-        EnrolmentRequest? request, RoundLog log, IOptions<CoordinatorOptions> options, TimeProvider clock)
+        EnrolmentRequest? request, IClientRegistry log, IOptions<CoordinatorOptions> options, TimeProvider clock)
     {
         int minutes = request?.ValidMinutes ?? options.Value.EnrolmentValidityMinutes;
         if (minutes is <= 0 or > 60 * 24 * 365)
@@ -44,7 +44,7 @@ public static class ClientEndpoints
         return TypedResults.Created("/api/clients", new EnrolmentResponse(token, expires));
     }
 
-    private static Results<Ok<EnrolResponse>, ValidationProblem, ProblemHttpResult> Enrol(EnrolRequest? request, RoundLog log, TimeProvider clock)
+    private static Results<Ok<EnrolResponse>, ValidationProblem, ProblemHttpResult> Enrol(EnrolRequest? request, IClientRegistry log, TimeProvider clock)
     {
         var errors = new Dictionary<string, string[]>();
         if (string.IsNullOrWhiteSpace(request?.EnrolmentToken))
@@ -62,12 +62,12 @@ public static class ClientEndpoints
         return TypedResults.Ok(new EnrolResponse(id, token));
     }
 
-    private static Ok<ClientView[]> List(RoundLog log) => TypedResults.Ok(log.ListClients().Select(View).ToArray());
+    private static Ok<ClientView[]> List(IClientRegistry log) => TypedResults.Ok(log.ListClients().Select(View).ToArray());
 
-    private static Results<Ok<ClientView>, NotFound> Me(ClaimsPrincipal user, RoundLog log) =>
+    private static Results<Ok<ClientView>, NotFound> Me(ClaimsPrincipal user, IClientRegistry log) =>
         log.GetClient(user.FindFirstValue(ClaimTypes.NameIdentifier)!) is { } c ? TypedResults.Ok(View(c)) : TypedResults.NotFound();
 
-    private static Results<NoContent, NotFound> Revoke(string id, RoundLog log) =>
+    private static Results<NoContent, NotFound> Revoke(string id, IClientRegistry log) =>
         log.RevokeClient(id) ? TypedResults.NoContent() : TypedResults.NotFound();
 
     private static ClientView View(ClientRecord c) =>

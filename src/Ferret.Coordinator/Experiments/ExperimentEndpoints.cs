@@ -4,6 +4,7 @@ using Ferret.Coordinator.Artifacts;
 using Ferret.Coordinator.Persistence;
 using Ferret.Coordinator.Privacy;
 using Ferret.Coordinator.Rounds;
+using Ferret.Coordinator.ScaleOut;
 using Ferret.Coordinator.Security;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
@@ -37,7 +38,7 @@ public sealed record ExperimentView(
     string Id, string Name, string Algorithm, string State, int Rounds, double Fraction, int MinClients, int RoundDeadlineSeconds, int CandidateSeeds, int Blocks,
     long Parameters, string ArtifactFingerprint, DateTimeOffset CreatedUtc, IReadOnlyList<RoundView>? RoundLog, long? Rejections = null,
     OpenRoundView? OpenRound = null, ModelFingerprintView? ModelFingerprint = null, int? LocalSteps = null, double? LocalLearningRate = null,
-    double? ServerLearningRate = null, PrivacyView? Privacy = null);
+    double? ServerLearningRate = null, PrivacyView? Privacy = null, ExperimentOwner? Owner = null);
 
 public sealed record AssignmentView(string ClientId, string State, string? PacketSha256, long PacketBytes, DateTimeOffset? ReceivedUtc, double? TrainLoss, string? Reason);
 
@@ -65,7 +66,7 @@ public static class ExperimentEndpoints
     }
 
     private static Results<Created<ExperimentView>, ValidationProblem> Create(
-        CreateExperimentRequest? request, RoundLog log, IOptions<CoordinatorOptions> options, TimeProvider clock, ArtifactIndex artifacts)
+        CreateExperimentRequest? request, IRoundLog log, IOptions<CoordinatorOptions> options, TimeProvider clock, ArtifactIndex artifacts)
     {
         var errors = new Dictionary<string, string[]>();
         if (request is null)
@@ -133,10 +134,10 @@ public static class ExperimentEndpoints
         return TypedResults.Created($"/api/experiments/{descriptor.Id}", View(record, descriptor, null));
     }
 
-    private static Ok<ExperimentView[]> List(RoundLog log) =>
+    private static Ok<ExperimentView[]> List(IRoundLog log) =>
         TypedResults.Ok(log.ListExperiments().Select(e => View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), null)).ToArray());
 
-    private static Results<Ok<ExperimentView>, NotFound> Get(string id, RoundLog log)
+    private static Results<Ok<ExperimentView>, NotFound> Get(string id, IRoundLog log, IExperimentOwnership ownership)
     {
         if (log.GetExperiment(id) is not { } e)
             return TypedResults.NotFound();
@@ -146,10 +147,11 @@ public static class ExperimentEndpoints
             Rejections = log.CountRejections(id),
             OpenRound = ExperimentWatchViews.OpenRound(log, id),
             ModelFingerprint = ExperimentWatchViews.ModelFingerprint(log, id),
+            Owner = ownership.OwnerOf(id),
         });
     }
 
-    private static Results<NoContent, NotFound, Conflict<string>> Stop(string id, RoundLog log, TimeProvider clock)
+    private static Results<NoContent, NotFound, Conflict<string>> Stop(string id, IRoundLog log, TimeProvider clock)
     {
         if (log.GetExperiment(id) is not { } e)
             return TypedResults.NotFound();
@@ -160,11 +162,11 @@ public static class ExperimentEndpoints
     }
 
     /// <summary>The MessagePack experiment descriptor a client needs to take part (seeds, blocks, settings).</summary>
-    private static Results<FileContentHttpResult, NotFound> Descriptor(string id, RoundLog log) =>
+    private static Results<FileContentHttpResult, NotFound> Descriptor(string id, IRoundLog log) =>
         log.GetExperiment(id) is { } e ? TypedResults.File(e.Descriptor, MessagePackType) : TypedResults.NotFound();
 
     /// <summary>Catch-up: the completed global updates after round <paramref name="after"/>, as a MessagePack array of updates.</summary>
-    private static Results<FileContentHttpResult, NotFound, ValidationProblem> Updates(string id, int? after, RoundLog log)
+    private static Results<FileContentHttpResult, NotFound, ValidationProblem> Updates(string id, int? after, IRoundLog log)
     {
         if (log.GetExperiment(id) is null)
             return TypedResults.NotFound();
@@ -175,7 +177,7 @@ public static class ExperimentEndpoints
     }
 
     /// <summary>One round in full: every assignment (state, packet digest and size, train loss, reason) and the fingerprints reported.</summary>
-    private static Results<Ok<RoundDetailView>, NotFound> RoundDetail(string id, int round, RoundLog log)
+    private static Results<Ok<RoundDetailView>, NotFound> RoundDetail(string id, int round, IRoundLog log)
     {
         if (log.GetRound(id, round) is not { } r)
             return TypedResults.NotFound();

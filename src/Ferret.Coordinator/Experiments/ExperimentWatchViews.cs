@@ -47,7 +47,7 @@ public static class ExperimentWatchViews
     }
 
     /// <summary>The open round of an experiment, or null between rounds.</summary>
-    public static OpenRoundView? OpenRound(RoundLog log, string experimentId)
+    public static OpenRoundView? OpenRound(IRoundLog log, string experimentId)
     {
         ArgumentNullException.ThrowIfNull(log);
         if (log.GetProgress(experimentId).Open is not { } open)
@@ -59,7 +59,7 @@ public static class ExperimentWatchViews
     }
 
     /// <summary>The latest reported model fingerprint and whether every report of that round agrees.</summary>
-    public static ModelFingerprintView? ModelFingerprint(RoundLog log, string experimentId)
+    public static ModelFingerprintView? ModelFingerprint(IRoundLog log, string experimentId)
     {
         ArgumentNullException.ThrowIfNull(log);
         var reports = log.GetLatestFingerprints(experimentId);
@@ -69,7 +69,7 @@ public static class ExperimentWatchViews
         return new ModelFingerprintView(reports[0].Round, majority, reports.Count, reports.All(f => f.Fingerprint == majority));
     }
 
-    private static Results<Ok<ExperimentClientView[]>, NotFound> Clients(string id, RoundLog log, Participants participants)
+    private static Results<Ok<ExperimentClientView[]>, NotFound> Clients(string id, IRoundLog log, IParticipants participants)
     {
         if (log.GetExperiment(id) is null)
             return TypedResults.NotFound();
@@ -86,7 +86,7 @@ public static class ExperimentWatchViews
             r.FingerprintRound, r.Fingerprint, r.FingerprintRound is int fr ? majorities[fr] == r.Fingerprint : null, r.Rejections)).ToArray());
     }
 
-    private static Results<Ok<RejectionView[]>, NotFound, ValidationProblem> Rejections(string id, int? limit, RoundLog log)
+    private static Results<Ok<RejectionView[]>, NotFound, ValidationProblem> Rejections(string id, int? limit, IRoundLog log)
     {
         if (log.GetExperiment(id) is null)
             return TypedResults.NotFound();

@@ -20,7 +20,7 @@ public abstract record SecureStep
     public sealed record Abandon(string Reason) : SecureStep;
 
     /// <summary>The sum is unmasked and aggregated: the engine stores and broadcasts the update.</summary>
-    public sealed record Complete(PrivateRound Result, long BytesUp) : SecureStep;
+    public sealed record Complete(PrivateRound Result, long BytesUp, IReadOnlyCollection<string> Inputs) : SecureStep;
 }
 
 /// <summary>
@@ -30,7 +30,7 @@ public abstract record SecureStep
 /// it is in the round log and the private-round store first, so a restarted coordinator resumes the stage it was
 /// in and re-sends a rejoining client the request it is missing.
 /// </summary>
-public sealed partial class SecureRounds(IPrivateRoundStore store, RoundLog log, IHubContext<RoundsHub> hub, ILogger<SecureRounds> logger)
+public sealed partial class SecureRounds(IPrivateRoundStore store, IRoundLog log, IHubContext<RoundsHub> hub, ILogger<SecureRounds> logger)
 {
     private readonly ConcurrentDictionary<(string Experiment, int Round), SecureRoundState> _rounds = new();
 
@@ -143,7 +143,7 @@ public sealed partial class SecureRounds(IPrivateRoundStore store, RoundLog log,
         var result = experiment.Private!.AggregateSum(round, state.Plan, outcome.Sum, outcome.Summed.Count);
         long bytesUp = store.MessageBytes(id, round) + log.GetAssignments(id, round).Sum(a => a.PacketBytes);
         SecureLog.Unmasked(logger, id, round, outcome.Summed.Count, state.Frame.Participants.Count);
-        return new SecureStep.Complete(result, bytesUp);
+        return new SecureStep.Complete(result, bytesUp, [.. inputs.Keys]);
     }
 
     /// <summary>
@@ -318,7 +318,7 @@ public sealed partial class SecureRounds(IPrivateRoundStore store, RoundLog log,
                 .ToDictionary(p => p.Key, p => Wire.Deserialize<ShareKeysResponse>(p.Value), StringComparer.Ordinal);
 
         /// <summary>The masked inputs; <paramref name="reload"/> reads them again once they are frozen, in case a door check read them a moment before.</summary>
-        public Dictionary<string, MaskedInput> Inputs(RoundLog log, bool reload = false)
+        public Dictionary<string, MaskedInput> Inputs(IRoundLog log, bool reload = false)
         {
             if (reload || _inputs is null)
                 _inputs = log.GetPackets(frame.ExperimentId, frame.Round).ToDictionary(p => p.ClientId, p => Wire.Deserialize<MaskedInput>(p.Packet), StringComparer.Ordinal);

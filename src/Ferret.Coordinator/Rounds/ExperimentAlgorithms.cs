@@ -15,7 +15,7 @@ public sealed record ExperimentAlgorithm(ExperimentDescriptor Descriptor, IFeder
 }
 
 /// <summary>The coordinator side of each experiment's algorithm, built once from its stored descriptor.</summary>
-public sealed class ExperimentAlgorithms(RoundLog log)
+public sealed class ExperimentAlgorithms(IRoundLog log)
 {
     private readonly ConcurrentDictionary<string, ExperimentAlgorithm> _cache = new(StringComparer.Ordinal);
 

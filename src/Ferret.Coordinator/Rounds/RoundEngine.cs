@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Threading.Channels;
 using Ferret.Coordinator.Persistence;
 using Ferret.Coordinator.Privacy;
+using Ferret.Coordinator.ScaleOut;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
 using Ferret.Core.Privacy;
@@ -22,38 +23,51 @@ public sealed record RoundMetrics(int Assigned, int Aggregated, int Missing, dou
 /// arrived (failures and silence recorded, never blocking), persists the global update with the
 /// aggregator's state in one transaction, and only then broadcasts it. Everything it decides is in the
 /// round log first, so a coordinator killed at any moment restarts where the log says: an open round
-/// keeps its assignments and deadline, a completed one is never redone.
+/// keeps its assignments and deadline, a completed one is never redone. With several instances, each
+/// steps only the experiments it owns (<see cref="IExperimentOwnership"/>); an instance that takes one over
+/// continues from the log exactly as a restarted coordinator would.
 /// </summary>
 public sealed partial class RoundEngine : BackgroundService
 {
     /// <summary>Global updates up to this size travel inside the round event; larger ones are fetched over HTTP.</summary>
     public const int InlineUpdateBytes = 256 * 1024;
 
-    private readonly RoundLog _log;
+    private readonly IRoundLog _log;
     private readonly SecureRounds _secure;
     private readonly IPrivateRoundStore _privateRounds;
+    private readonly IClientRegistry _clients;
     private readonly ExperimentAlgorithms _algorithms;
-    private readonly Participants _participants;
+    private readonly IParticipants _participants;
+    private readonly IExperimentOwnership _ownership;
     private readonly IHubContext<RoundsHub> _hub;
     private readonly TimeProvider _clock;
     private readonly IOptions<CoordinatorOptions> _options;
     private readonly ILogger<RoundEngine> _logger;
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
 
-    public RoundEngine(RoundLog log, ExperimentAlgorithms algorithms, Participants participants, IHubContext<RoundsHub> hub,
-        TimeProvider clock, IOptions<CoordinatorOptions> options, ILogger<RoundEngine> logger, SecureRounds secure, IPrivateRoundStore privateRounds)
+    public RoundEngine(IRoundLog log, IClientRegistry clients, ExperimentAlgorithms algorithms, IParticipants participants,
+        IExperimentOwnership ownership, IHubContext<RoundsHub> hub, TimeProvider clock, IOptions<CoordinatorOptions> options, ILogger<RoundEngine> logger,
+        SecureRounds secure, IPrivateRoundStore privateRounds)
     {
-        ArgumentNullException.ThrowIfNull(participants);
+        ArgumentNullException.ThrowIfNull(ownership);
         _log = log;
         _secure = secure;
         _privateRounds = privateRounds;
+        _clients = clients;
         _algorithms = algorithms;
         _participants = participants;
+        _ownership = ownership;
         _hub = hub;
         _clock = clock;
         _options = options;
         _logger = logger;
-        participants.Changed += Wake;
+        ownership.Woken += (experimentId, gained) =>
+        {
+            // A new owner's aggregator must come from the log, whatever it held when it last owned the experiment.
+            if (gained)
+                _algorithms.Evict(experimentId);
+            Wake();
+        };
     }
 
     /// <summary>Asks the engine to look at the experiments now (a packet arrived, a client joined).</summary>
@@ -68,7 +82,7 @@ public sealed partial class RoundEngine : BackgroundService
         {
             foreach (var experiment in _log.ListExperiments())
             {
-                if (experiment.State is ExperimentState.Completed)
+                if (experiment.State is ExperimentState.Completed || !_ownership.Owns(experiment.Id))
                     continue;
                 try
                 {
@@ -130,7 +144,10 @@ public sealed partial class RoundEngine : BackgroundService
                 if (step is SecureStep.Abandon abandon)
                     await AbandonAsync(experiment, open, assignments.Count, baseRound, abandon.Reason, now, cancellationToken).ConfigureAwait(false);
                 else if (step is SecureStep.Complete complete)
-                    await CompleteAsync(experiment, open, secure, complete.Result.Update, baseRound, now, assignments.Count, complete.Result.MeanTrainLoss, complete.BytesUp, complete.Result.Privacy, cancellationToken).ConfigureAwait(false);
+                {
+                    await CompleteAsync(experiment, open, secure, complete.Result.Update, baseRound, now, assignments.Count, complete.Result.MeanTrainLoss,
+                        complete.BytesUp, complete.Result.Privacy, complete.Inputs, cancellationToken).ConfigureAwait(false);
+                }
                 return;
             }
             if (now >= open.DeadlineUtc || assignments.All(a => a.State != AssignmentState.Assigned))
@@ -149,7 +166,7 @@ public sealed partial class RoundEngine : BackgroundService
         var connected = _participants.Connected(experiment.Id);
         if (connected.Count < descriptor.MinClients)
             return; // the common idle case, decided without touching the database
-        var revoked = _log.RevokedClientIds();
+        var revoked = _clients.RevokedClientIds();
         var eligible = connected.Where(c => !revoked.Contains(c)).ToList();
         // A secure round needs at least threshold inputs, so it draws at least that many clients.
         int atLeast = descriptor.Privacy?.SecureAggregation?.Threshold ?? 1;
@@ -225,21 +242,22 @@ public sealed partial class RoundEngine : BackgroundService
         var experimentAlgorithm = _algorithms.Get(experiment.Id) ?? throw new InvalidOperationException($"Experiment '{experiment.Id}' vanished.");
         var updates = packets.Select(p => Wire.Deserialize<ClientUpdate>(p.Packet)).ToList();
         long up = packets.Sum(p => (long)p.Packet.Length);
+        var senders = packets.Select(p => p.ClientId).ToList();
         if (experimentAlgorithm.Private is { } p)
         {
             // Central DP in the clear: the coordinator clips and quantizes every packet, sums, and adds the noise.
             var record = _privateRounds.GetRound(experiment.Id, open.Round)
                 ?? new PrivateRoundRecord(experiment.Id, open.Round, assignments.Count, assignments.Count, p.ClipNorm, PrivateStage.Packets, open.DeadlineUtc);
             var result = p.AggregatePackets(open.Round, p.Plan(open.Round, record.Assigned, record.Eligible), updates.Cast<FerretUpdate>().ToList());
-            await CompleteAsync(experiment, open, experimentAlgorithm, result.Update, baseRound, now, assignments.Count, result.MeanTrainLoss, up, result.Privacy, cancellationToken)
-                .ConfigureAwait(false);
+            await CompleteAsync(experiment, open, experimentAlgorithm, result.Update, baseRound, now, assignments.Count, result.MeanTrainLoss, up, result.Privacy,
+                senders, cancellationToken).ConfigureAwait(false);
             return;
         }
         var failures = assignments.Where(a => a.State != AssignmentState.Received)
             .Select(a => new ClientFailure(a.ClientId, a.Reason ?? a.State.ToString().ToLowerInvariant())).ToList();
         var update = experimentAlgorithm.Algorithm.Aggregate(open.Round, updates, failures);
         double? loss = updates.Count > 0 ? updates.Average(u => u.Stats.Loss) : null;
-        await CompleteAsync(experiment, open, experimentAlgorithm, update, baseRound, now, assignments.Count, loss, up, null, cancellationToken).ConfigureAwait(false);
+        await CompleteAsync(experiment, open, experimentAlgorithm, update, baseRound, now, assignments.Count, loss, up, null, senders, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task AbandonAsync(ExperimentRecord experiment, RoundRecord open, int assigned, int baseRound, string reason, DateTimeOffset now, CancellationToken cancellationToken)
@@ -266,9 +284,9 @@ public sealed partial class RoundEngine : BackgroundService
         }, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Stores the round's update with the aggregator's state in one transaction, then broadcasts it.</summary>
+    /// <summary>Stores the round's update with the aggregator's state in one transaction (refused unless the round's packets are exactly those aggregated), then broadcasts it.</summary>
     private async Task CompleteAsync(ExperimentRecord experiment, RoundRecord open, ExperimentAlgorithm experimentAlgorithm, GlobalUpdate update, int baseRound,
-        DateTimeOffset now, int assigned, double? loss, long up, RoundPrivacy? privacy, CancellationToken cancellationToken)
+        DateTimeOffset now, int assigned, double? loss, long up, RoundPrivacy? privacy, IReadOnlyCollection<string> aggregatedClients, CancellationToken cancellationToken)
     {
         double seconds = (now - open.OpenedUtc).TotalSeconds;
         bool last = open.Round >= experiment.Rounds;
@@ -277,11 +295,12 @@ public sealed partial class RoundEngine : BackgroundService
         var metrics = new RoundMetrics(assigned, aggregated, assigned - aggregated, loss, up, bytes.Length, seconds, privacy);
         try
         {
-            _log.CompleteRound(experiment.Id, open.Round, bytes, experimentAlgorithm.ExportState(), JsonSerializer.Serialize(metrics), now);
+            _log.CompleteRound(experiment.Id, open.Round, bytes, experimentAlgorithm.ExportState(), JsonSerializer.Serialize(metrics), now, aggregatedClients);
         }
         catch
         {
-            // The aggregator has advanced in memory but the log has not: forget it, the next step reloads from the log.
+            // The aggregator has advanced in memory but the log has not (a packet arrived meanwhile, another instance
+            // closed the round, the disk is full): forget it, the next step reloads from the log and aggregates again.
             _algorithms.Evict(experiment.Id);
             throw;
         }

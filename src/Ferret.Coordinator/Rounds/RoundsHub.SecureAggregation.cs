@@ -32,12 +32,22 @@ public sealed partial class RoundsHub
             return await Reject(experimentId, round, bytes, "empty masked input").ConfigureAwait(false);
         if (input.LongLength > options.Value.MaxMessageBytes)
             return await Reject(experimentId, round, bytes, $"masked input of {input.LongLength} bytes exceeds the message limit of {options.Value.MaxMessageBytes}").ConfigureAwait(false);
-        if (algorithms.Get(experimentId) is not { } experiment)
-            return await Reject(experimentId, round, bytes, $"no experiment '{experimentId}'").ConfigureAwait(false);
         string client = ClientId;
-        if (secure.CheckMaskedInput(experiment, round, client, input) is { } reason)
+        string digest = Convert.ToHexStringLower(SHA256.HashData(input));
+        string? reason;
+        PacketOutcome outcome = PacketOutcome.NotAssigned;
+        using (await gate.EnterAsync().ConfigureAwait(false))
+        {
+            reason = algorithms.Get(experimentId) is not { } experiment ? $"no experiment '{experimentId}'" : secure.CheckMaskedInput(experiment, round, client, input);
+            if (reason is null)
+            {
+                outcome = log.RecordPacket(experimentId, round, client, input, digest, null, clock.GetUtcNow());
+                if (outcome == PacketOutcome.Accepted)
+                    ownership.Nudge(experimentId);
+            }
+        }
+        if (reason is not null)
             return await Reject(experimentId, round, bytes, reason).ConfigureAwait(false);
-        var outcome = log.RecordPacket(experimentId, round, client, input, Convert.ToHexStringLower(SHA256.HashData(input)), null, clock.GetUtcNow());
         if (outcome != PacketOutcome.Accepted)
         {
             return await Reject(experimentId, round, bytes, outcome switch
@@ -47,7 +57,6 @@ public sealed partial class RoundsHub
                 _ => $"this client is not assigned to round {round}",
             }).ConfigureAwait(false);
         }
-        engine.Wake();
         CoordinatorMetrics.PacketsAccepted.Add(1);
         CoordinatorMetrics.PacketBytes.Add(bytes);
         await Notify(new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = client, Kind = ClientEvent.Received, Bytes = bytes, Detail = "masked input" })
@@ -64,13 +73,18 @@ public sealed partial class RoundsHub
             return await Reject(experimentId, round, bytes, $"empty {SecureRounds.Name(stage)} message").ConfigureAwait(false);
         if (payload.LongLength > options.Value.MaxMessageBytes)
             return await Reject(experimentId, round, bytes, $"{SecureRounds.Name(stage)} message of {payload.LongLength} bytes exceeds the message limit").ConfigureAwait(false);
-        if (algorithms.Get(experimentId) is not { } experiment)
-            return await Reject(experimentId, round, bytes, $"no experiment '{experimentId}'").ConfigureAwait(false);
-        if (secure.Accept(stage, experiment, round, ClientId, payload, clock.GetUtcNow()) is { } reason)
+        string client = ClientId;
+        string? reason;
+        using (await gate.EnterAsync().ConfigureAwait(false))
+        {
+            reason = algorithms.Get(experimentId) is not { } experiment
+                ? $"no experiment '{experimentId}'"
+                : secure.Accept(stage, experiment, round, client, payload, clock.GetUtcNow());
+            if (reason is null)
+                ownership.Nudge(experimentId);
+        }
+        if (reason is not null)
             return await Reject(experimentId, round, bytes, reason).ConfigureAwait(false);
-        engine.Wake();
         return new SubmitResult { Accepted = true };
     }
-
-    private PrivateRoundInfo? SecureAssignmentInfo(ExperimentAlgorithm experiment, int round) => secure.AssignmentInfo(experiment, round);
 }

@@ -53,7 +53,7 @@ public sealed class FederationTests
         });
         var fingerprints = edges.Select(Federation.FinalFingerprint).Distinct().ToList();
         // Everyone agrees, and with an independent replay of the round log from the initial parameters.
-        Assert.Equal(await ReplayAsync(federation, id), Assert.Single(fingerprints));
+        Assert.Equal(await federation.ReplayAsync(id), Assert.Single(fingerprints));
     }
 
     [Fact]
@@ -85,7 +85,7 @@ public sealed class FederationTests
         var experiment = await federation.ExperimentAsync(id);
         Assert.Equal(3, Federation.Rounds(experiment).Single(r => r.GetProperty("round").GetInt32() == 2).GetProperty("aggregated").GetInt32());
         var fingerprints = new[] { edge1, edge2, restarted }.Select(Federation.FinalFingerprint).Distinct();
-        Assert.Equal(await ReplayAsync(federation, id), Assert.Single(fingerprints));
+        Assert.Equal(await federation.ReplayAsync(id), Assert.Single(fingerprints));
     }
 
     [Fact]
@@ -120,7 +120,7 @@ public sealed class FederationTests
         // Edge 1 applied round 1 before the kill and never again; its final model equals a replay of the log
         // the restarted coordinator holds, so round 1 in the log is the round 1 it applied: nothing redone, nothing lost.
         Assert.Single(File.ReadLines(edge1.LogPath), l => l.Contains("round 1 applied", StringComparison.Ordinal));
-        Assert.Equal(await ReplayAsync(federation, id), Assert.Single(new[] { edge1, edge2 }.Select(Federation.FinalFingerprint).Distinct()));
+        Assert.Equal(await federation.ReplayAsync(id), Assert.Single(new[] { edge1, edge2 }.Select(Federation.FinalFingerprint).Distinct()));
     }
 
     [Fact]
@@ -169,7 +169,7 @@ public sealed class FederationTests
                 a => Assert.Equal(JsonValueKind.Null, a.GetProperty("trainLoss").ValueKind));
         }
         var fingerprints = edges.Select(Federation.FinalFingerprint).Distinct().ToList();
-        Assert.Equal(await ReplayAsync(federation, id), Assert.Single(fingerprints));
+        Assert.Equal(await federation.ReplayAsync(id), Assert.Single(fingerprints));
     }
 
     [Fact]
@@ -180,14 +180,14 @@ public sealed class FederationTests
         var id = await federation.CreateExperimentAsync(rounds: 1, minClients: 2, deadlineSeconds: 60);
         var descriptor = Wire.Deserialize<ExperimentDescriptor>(await federation.Admin.GetByteArrayAsync($"api/experiments/{id}/descriptor"));
 
-        await using var anonymous = Hub(federation, null);
+        await using var anonymous = federation.Hub(null);
         await Assert.ThrowsAnyAsync<HttpRequestException>(() => anonymous.StartAsync());
-        await using var forged = Hub(federation, "ferret_forged-token");
+        await using var forged = federation.Hub("ferret_forged-token");
         await Assert.ThrowsAnyAsync<HttpRequestException>(() => forged.StartAsync());
 
         // Two enrolled clients over WebSockets; the round waits for both.
-        await using var hub = Hub(federation, await EnrolAsync(federation));
-        await using var other = Hub(federation, await EnrolAsync(federation));
+        await using var hub = federation.Hub(await federation.EnrolClientAsync());
+        await using var other = federation.Hub(await federation.EnrolClientAsync());
         var assigned = new TaskCompletionSource<RoundAssignment>(TaskCreationOptions.RunContinuationsAsynchronously);
         var completed = new TaskCompletionSource<RoundEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
         hub.On<RoundAssignment>(RoundsProtocol.Assignment, a => assigned.TrySetResult(a));
@@ -216,7 +216,7 @@ public sealed class FederationTests
         Assert.Contains("late", await Submit(other, Packet(descriptor, assignment.Round)));
 
         // A message past SignalR's own limit closes that connection, and only that connection.
-        await using var flooder = Hub(federation, await EnrolAsync(federation));
+        await using var flooder = federation.Hub(await federation.EnrolClientAsync());
         await flooder.StartAsync();
         await Assert.ThrowsAnyAsync<Exception>(() => flooder.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, id, 1, new byte[12 * 1024 * 1024]));
         var experiment = await federation.ExperimentAsync(id);
@@ -306,34 +306,5 @@ public sealed class FederationTests
         badData.Dispose();
     }
 
-    private static HubConnection Hub(Federation federation, string? token) => new HubConnectionBuilder()
-        .WithUrl(new Uri(federation.Url, RoundsProtocol.Path), o =>
-        {
-            if (token is not null)
-                o.AccessTokenProvider = () => Task.FromResult<string?>(token);
-        })
-        .AddMessagePackProtocol()
-        .Build();
-
-    private static async Task<string> EnrolAsync(Federation federation)
-    {
-        using var anonymous = new HttpClient { BaseAddress = federation.Url };
-        var response = await anonymous.PostAsJsonAsync("api/clients/enrol", new { enrolmentToken = await federation.EnrolmentTokenAsync(), name = "probe" });
-        response.EnsureSuccessStatusCode();
-        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString()!;
-    }
-
     private static byte[] Packet(ExperimentDescriptor descriptor, int round, string? experimentId = null) => TestPackets.Ferret(descriptor, round, experimentId);
-
-    /// <summary>The model fingerprint after replaying the coordinator's round log onto the package's initial parameters, independently of every client.</summary>
-    private static async Task<string> ReplayAsync(Federation federation, string id)
-    {
-        var descriptor = Wire.Deserialize<ExperimentDescriptor>(await federation.Admin.GetByteArrayAsync($"api/experiments/{id}/descriptor"));
-        var updates = Wire.Deserialize<GlobalUpdate[]>(await federation.Admin.GetByteArrayAsync($"api/experiments/{id}/updates?after=0"));
-        var algorithm = FederatedAlgorithms.Create(descriptor, descriptor.Blocks(federation.Package.Layout));
-        var parameters = federation.Package.LoadParameters();
-        foreach (var u in updates)
-            algorithm.Apply(u, parameters);
-        return ModelFingerprint.Compute(parameters);
-    }
 }

@@ -73,9 +73,10 @@ public sealed class ExperimentTests : IDisposable
     public async Task Catch_up_returns_the_completed_global_updates_after_a_round()
     {
         var created = await CreateAsync();
-        var log = _factory.Services.GetRequiredService<RoundLog>();
-        log.AddEnrolmentToken("e", "x", DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddHours(1));
-        log.RedeemEnrolmentToken("e", new ClientRecord("c1", "c1", DateTimeOffset.UtcNow, null, false), "t", DateTimeOffset.UtcNow);
+        var log = _factory.Services.GetRequiredService<IRoundLog>();
+        var clients = _factory.Services.GetRequiredService<IClientRegistry>();
+        clients.AddEnrolmentToken("e", "x", DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddHours(1));
+        clients.RedeemEnrolmentToken("e", new ClientRecord("c1", "c1", DateTimeOffset.UtcNow, null, false), "t", DateTimeOffset.UtcNow);
         for (int r = 1; r <= 3; r++)
         {
             log.OpenRound(created.Id, r, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddMinutes(1), ["c1"]);
@@ -102,7 +103,7 @@ public sealed class ExperimentTests : IDisposable
         var response = await _factory.Admin().PostAsJsonAsync("/api/experiments", Request(algorithm, artifact, rounds, fraction));
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Contains(expected, await response.Content.ReadAsStringAsync());
-        Assert.Empty(_factory.Services.GetRequiredService<RoundLog>().ListExperiments());
+        Assert.Empty(_factory.Services.GetRequiredService<IRoundLog>().ListExperiments());
     }
 
     [Fact]

@@ -39,7 +39,7 @@ public sealed class WatchViewTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task The_views_show_the_open_round_who_delivered_who_failed_and_why_and_every_rejection()
     {
-        var log = _factory.Services.GetRequiredService<RoundLog>();
+        var log = _factory.Services.GetRequiredService<IRoundLog>();
         var deadline = DateTimeOffset.UtcNow.AddMinutes(5);
         log.OpenRound(_experiment.Id, 1, DateTimeOffset.UtcNow, deadline, [_a.ClientId, _b.ClientId]);
         await using var observer = _factory.ConnectHub(CoordinatorFactory.AdminKey);

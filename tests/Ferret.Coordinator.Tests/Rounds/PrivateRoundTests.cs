@@ -38,7 +38,7 @@ public sealed class PrivateRoundTests : IDisposable
         _factory.Dispose();
     }
 
-    private RoundLog Log => _factory.Services.GetRequiredService<RoundLog>();
+    private IRoundLog Log => _factory.Services.GetRequiredService<IRoundLog>();
 
     private async Task<ExperimentDescriptor> CreateAsync(object? secureAggregation, object? differentialPrivacy, int clients, int rounds = 1)
     {

@@ -29,7 +29,7 @@ public sealed class RoundEngineTests : IDisposable
         _factory.Dispose();
     }
 
-    private RoundLog Log => _factory.Services.GetRequiredService<RoundLog>();
+    private IRoundLog Log => _factory.Services.GetRequiredService<IRoundLog>();
 
     private async Task<ExperimentDescriptor> CreateAsync(string algorithm = "ferret", int rounds = 2, int minClients = 2, int deadline = 60, double fraction = 1.0)
     {

@@ -177,7 +177,7 @@ internal static class BenchSecureAggregationCommand
                             aggregated.Add(e.Aggregated);
                         }
                         if (e.Round == 1)
-                            afterFirst.TrySetResult((BenchIdleCommand.Sample(coordinator.Id).CpuSeconds, Interlocked.Read(ref down)));
+                            afterFirst.TrySetResult((ProcessStats.Sample(coordinator.Id).CpuSeconds, Interlocked.Read(ref down)));
                         if (e.ExperimentEnded)
                             finished.TrySetResult();
                     });
@@ -211,7 +211,7 @@ internal static class BenchSecureAggregationCommand
 
             var (cpuStart, downStart) = await afterFirst.Task.WaitAsync(TimeSpan.FromMinutes(30), ct).ConfigureAwait(false);
             await finished.Task.WaitAsync(TimeSpan.FromMinutes(30), ct).ConfigureAwait(false);
-            double cpuEnd = BenchIdleCommand.Sample(coordinator.Id).CpuSeconds;
+            double cpuEnd = ProcessStats.Sample(coordinator.Id).CpuSeconds;
             int measured = rounds - 1;
             var view = await admin.GetFromJsonAsync<JsonElement>(new Uri($"api/experiments/{experiment}", UriKind.Relative), ct).ConfigureAwait(false);
             var log = view.GetProperty("roundLog").EnumerateArray().Where(x => x.GetProperty("round").GetInt32() > 1 && x.GetProperty("state").GetString() == "Completed").ToList();
