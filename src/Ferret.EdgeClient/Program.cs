@@ -1,26 +1,30 @@
 using System.CommandLine;
+using Ferret.Cli;
 using Ferret.EdgeClient;
 using Ferret.Training.Data;
 using Ferret.Training.Runtime;
 
 var coordinator = new Option<string>("--coordinator") { Description = "Coordinator base URL, e.g. http://10.0.0.5:5000.", Required = true };
-var token = new Option<string?>("--token") { Description = "Client token (default: $FERRET_TOKEN, then --token-file)." };
-var enrolment = new Option<string?>("--enrolment-token") { Description = "Single-use enrolment token from an admin; redeemed once for a client token." };
+var token = new Option<string?>("--token") { Description = "Client token (visible to other users in ps: prefer $FERRET_TOKEN or --token-file)." };
+var enrolment = new Option<string?>("--enrolment-token") { Description = "Single-use enrolment token from an admin (or $FERRET_ENROLMENT_TOKEN); redeemed once for a client token." };
 var name = new Option<string>("--name") { Description = "Device name shown to the coordinator (with --enrolment-token).", DefaultValueFactory = _ => Environment.MachineName };
-var tokenFile = new Option<FileInfo?>("--token-file") { Description = "Where the client token is kept: read when present, written after enrolment." };
+var tokenFile = new Option<FileInfo?>("--token-file") { Description = "Where the client token is kept: read when present, written (mode 0600) after enrolment." };
 var experiment = new Option<string?>("--experiment") { Description = "Experiment id (default: the newest experiment that is not finished)." };
 var artifacts = new Option<DirectoryInfo>("--artifacts") { Description = "Artifact package folder; downloaded from the coordinator by fingerprint when missing.", Required = true };
 var data = new Option<FileInfo>("--data") { Description = "This device's training data (Alpaca, Dolly, GSM8K or Code Alpaca JSON/JSONL).", Required = true };
-var format = new Option<DataFormat>("--format") { Description = "Data format (default: detected from the file).", DefaultValueFactory = _ => DataFormat.Auto };
-var malformed = new Option<MalformedRecords>("--malformed") { Description = "Skip (and report) or Fail on malformed records.", DefaultValueFactory = _ => MalformedRecords.Skip };
+var format = Choices.Enum("--format", "Data format (auto: detected from the file).", DataFormat.Auto);
+var malformed = Choices.Enum("--malformed", "skip (and report) or fail on malformed records.", MalformedRecords.Skip);
 var maxLength = new Option<int>("--max-length") { Description = "Tokens per example at most.", DefaultValueFactory = _ => 320 };
 var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
 var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
 var keepRunning = new Option<bool>("--keep-running") { Description = "Stay connected after the experiment ends." };
+var wait = new Option<bool>("--wait") { Description = "Without --experiment: when every experiment is finished, wait for a new one (default: say so and exit)." };
+var saveModel = new Option<DirectoryInfo?>("--save-model") { Description = "When the experiment ends, write the final model here as a Hugging Face folder (and an artifact package beside it, DIR-package)." };
+var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing --save-model folder." };
 
 var root = new RootCommand("ferret-edge: a Ferret.NET edge client. Joins an experiment, trains its assignments, sends compact packets, applies global updates.")
 {
-    coordinator, token, enrolment, name, tokenFile, experiment, artifacts, data, format, malformed, maxLength, device, threads, keepRunning,
+    coordinator, token, enrolment, name, tokenFile, experiment, artifacts, data, format, malformed, maxLength, device, threads, keepRunning, wait, saveModel, overwrite,
 };
 root.SetAction(async (parse, ct) =>
 {
@@ -41,7 +45,16 @@ root.SetAction(async (parse, ct) =>
             MaxLength = parse.GetValue(maxLength) is > 1 and var m ? m : throw new ArgumentException("--max-length must be at least 2."),
             Session = new SessionSettings { Device = ExecutionDevice.Parse(parse.GetValue(device)!), IntraOpThreads = parse.GetValue(threads) },
             ExitWhenDone = !parse.GetValue(keepRunning),
+            WaitForExperiment = parse.GetValue(wait),
+            SaveModelDirectory = parse.GetValue(saveModel)?.FullName,
+            OverwriteModel = parse.GetValue(overwrite),
         };
+        // Checked before hours of training, not after.
+        foreach (var target in options.SaveModelDirectory is { } s ? new[] { s, Ferret.Onnx.Artifacts.TunedModel.DefaultPackageDirectory(s) } : [])
+        {
+            if (Directory.Exists(target) && !options.OverwriteModel)
+                throw new IOException($"--save-model: '{target}' already exists; pass --overwrite to replace it.");
+        }
         await using var participant = new EdgeParticipant(options, Console.Out);
         await participant.RunAsync(ct);
         return 0;
@@ -58,7 +71,7 @@ root.SetAction(async (parse, ct) =>
         return 130;
     }
 });
-return await root.Parse(args).InvokeAsync();
+return await ParseErrors.InvokeAsync(root.Parse(args), "ferret-edge");
 
 static async Task<string> ResolveTokenAsync(Uri coordinator, string? token, string? enrolment, string name, FileInfo? tokenFile, CancellationToken ct)
 {
@@ -67,15 +80,13 @@ static async Task<string> ResolveTokenAsync(Uri coordinator, string? token, stri
         return token.Trim();
     if (tokenFile is { Exists: true })
         return (await File.ReadAllTextAsync(tokenFile.FullName, ct)).Trim();
+    enrolment ??= Environment.GetEnvironmentVariable("FERRET_ENROLMENT_TOKEN");
     if (string.IsNullOrWhiteSpace(enrolment))
-        throw new ArgumentException("No client token: pass --token, set FERRET_TOKEN, or enrol with --enrolment-token (and --token-file to keep it).");
-    var (clientId, issued) = await CoordinatorApi.EnrolAsync(coordinator, enrolment, name, new { device = Environment.MachineName }, ct);
+        throw new ArgumentException("No client token: pass --token-file, set FERRET_TOKEN, or enrol with --enrolment-token / FERRET_ENROLMENT_TOKEN (and --token-file to keep it).");
+    var (clientId, issued) = await Transient.RetryAsync("enrolling", c => CoordinatorApi.EnrolAsync(coordinator, enrolment, name, new { device = Environment.MachineName }, c),
+        Console.WriteLine, ct);
     Console.WriteLine($"enrolled as {clientId}");
     if (tokenFile is not null)
-    {
-        var tmp = tokenFile.FullName + ".tmp";
-        await File.WriteAllTextAsync(tmp, issued, ct);
-        File.Move(tmp, tokenFile.FullName, overwrite: true);
-    }
+        SecretFile.Write(tokenFile.FullName, issued);
     return issued;
 }

@@ -20,7 +20,7 @@ internal static class CliRunner
             Console.SetOut(output);
             try
             {
-                int code = FerretCommandLine.Build().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+                int code = FerretCommandLine.Run(args, new InvocationConfiguration { Output = output, Error = error });
                 return (code, output.ToString(), error.ToString());
             }
             finally
@@ -49,6 +49,8 @@ internal static class CliRunner
         }
         try
         {
+            // This flow's AnsiConsole writes to the watched standard output, whatever other tests capture meanwhile.
+            using var terminal = Terminal.Configure(Console.Out, error);
             int code = await FerretCommandLine.Build().Parse(args).InvokeAsync(new InvocationConfiguration { Output = new StringWriter(), Error = error }, ct);
             return (code, error.ToString());
         }

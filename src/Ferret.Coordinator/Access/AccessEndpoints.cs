@@ -40,12 +40,12 @@ public static class AccessEndpoints
     public static RouteGroupBuilder MapAccess(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api").WithTags("Access");
-        api.MapPost("/observer-keys", MintObserverKey).RequireAuthorization(Policies.Admin);
-        api.MapGet("/access-keys", List).RequireAuthorization(Policies.Admin);
-        api.MapPost("/access-keys/{id}/revoke", Revoke).RequireAuthorization(Policies.Admin);
-        api.MapPost("/sign-in-links", MintLink).RequireAuthorization(Policies.Admin);
-        api.MapPost("/sign-in", SignIn).AllowAnonymous();
-        api.MapGet("/session", Session).RequireAuthorization(Policies.Observer);
+        api.MapPost("/observer-keys", MintObserverKey).RequireAuthorization(Policies.Admin).WithSummary("Mints an observer key: read-only access for watching experiments.");
+        api.MapGet("/access-keys", List).RequireAuthorization(Policies.Admin).WithSummary("The observer keys and sessions issued, without their secrets.");
+        api.MapPost("/access-keys/{id}/revoke", Revoke).RequireAuthorization(Policies.Admin).WithSummary("Revokes an observer key or session.");
+        api.MapPost("/sign-in-links", MintLink).RequireAuthorization(Policies.Admin).WithSummary("Mints a one-time sign-in link for the dashboard (observer or admin session).");
+        api.MapPost("/sign-in", SignIn).AllowAnonymous().WithSummary("Redeems a one-time sign-in code for a session token.");
+        api.MapGet("/session", Session).RequireAuthorization(Policies.Observer).WithSummary("The calling session: its role and expiry.");
         return api;
     }
 

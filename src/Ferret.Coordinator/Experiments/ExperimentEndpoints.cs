@@ -14,10 +14,13 @@ using Microsoft.Extensions.Options;
 
 namespace Ferret.Coordinator.Experiments;
 
-/// <summary>What an admin sends to create an experiment; unset hyper-parameters take the algorithm's reference values.</summary>
+/// <summary>
+/// What an admin sends to create an experiment. Unset hyper-parameters take the package's recommended values
+/// (its manifest), else the algorithm's reference values; the experiment's status shows the effective ones.
+/// </summary>
 public sealed record CreateExperimentRequest(
-    string Name, string Algorithm, string Artifact, int Rounds, double Fraction, ulong? ExperimentSeed,
-    int? LocalSteps, int? MicroBatches, double? LocalLearningRate, int? CandidateSeeds, double? ServerLearningRate,
+    string Name, string Algorithm, string Artifact, int Rounds, double Fraction, ulong? ExperimentSeed = null,
+    int? LocalSteps = null, int? MicroBatches = null, double? LocalLearningRate = null, int? CandidateSeeds = null, double? ServerLearningRate = null,
     int? MinClients = null, int? RoundDeadlineSeconds = null, SecureAggregationRequest? SecureAggregation = null, DifferentialPrivacyRequest? DifferentialPrivacy = null);
 
 public sealed record RoundView(
@@ -34,11 +37,15 @@ public sealed record RoundView(
     }
 }
 
+/// <summary>
+/// An experiment's status: its effective settings, how many joined clients are connected now (a round opens at
+/// <c>MinClients</c>), the round log when asked for one experiment, and the rejections at the door.
+/// </summary>
 public sealed record ExperimentView(
     string Id, string Name, string Algorithm, string State, int Rounds, double Fraction, int MinClients, int RoundDeadlineSeconds, int CandidateSeeds, int Blocks,
     long Parameters, string ArtifactFingerprint, DateTimeOffset CreatedUtc, IReadOnlyList<RoundView>? RoundLog, long? Rejections = null,
     OpenRoundView? OpenRound = null, ModelFingerprintView? ModelFingerprint = null, int? LocalSteps = null, double? LocalLearningRate = null,
-    double? ServerLearningRate = null, PrivacyView? Privacy = null, ExperimentOwner? Owner = null);
+    double? ServerLearningRate = null, ExperimentOwner? Owner = null, AlgorithmSettings? Settings = null, int ConnectedClients = 0, PrivacyView? Privacy = null);
 
 public sealed record AssignmentView(string ClientId, string State, string? PacketSha256, long PacketBytes, DateTimeOffset? ReceivedUtc, double? TrainLoss, string? Reason);
 
@@ -54,13 +61,20 @@ public static class ExperimentEndpoints
     public static RouteGroupBuilder MapExperiments(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/experiments").WithTags("Experiments");
-        api.MapPost("/", Create).RequireAuthorization(Policies.Admin);
-        api.MapGet("/", List).RequireAuthorization(Policies.Observer);
-        api.MapGet("/{id}", Get).RequireAuthorization(Policies.Observer);
-        api.MapPost("/{id}/stop", Stop).RequireAuthorization(Policies.Admin);
-        api.MapGet("/{id}/descriptor", Descriptor).RequireAuthorization(Policies.Observer);
-        api.MapGet("/{id}/updates", Updates).RequireAuthorization(Policies.Observer);
-        api.MapGet("/{id}/rounds/{round:int}", RoundDetail).RequireAuthorization(Policies.Admin);
+        api.MapPost("/", Create).RequireAuthorization(Policies.Admin)
+            .WithSummary("Creates an experiment over an artifact package; unset hyper-parameters take the package's recommended values, else the algorithm's reference values.");
+        api.MapGet("/", List).RequireAuthorization(Policies.Observer).WithSummary("Every experiment with its state, effective settings and connected clients.");
+        api.MapGet("/{id}", Get).RequireAuthorization(Policies.Observer)
+            .WithSummary("One experiment's status: effective settings, connected clients, the round log and the rejection count.");
+        api.MapPost("/{id}/stop", Stop).RequireAuthorization(Policies.Admin).WithSummary("Stops an experiment; its open round is abandoned.");
+        api.MapGet("/{id}/descriptor", Descriptor).RequireAuthorization(Policies.Observer)
+            .WithSummary("The MessagePack experiment descriptor a client needs (candidate seeds, blocks, settings).");
+        api.MapGet("/{id}/updates", Updates).RequireAuthorization(Policies.Observer)
+            .WithSummary("The completed global updates after a round, as a MessagePack array: what a lagging client replays.");
+        api.MapGet("/{id}/rounds/{round:int}", RoundDetail).RequireAuthorization(Policies.Admin)
+            .WithSummary("One round in full: every assignment and the fingerprints reported.");
+        api.MapGet("/{id}/model", ModelEndpoint.Download).RequireAuthorization(Policies.Admin)
+            .WithSummary("The global model at a round (default: the last closed) as a Hugging Face folder in a tar (default) or zip, replayed from the round log.");
         api.MapWatchViews(app);
         return api;
     }
@@ -71,16 +85,17 @@ public static class ExperimentEndpoints
         var errors = new Dictionary<string, string[]>();
         if (request is null)
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["body"] = ["A JSON body is required."] });
-        if (string.IsNullOrWhiteSpace(request.Name))
-            errors["name"] = ["Required."];
+        if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > CallerInput.MaxNameChars)
+            errors["name"] = [$"Required, at most {CallerInput.MaxNameChars} characters."];
         if (!FederatedAlgorithms.Names.Contains(request.Algorithm))
-            errors["algorithm"] = [$"'{request.Algorithm}' is not one of {string.Join(", ", FederatedAlgorithms.Names)}."];
+            errors["algorithm"] = [$"'{Shorten(request.Algorithm)}' is not one of {string.Join(", ", FederatedAlgorithms.Names)}."];
         if (request.Rounds is < 1 or > 100_000)
             errors["rounds"] = [$"{request.Rounds} is outside 1..100000."];
         if (!(request.Fraction is > 0 and <= 1))
             errors["fraction"] = [$"{request.Fraction.ToString(CultureInfo.InvariantCulture)} is outside (0, 1]."];
         ArtifactPackage? package = null;
-        if (string.IsNullOrWhiteSpace(request.Artifact) || request.Artifact.Contains("..", StringComparison.Ordinal) || Path.IsPathRooted(request.Artifact))
+        if (string.IsNullOrWhiteSpace(request.Artifact) || request.Artifact.Length > CallerInput.MaxNameChars || request.Artifact.Contains("..", StringComparison.Ordinal)
+            || Path.IsPathRooted(request.Artifact) || request.Artifact.IndexOfAny(['/', '\\', '%']) >= 0)
         {
             errors["artifact"] = ["Name an artifact package: its folder inside the coordinator's artifacts directory, or its fingerprint."];
         }
@@ -92,7 +107,10 @@ public static class ExperimentEndpoints
                 string folder = request.Artifact.Length == 64 && request.Artifact.All(char.IsAsciiHexDigitLower)
                     ? artifacts.Find(request.Artifact)?.Folder ?? throw new IOException($"No artifact package with fingerprint '{request.Artifact}'.")
                     : request.Artifact;
-                package = ArtifactPackage.Open(Path.Combine(options.Value.ArtifactsDirectory, folder));
+                var path = Path.Combine(options.Value.ArtifactsDirectory, folder);
+                if (!ArtifactPaths.IsConfined(options.Value.ArtifactsDirectory, path))
+                    throw new IOException($"'{folder}' is not a package inside the artifacts folder.");
+                package = ArtifactPackage.Open(path);
             }
             catch (Exception e) when (e is IOException or InvalidDataException)
             {
@@ -103,7 +121,7 @@ public static class ExperimentEndpoints
         if (errors.Count > 0)
             return TypedResults.ValidationProblem(errors);
 
-        var settings = FederatedAlgorithms.ReferenceSettings(request.Algorithm);
+        var settings = package!.Manifest.SettingsFor(request.Algorithm);
         if (request.LocalSteps is int t)
             settings.LocalSteps = t;
         if (request.MicroBatches is int m)
@@ -131,18 +149,18 @@ public static class ExperimentEndpoints
         var record = new ExperimentRecord(descriptor.Id, request.Name.Trim(), descriptor.Algorithm, Wire.Serialize(descriptor), ExperimentState.Created,
             descriptor.Rounds, descriptor.ArtifactFingerprint, clock.GetUtcNow(), null);
         log.AddExperiment(record);
-        return TypedResults.Created($"/api/experiments/{descriptor.Id}", View(record, descriptor, null));
+        return TypedResults.Created($"/api/experiments/{descriptor.Id}", View(record, descriptor, null, null));
     }
 
-    private static Ok<ExperimentView[]> List(IRoundLog log) =>
-        TypedResults.Ok(log.ListExperiments().Select(e => View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), null)).ToArray());
+    private static Ok<ExperimentView[]> List(IRoundLog log, IParticipants participants) =>
+        TypedResults.Ok(log.ListExperiments().Select(e => View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), null, participants)).ToArray());
 
-    private static Results<Ok<ExperimentView>, NotFound> Get(string id, IRoundLog log, IExperimentOwnership ownership)
+    private static Results<Ok<ExperimentView>, NotFound> Get(string id, IRoundLog log, IExperimentOwnership ownership, IParticipants participants)
     {
         if (log.GetExperiment(id) is not { } e)
             return TypedResults.NotFound();
         var rounds = log.GetRounds(id).Select(RoundView.Of).ToList();
-        return TypedResults.Ok(View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), rounds) with
+        return TypedResults.Ok(View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), rounds, participants) with
         {
             Rejections = log.CountRejections(id),
             OpenRound = ExperimentWatchViews.OpenRound(log, id),
@@ -189,8 +207,11 @@ public static class ExperimentEndpoints
             fingerprints.Select(f => f.Fingerprint).Distinct().Count() <= 1));
     }
 
-    private static ExperimentView View(ExperimentRecord e, ExperimentDescriptor d, IReadOnlyList<RoundView>? rounds) =>
+    private static string Shorten(string? text) => text is { Length: > 80 } ? text[..80] + "..." : text ?? "";
+
+    private static ExperimentView View(ExperimentRecord e, ExperimentDescriptor d, IReadOnlyList<RoundView>? rounds, IParticipants? participants) =>
         new(e.Id, e.Name, e.Algorithm, e.State.ToString(), e.Rounds, d.Fraction, d.MinClients, d.RoundDeadlineSeconds, d.Settings.CandidateSeeds, d.BlockLengths.Length, d.ParameterCount,
             e.ArtifactFingerprint, e.CreatedUtc, rounds, LocalSteps: d.Settings.LocalSteps, LocalLearningRate: d.Settings.LocalLearningRate,
-            ServerLearningRate: d.Settings.ServerLearningRate, Privacy: PrivacyRequests.View(d, rounds));
+            ServerLearningRate: d.Settings.ServerLearningRate, Settings: d.Settings, ConnectedClients: participants?.Connected(e.Id).Count ?? 0,
+            Privacy: PrivacyRequests.View(d, rounds));
 }

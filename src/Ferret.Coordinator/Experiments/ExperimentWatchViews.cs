@@ -41,9 +41,9 @@ public static class ExperimentWatchViews
     public static void MapWatchViews(this RouteGroupBuilder experiments, IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(experiments);
-        experiments.MapGet("/{id}/clients", Clients).RequireAuthorization(Policies.Observer);
-        experiments.MapGet("/{id}/rejections", Rejections).RequireAuthorization(Policies.Observer);
-        app.MapGet("/api/algorithms", Algorithms).WithTags("Experiments").RequireAuthorization(Policies.Observer);
+        experiments.MapGet("/{id}/clients", Clients).RequireAuthorization(Policies.Observer).WithSummary("The experiment's clients: connected now, their assignments and reports.");
+        experiments.MapGet("/{id}/rejections", Rejections).RequireAuthorization(Policies.Observer).WithSummary("The packets and messages refused at the door, newest first.");
+        app.MapGet("/api/algorithms", Algorithms).WithTags("Experiments").RequireAuthorization(Policies.Observer).WithSummary("The algorithms and their reference settings.");
     }
 
     /// <summary>The open round of an experiment, or null between rounds.</summary>

@@ -33,8 +33,6 @@ public sealed partial class RoundEngine : BackgroundService
     public const int InlineUpdateBytes = 256 * 1024;
 
     private readonly IRoundLog _log;
-    private readonly SecureRounds _secure;
-    private readonly IPrivateRoundStore _privateRounds;
     private readonly IClientRegistry _clients;
     private readonly ExperimentAlgorithms _algorithms;
     private readonly IParticipants _participants;
@@ -43,16 +41,18 @@ public sealed partial class RoundEngine : BackgroundService
     private readonly TimeProvider _clock;
     private readonly IOptions<CoordinatorOptions> _options;
     private readonly ILogger<RoundEngine> _logger;
+    private readonly PacketDoor _door;
+    private readonly SecureRounds _secure;
+    private readonly IPrivateRoundStore _privateRounds;
+    private readonly Dictionary<string, (string Message, DateTimeOffset LoggedUtc, int Since)> _failures = new(StringComparer.Ordinal);
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
 
     public RoundEngine(IRoundLog log, IClientRegistry clients, ExperimentAlgorithms algorithms, IParticipants participants,
         IExperimentOwnership ownership, IHubContext<RoundsHub> hub, TimeProvider clock, IOptions<CoordinatorOptions> options, ILogger<RoundEngine> logger,
-        SecureRounds secure, IPrivateRoundStore privateRounds)
+        PacketDoor door, SecureRounds secure, IPrivateRoundStore privateRounds)
     {
         ArgumentNullException.ThrowIfNull(ownership);
         _log = log;
-        _secure = secure;
-        _privateRounds = privateRounds;
         _clients = clients;
         _algorithms = algorithms;
         _participants = participants;
@@ -61,6 +61,9 @@ public sealed partial class RoundEngine : BackgroundService
         _clock = clock;
         _options = options;
         _logger = logger;
+        _door = door;
+        _secure = secure;
+        _privateRounds = privateRounds;
         ownership.Woken += (experimentId, gained) =>
         {
             // A new owner's aggregator must come from the log, whatever it held when it last owned the experiment.
@@ -87,12 +90,13 @@ public sealed partial class RoundEngine : BackgroundService
                 try
                 {
                     await StepAsync(experiment, stoppingToken).ConfigureAwait(false);
+                    _failures.Remove(experiment.Id);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
-                    // One experiment's fault (a corrupt packet that passed the door, a full disk) must not stop the others.
+                    // One experiment's fault (a full disk, a database that does not answer) must not stop the others.
                     _algorithms.Evict(experiment.Id);
-                    EngineLog.StepFailed(_logger, e, experiment.Id);
+                    ReportFailure(experiment.Id, e);
                 }
             }
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
@@ -140,14 +144,7 @@ public sealed partial class RoundEngine : BackgroundService
             var assignments = _log.GetAssignments(experiment.Id, open.Round);
             if (_algorithms.Get(experiment.Id) is { Private.Secure: true } secure)
             {
-                var step = await _secure.StepAsync(open, secure, now, cancellationToken).ConfigureAwait(false);
-                if (step is SecureStep.Abandon abandon)
-                    await AbandonAsync(experiment, open, assignments.Count, baseRound, abandon.Reason, now, cancellationToken).ConfigureAwait(false);
-                else if (step is SecureStep.Complete complete)
-                {
-                    await CompleteAsync(experiment, open, secure, complete.Result.Update, baseRound, now, assignments.Count, complete.Result.MeanTrainLoss,
-                        complete.BytesUp, complete.Result.Privacy, complete.Inputs, cancellationToken).ConfigureAwait(false);
-                }
+                await StepSecureAsync(experiment, open, secure, assignments.Count, baseRound, now, cancellationToken).ConfigureAwait(false);
                 return;
             }
             if (now >= open.DeadlineUtc || assignments.All(a => a.State != AssignmentState.Assigned))
@@ -233,55 +230,83 @@ public sealed partial class RoundEngine : BackgroundService
     private async Task CloseAsync(ExperimentRecord experiment, RoundRecord open, IReadOnlyList<AssignmentRecord> assignments, int baseRound,
         DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var packets = _log.GetPackets(experiment.Id, open.Round);
-        if (packets.Count == 0)
-        {
-            await AbandonAsync(experiment, open, assignments.Count, baseRound, "no packet arrived before the deadline", now, cancellationToken).ConfigureAwait(false);
-            return;
-        }
+        bool last = open.Round >= experiment.Rounds;
         var experimentAlgorithm = _algorithms.Get(experiment.Id) ?? throw new InvalidOperationException($"Experiment '{experiment.Id}' vanished.");
-        var updates = packets.Select(p => Wire.Deserialize<ClientUpdate>(p.Packet)).ToList();
-        long up = packets.Sum(p => (long)p.Packet.Length);
-        var senders = packets.Select(p => p.ClientId).ToList();
-        if (experimentAlgorithm.Private is { } p)
+        // Every stored packet passes the door's checks again: a packet stored by an older, laxer coordinator
+        // (or damaged on disk) is turned away with its reason here instead of failing the round on every tick.
+        var updates = new List<ClientUpdate>();
+        var aggregated = new List<string>();
+        long up = 0;
+        var stored = _log.GetPackets(experiment.Id, open.Round);
+        foreach (var (clientId, packet) in stored)
         {
-            // Central DP in the clear: the coordinator clips and quantizes every packet, sums, and adds the noise.
-            var record = _privateRounds.GetRound(experiment.Id, open.Round)
-                ?? new PrivateRoundRecord(experiment.Id, open.Round, assignments.Count, assignments.Count, p.ClipNorm, PrivateStage.Packets, open.DeadlineUtc);
-            var result = p.AggregatePackets(open.Round, p.Plan(open.Round, record.Assigned, record.Eligible), updates.Cast<FerretUpdate>().ToList());
-            await CompleteAsync(experiment, open, experimentAlgorithm, result.Update, baseRound, now, assignments.Count, result.MeanTrainLoss, up, result.Privacy,
-                senders, cancellationToken).ConfigureAwait(false);
+            var (checkedUpdate, reason) = _door.Inspect(experimentAlgorithm.Descriptor, experimentAlgorithm.Algorithm, open.Round, packet);
+            if (checkedUpdate is null)
+            {
+                _log.RejectStoredPacket(experiment.Id, open.Round, clientId, $"stored packet failed the checks at aggregation: {reason}");
+                EngineLog.StoredPacketRejected(_logger, experiment.Id, open.Round, clientId, reason!);
+                continue;
+            }
+            updates.Add(checkedUpdate);
+            aggregated.Add(clientId);
+            up += packet.Length;
+        }
+        if (updates.Count == 0)
+        {
+            string why = stored.Count == 0 ? "no packet arrived before the deadline" : "no valid packet arrived before the deadline";
+            await AbandonAsync(experiment, open, assignments.Count, baseRound, last, now, why, cancellationToken).ConfigureAwait(false);
             return;
         }
-        var failures = assignments.Where(a => a.State != AssignmentState.Received)
-            .Select(a => new ClientFailure(a.ClientId, a.Reason ?? a.State.ToString().ToLowerInvariant())).ToList();
-        var update = experimentAlgorithm.Algorithm.Aggregate(open.Round, updates, failures);
-        double? loss = updates.Count > 0 ? updates.Average(u => u.Stats.Loss) : null;
-        await CompleteAsync(experiment, open, experimentAlgorithm, update, baseRound, now, assignments.Count, loss, up, null, senders, cancellationToken).ConfigureAwait(false);
+        GlobalUpdate update;
+        RoundPrivacy? privacy = null;
+        double? loss;
+        try
+        {
+            if (experimentAlgorithm.Private is { } p)
+            {
+                // Central DP in the clear: the coordinator clips and quantizes every packet, sums, and adds the noise.
+                var record = _privateRounds.GetRound(experiment.Id, open.Round)
+                    ?? new PrivateRoundRecord(experiment.Id, open.Round, assignments.Count, assignments.Count, p.ClipNorm, PrivateStage.Packets, open.DeadlineUtc);
+                var result = p.AggregatePackets(open.Round, p.Plan(open.Round, record.Assigned, record.Eligible), updates.Cast<FerretUpdate>().ToList());
+                (update, privacy, loss) = (result.Update, result.Privacy, result.MeanTrainLoss);
+            }
+            else
+            {
+                var failures = _log.GetAssignments(experiment.Id, open.Round).Where(a => a.State != AssignmentState.Received)
+                    .Select(a => new ClientFailure(a.ClientId, a.Reason ?? a.State.ToString().ToLowerInvariant())).ToList();
+                update = experimentAlgorithm.Algorithm.Aggregate(open.Round, updates, failures);
+                var losses = updates.Select(u => u.Stats.Loss).Where(double.IsFinite).ToList();
+                loss = losses.Count > 0 ? losses.Average() : null;
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException and not OutOfMemoryException)
+        {
+            // Packets that pass the door cannot fail aggregation; if one ever does, the round is given up with the
+            // reason (the next round builds on the same model) rather than retried forever.
+            _algorithms.Evict(experiment.Id);
+            EngineLog.AggregationFailed(_logger, e, experiment.Id, open.Round);
+            await AbandonAsync(experiment, open, assignments.Count, baseRound, last, now, $"aggregation failed: {e.Message}", cancellationToken).ConfigureAwait(false);
+            return;
+        }
+        await CompleteAsync(experiment, open, experimentAlgorithm, update, baseRound, now, assignments.Count, loss, up, privacy, aggregated, cancellationToken)
+            .ConfigureAwait(false);
     }
 
-    private async Task AbandonAsync(ExperimentRecord experiment, RoundRecord open, int assigned, int baseRound, string reason, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>One look at an open secure round: its stages advance, and it is abandoned or completed once unmasked.</summary>
+    private async Task StepSecureAsync(ExperimentRecord experiment, RoundRecord open, ExperimentAlgorithm secure, int assigned, int baseRound, DateTimeOffset now,
+        CancellationToken cancellationToken)
     {
         bool last = open.Round >= experiment.Rounds;
-        _log.AbandonRound(experiment.Id, open.Round, reason, now);
-        _secure.Close(experiment.Id, open.Round);
-        CoordinatorMetrics.RoundsAbandoned.Add(1);
-        if (last)
-            _log.SetExperimentState(experiment.Id, ExperimentState.Completed, now);
-        EngineLog.Abandoned(_logger, experiment.Id, open.Round, reason);
-        await BroadcastAsync(new RoundEvent
+        var step = await _secure.StepAsync(open, secure, now, cancellationToken).ConfigureAwait(false);
+        if (step is SecureStep.Abandon abandon)
         {
-            ExperimentId = experiment.Id,
-            Round = open.Round,
-            Kind = RoundEvent.Abandoned,
-            BaseRound = baseRound,
-            Assigned = assigned,
-            Missing = assigned,
-            Seconds = (now - open.OpenedUtc).TotalSeconds,
-            ExperimentEnded = last,
-            AtUtc = now,
-            Detail = reason,
-        }, cancellationToken).ConfigureAwait(false);
+            await AbandonAsync(experiment, open, assigned, baseRound, last, now, abandon.Reason, cancellationToken).ConfigureAwait(false);
+        }
+        else if (step is SecureStep.Complete complete)
+        {
+            await CompleteAsync(experiment, open, secure, complete.Result.Update, baseRound, now, assigned, complete.Result.MeanTrainLoss, complete.BytesUp,
+                complete.Result.Privacy, complete.Inputs, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Stores the round's update with the aggregator's state in one transaction (refused unless the round's packets are exactly those aggregated), then broadcasts it.</summary>
@@ -305,6 +330,7 @@ public sealed partial class RoundEngine : BackgroundService
             throw;
         }
         _secure.Close(experiment.Id, open.Round);
+        KillSwitch.Reach(KillPoints.AfterPersistBeforeBroadcast);
         CoordinatorMetrics.RoundsCompleted.Add(1);
         CoordinatorMetrics.RoundDuration.Record(seconds);
         EngineLog.Completed(_logger, experiment.Id, open.Round, aggregated, assigned, bytes.Length, seconds);
@@ -328,6 +354,44 @@ public sealed partial class RoundEngine : BackgroundService
         }, cancellationToken).ConfigureAwait(false);
     }
 
+    private async Task AbandonAsync(ExperimentRecord experiment, RoundRecord open, int assigned, int baseRound, bool last, DateTimeOffset now, string reason,
+        CancellationToken cancellationToken)
+    {
+        _log.AbandonRound(experiment.Id, open.Round, reason, now);
+        _secure.Close(experiment.Id, open.Round);
+        CoordinatorMetrics.RoundsAbandoned.Add(1);
+        if (last)
+            _log.SetExperimentState(experiment.Id, ExperimentState.Completed, now);
+        EngineLog.Abandoned(_logger, experiment.Id, open.Round, reason);
+        await BroadcastAsync(new RoundEvent
+        {
+            ExperimentId = experiment.Id,
+            Round = open.Round,
+            Kind = RoundEvent.Abandoned,
+            BaseRound = baseRound,
+            Assigned = assigned,
+            Missing = assigned,
+            Seconds = (now - open.OpenedUtc).TotalSeconds,
+            ExperimentEnded = last,
+            AtUtc = now,
+            Detail = reason,
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Logs a failed step with its stack the first time, then once a minute while the same failure repeats.</summary>
+    private void ReportFailure(string experimentId, Exception e)
+    {
+        var now = _clock.GetUtcNow();
+        string message = e.GetType().FullName + ": " + e.Message;
+        if (_failures.TryGetValue(experimentId, out var seen) && seen.Message == message && now - seen.LoggedUtc < TimeSpan.FromMinutes(1))
+        {
+            _failures[experimentId] = seen with { Since = seen.Since + 1 };
+            return;
+        }
+        EngineLog.StepFailed(_logger, e, experimentId, seen.Message == message ? seen.Since : 0);
+        _failures[experimentId] = (message, now, 0);
+    }
+
     private Task BroadcastAsync(RoundEvent e, CancellationToken cancellationToken) =>
         _hub.Clients.Group(RoundsHub.Group(e.ExperimentId)).SendAsync(RoundsProtocol.RoundEvent, e, cancellationToken);
 
@@ -342,7 +406,13 @@ public sealed partial class RoundEngine : BackgroundService
         [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "{Experiment} round {Round} abandoned: {Reason}")]
         public static partial void Abandoned(ILogger logger, string experiment, int round, string reason);
 
-        [LoggerMessage(EventId = 13, Level = LogLevel.Error, Message = "Round engine step failed for {Experiment}; retrying from the round log")]
-        public static partial void StepFailed(ILogger logger, Exception exception, string experiment);
+        [LoggerMessage(EventId = 13, Level = LogLevel.Error, Message = "Round engine step failed for {Experiment} ({Repeats} more times since last logged); retrying from the round log")]
+        public static partial void StepFailed(ILogger logger, Exception exception, string experiment, int repeats);
+
+        [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "{Experiment} round {Round}: stored packet of {Client} turned away at aggregation: {Reason}")]
+        public static partial void StoredPacketRejected(ILogger logger, string experiment, int round, string client, string reason);
+
+        [LoggerMessage(EventId = 15, Level = LogLevel.Error, Message = "{Experiment} round {Round}: aggregation failed; the round is abandoned")]
+        public static partial void AggregationFailed(ILogger logger, Exception exception, string experiment, int round);
     }
 }

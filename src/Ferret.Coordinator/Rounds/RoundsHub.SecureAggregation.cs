@@ -1,7 +1,9 @@
 using System.Security.Cryptography;
 using Ferret.Coordinator.Persistence;
 using Ferret.Coordinator.Privacy;
+using Ferret.Coordinator.Security;
 using Ferret.Core.Protocol;
+using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.SignalR;
 
 namespace Ferret.Coordinator.Rounds;
@@ -14,20 +16,24 @@ namespace Ferret.Coordinator.Rounds;
 public sealed partial class RoundsHub
 {
     /// <summary>Stage 0: the client's two public keys for the round (MessagePack <c>AdvertisedKeys</c>).</summary>
+    [Authorize(Policy = Policies.Client)]
     public Task<SubmitResult> AdvertiseKeys(string experimentId, int round, byte[] keys) => Stage(PrivateStage.AdvertiseKeys, experimentId, round, keys);
 
     /// <summary>Stage 1: the client's encrypted shares (MessagePack <c>ShareKeysResponse</c>).</summary>
+    [Authorize(Policy = Policies.Client)]
     public Task<SubmitResult> ShareKeys(string experimentId, int round, byte[] shares) => Stage(PrivateStage.ShareKeys, experimentId, round, shares);
 
     /// <summary>Stage 3: the client's revealed shares (MessagePack <c>UnmaskResponse</c>).</summary>
+    [Authorize(Policy = Policies.Client)]
     public Task<SubmitResult> Unmask(string experimentId, int round, byte[] shares) => Stage(PrivateStage.Unmasking, experimentId, round, shares);
 
     /// <summary>Stage 2: the client's masked input (MessagePack <c>MaskedInput</c>); it becomes the client's packet of the round.</summary>
+    [Authorize(Policy = Policies.Client)]
     public async Task<SubmitResult> SubmitMaskedInput(string experimentId, int round, byte[] input)
     {
-        if (!IsClient)
-            throw new HubException("Only enrolled clients take part in secure aggregation.");
         long bytes = input?.LongLength ?? 0;
+        if (!CallerInput.IsId(experimentId))
+            return await Reject(null, round, bytes, CallerInput.DescribeInvalidId(experimentId)).ConfigureAwait(false);
         if (input is null || input.Length == 0)
             return await Reject(experimentId, round, bytes, "empty masked input").ConfigureAwait(false);
         if (input.LongLength > options.Value.MaxMessageBytes)
@@ -39,6 +45,9 @@ public sealed partial class RoundsHub
         using (await gate.EnterAsync().ConfigureAwait(false))
         {
             reason = algorithms.Get(experimentId) is not { } experiment ? $"no experiment '{experimentId}'" : secure.CheckMaskedInput(experiment, round, client, input);
+            // Revocation cuts live connections; a call already in flight is stopped here.
+            if (clients.GetClient(client) is not { Revoked: false })
+                throw new HubException("This client has been revoked.");
             if (reason is null)
             {
                 outcome = log.RecordPacket(experimentId, round, client, input, digest, null, clock.GetUtcNow());
@@ -66,9 +75,9 @@ public sealed partial class RoundsHub
 
     private async Task<SubmitResult> Stage(PrivateStage stage, string experimentId, int round, byte[]? payload)
     {
-        if (!IsClient)
-            throw new HubException("Only enrolled clients take part in secure aggregation.");
         long bytes = payload?.LongLength ?? 0;
+        if (!CallerInput.IsId(experimentId))
+            return await Reject(null, round, bytes, CallerInput.DescribeInvalidId(experimentId)).ConfigureAwait(false);
         if (payload is null || payload.Length == 0)
             return await Reject(experimentId, round, bytes, $"empty {SecureRounds.Name(stage)} message").ConfigureAwait(false);
         if (payload.LongLength > options.Value.MaxMessageBytes)
@@ -77,6 +86,8 @@ public sealed partial class RoundsHub
         string? reason;
         using (await gate.EnterAsync().ConfigureAwait(false))
         {
+            if (clients.GetClient(client) is not { Revoked: false })
+                throw new HubException("This client has been revoked.");
             reason = algorithms.Get(experimentId) is not { } experiment
                 ? $"no experiment '{experimentId}'"
                 : secure.Accept(stage, experiment, round, client, payload, clock.GetUtcNow());

@@ -16,7 +16,10 @@ public sealed record TokenizerDescription(string Kind, int VocabSize, int? BosTo
 /// <summary>A graph file and its input and output names, in order.</summary>
 public sealed record GraphDescription(string File, IReadOnlyList<string> Inputs, IReadOnlyList<string> Outputs);
 
-/// <summary>The <c>manifest.json</c> of an artifact package (architecture.md).</summary>
+/// <summary>
+/// The <c>manifest.json</c> of an artifact package (architecture.md). <see cref="FileSha256"/> names every other
+/// file of the package with its lower-case hex SHA-256 (written at export; absent from packages exported before it).
+/// </summary>
 public sealed record ArtifactManifest(
     int FormatVersion,
     string ModelFamily,
@@ -32,7 +35,9 @@ public sealed record ArtifactManifest(
     string ParametersFile,
     string ParametersSha256,
     long ParameterCount,
-    string CreatedBy)
+    string CreatedBy,
+    IReadOnlyDictionary<string, RecommendedSettings>? Recommended = null,
+    IReadOnlyDictionary<string, string>? FileSha256 = null)
 {
     public const int CurrentFormatVersion = 1;
     public const string FileName = "manifest.json";
@@ -47,6 +52,18 @@ public sealed record ArtifactManifest(
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
+    /// <summary>
+    /// The settings an experiment of <paramref name="algorithm"/> starts from on this package: the algorithm's
+    /// reference values with the package's recommendation on top (when it has one).
+    /// </summary>
+    public Ferret.Core.Algorithms.AlgorithmSettings SettingsFor(string algorithm)
+    {
+        var settings = Ferret.Core.Algorithms.FederatedAlgorithms.ReferenceSettings(algorithm);
+        if (Recommended?.GetValueOrDefault(algorithm) is { } r)
+            r.ApplyTo(settings);
+        return settings;
+    }
+
     public static ArtifactManifest Parse(string json, string source)
     {
         ArtifactManifest? m;
@@ -60,6 +77,18 @@ public sealed record ArtifactManifest(
         }
         if (m is null)
             throw new InvalidDataException($"'{source}' is empty.");
+        // Missing members deserialize as null; name the field instead of failing later inside LINQ.
+        foreach (var (field, value) in new (string, object?)[]
+        {
+            ("modelFamily", m.ModelFamily), ("modelConfig", m.ModelConfig), ("parameters", m.Parameters), ("blocks", m.Blocks), ("tokenizer", m.Tokenizer),
+            ("train", m.Train), ("eval", m.Eval), ("logits", m.Logits), ("parametersFile", m.ParametersFile), ("parametersSha256", m.ParametersSha256),
+        })
+        {
+            if (value is null)
+                throw new InvalidDataException($"'{source}': field '{field}' is missing.");
+        }
+        if (m.Parameters.Count == 0 || m.Parameters.Any(p => p is null || p.Name is null || p.Shape is null))
+            throw new InvalidDataException($"'{source}': field 'parameters' must list every parameter with its name and shape.");
         if (m.FormatVersion != CurrentFormatVersion)
             throw new InvalidDataException($"'{source}' has formatVersion {m.FormatVersion}; this Ferret.NET reads version {CurrentFormatVersion}.");
         return m;

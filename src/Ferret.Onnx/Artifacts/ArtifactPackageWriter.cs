@@ -6,30 +6,17 @@ namespace Ferret.Onnx.Artifacts;
 /// <summary>
 /// Writes an artifact package into a staging folder beside the target and moves it into place only on
 /// <see cref="Commit"/>; disposing without committing removes the staging folder, so a failed export
-/// leaves nothing half-written.
+/// leaves nothing half-written (see <see cref="StagedDirectory"/>).
 /// </summary>
 public sealed class ArtifactPackageWriter : IDisposable
 {
-    private readonly string _target;
-    private readonly bool _overwrite;
-    private bool _committed;
+    private readonly StagedDirectory _staged;
 
-    public ArtifactPackageWriter(string directory, bool overwrite)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(directory);
-        _target = Path.GetFullPath(directory.TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar));
-        _overwrite = overwrite;
-        if (System.IO.Directory.Exists(_target) && !overwrite)
-            throw new IOException($"'{_target}' already exists; pass --overwrite to replace it.");
-        var parent = Path.GetDirectoryName(_target) ?? throw new ArgumentException($"'{directory}' has no parent folder.", nameof(directory));
-        System.IO.Directory.CreateDirectory(parent);
-        StagingDirectory = Path.Combine(parent, $".{Path.GetFileName(_target)}.partial-{Guid.NewGuid():N}");
-        System.IO.Directory.CreateDirectory(StagingDirectory);
-    }
+    public ArtifactPackageWriter(string directory, bool overwrite) => _staged = new StagedDirectory(directory, overwrite);
 
-    public string StagingDirectory { get; }
+    public string StagingDirectory => _staged.Staging;
 
-    public string PathOf(string fileName) => Path.Combine(StagingDirectory, fileName);
+    public string PathOf(string fileName) => _staged.PathOf(fileName);
 
     public void WriteParameters(string fileName, ParameterLayout layout, ReadOnlyMemory<float> flat)
     {
@@ -40,28 +27,20 @@ public sealed class ArtifactPackageWriter : IDisposable
 
     public void CopyFile(string sourcePath) => File.Copy(sourcePath, PathOf(Path.GetFileName(sourcePath)), overwrite: true);
 
-    /// <summary>Writes the manifest last, then moves the package into place.</summary>
+    /// <summary>Writes the manifest last, with the SHA-256 of every other file, then moves the package into place.</summary>
     public void Commit(ArtifactManifest manifest)
     {
         ArgumentNullException.ThrowIfNull(manifest);
-        File.WriteAllText(PathOf(ArtifactManifest.FileName), manifest.ToJson());
-        string? old = null;
-        if (System.IO.Directory.Exists(_target))
+        var hashes = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var file in System.IO.Directory.EnumerateFiles(StagingDirectory))
         {
-            if (!_overwrite)
-                throw new IOException($"'{_target}' appeared while exporting; not replacing it.");
-            old = _target + ".old-" + Guid.NewGuid().ToString("N")[..8];
-            System.IO.Directory.Move(_target, old);
+            string name = Path.GetFileName(file);
+            if (name != ArtifactManifest.FileName)
+                hashes[name] = ArtifactPackage.Sha256Of(file);
         }
-        System.IO.Directory.Move(StagingDirectory, _target);
-        _committed = true;
-        if (old is not null)
-            System.IO.Directory.Delete(old, recursive: true);
+        File.WriteAllText(PathOf(ArtifactManifest.FileName), (manifest with { FileSha256 = hashes }).ToJson());
+        _staged.Commit();
     }
 
-    public void Dispose()
-    {
-        if (!_committed && System.IO.Directory.Exists(StagingDirectory))
-            System.IO.Directory.Delete(StagingDirectory, recursive: true);
-    }
+    public void Dispose() => _staged.Dispose();
 }

@@ -29,10 +29,18 @@ public static class ModelExporter
         name.EndsWith(".attn.bias", StringComparison.Ordinal) || name.EndsWith(".attn.masked_bias", StringComparison.Ordinal)
         || name.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal);
 
-    public static ArtifactPackage Export(ModelSource source, string outputDirectory, bool overwrite, IProgress<string>? progress = null)
+    public static ArtifactPackage Export(ModelSource source, string outputDirectory, bool overwrite, IProgress<string>? progress = null,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(source);
         using var writer = new ArtifactPackageWriter(outputDirectory, overwrite);
+        // Cancelled between steps: disposing the writer removes what was staged.
+        var reporter = progress;
+        progress = new Progress(m =>
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            reporter?.Report(m);
+        });
         ModelConfig config;
         float[] flat;
         DecoderBuilder builder;
@@ -115,10 +123,17 @@ public static class ModelExporter
             "params.safetensors",
             ModelFingerprint.Compute(flat),
             layout.TotalLength,
-            $"Ferret.NET {typeof(ModelExporter).Assembly.GetName().Version}");
+            $"Ferret.NET {typeof(ModelExporter).Assembly.GetName().Version}",
+            presetName is null ? null : RecommendedSettings.SmallPresets);
         writer.Commit(manifest);
         progress?.Report("done");
         return ArtifactPackage.Open(outputDirectory);
+    }
+
+    /// <summary>Reports synchronously (on the exporting thread), so a cancellation check inside it stops the export where it is.</summary>
+    private sealed class Progress(Action<string> report) : IProgress<string>
+    {
+        public void Report(string value) => report(value);
     }
 
     private static GraphDescription Save(ArtifactPackageWriter writer, string file, Graph graph)

@@ -26,7 +26,7 @@ public sealed class SharedMachine
 public sealed class FederationTests
 {
     [Fact]
-    public async Task Three_edge_clients_complete_three_rounds_and_end_with_identical_fingerprints()
+    public async Task Three_edge_clients_complete_three_rounds_and_end_with_identical_fingerprints_and_the_model_comes_out_the_same_three_ways()
     {
         using var federation = new Federation(shards: 3);
         await federation.StartCoordinatorAsync();
@@ -35,12 +35,15 @@ public sealed class FederationTests
         var downloaded = federation.Scratch("device-3/tiny-gpt2");
         var edges = new List<Cli.Demo.ChildProcess>
         {
-            await federation.StartEdgeAsync(1, id),
+            await federation.StartEdgeAsync(1, id, extra: ["--save-model", federation.Scratch("edge-1-model")]),
             await federation.StartEdgeAsync(2, id),
             await federation.StartEdgeAsync(3, id, artifacts: downloaded),
         };
         foreach (var edge in edges)
             await Federation.ExitsCleanlyAsync(edge, 180);
+        // The tokens the devices received at enrolment are readable by their owner only.
+        if (!OperatingSystem.IsWindows())
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(federation.Scratch("edge-1.token")));
         Assert.Equal(federation.Package.Manifest.ParametersSha256, Onnx.Artifacts.ArtifactPackage.Open(downloaded).Manifest.ParametersSha256);
         Assert.Equal(["device-3/tiny-gpt2"], Directory.GetDirectories(federation.Scratch("device-3")).Select(d => "device-3/" + Path.GetFileName(d)));
 
@@ -53,7 +56,54 @@ public sealed class FederationTests
         });
         var fingerprints = edges.Select(Federation.FinalFingerprint).Distinct().ToList();
         // Everyone agrees, and with an independent replay of the round log from the initial parameters.
-        Assert.Equal(await federation.ReplayAsync(id), Assert.Single(fingerprints));
+        string replayed = await federation.ReplayAsync(id);
+        Assert.Equal(replayed, Assert.Single(fingerprints));
+
+        // The tuned model out: the edge client saved it, `ferret model` rebuilds it from the coordinator and,
+        // offline, from the SQLite round log; all three hold the same parameters.
+        var fromCoordinator = CliRunner.Run("model", "--coordinator", federation.Url.ToString(), "--token", Federation.AdminKey, "--experiment", id,
+            "--out", federation.Scratch("from-coordinator"), "--json");
+        Assert.True(fromCoordinator.ExitCode == 0, fromCoordinator.Error);
+        var fromLog = CliRunner.Run("model", "--round-log", federation.DatabasePath, "--experiment", id, "--artifacts", federation.Package.Directory,
+            "--out", federation.Scratch("from-log"), "--json");
+        Assert.True(fromLog.ExitCode == 0, fromLog.Error);
+        foreach (var json in new[] { fromCoordinator.Output, fromLog.Output })
+        {
+            var result = JsonDocument.Parse(json).RootElement;
+            Assert.True(result.GetProperty("fingerprint").GetString() == replayed, $"ferret model wrote {json}; the replay is {replayed}");
+            Assert.True(result.GetProperty("agreeing_reports").GetInt32() == 3, $"all three clients' reports of round 3 were checked: {json}");
+            Assert.True(result.GetProperty("round").GetInt32() == 3, $"the last round: {json}");
+        }
+        Assert.Contains(File.ReadLines(edges[0].LogPath), l => l.Contains("model saved: " + federation.Scratch("edge-1-model"), StringComparison.Ordinal));
+        foreach (var folder in new[] { "edge-1-model", "from-coordinator", "from-log" })
+        {
+            var package = Onnx.Artifacts.ArtifactPackage.Open(federation.Scratch(folder + "-package"));
+            Assert.True(package.Manifest.ParametersSha256 == replayed, $"{folder}-package holds {package.Manifest.ParametersSha256}, not the replayed {replayed}");
+            Assert.True(File.ReadAllBytes(federation.Scratch(folder + "/model.safetensors")).SequenceEqual(File.ReadAllBytes(federation.Scratch("from-log/model.safetensors"))),
+                $"{folder}/model.safetensors is byte-identical to the offline rebuild's");
+        }
+        // A device started without --experiment when every experiment is finished says so and exits, instead of waiting forever.
+        var late = new Cli.Demo.ChildProcess("late", Cli.Demo.Deployables.EdgeClient,
+            ["--coordinator", federation.Url.ToString(), "--token-file", federation.Scratch("edge-1.token"), "--artifacts", federation.Package.Directory, "--data", federation.Shards[0]],
+            federation.Scratch("late.log"));
+        await Federation.ExitsCleanlyAsync(late, 120);
+        late.Dispose();
+        Assert.Contains(File.ReadLines(federation.Scratch("late.log")), l => l.Contains("every experiment on", StringComparison.Ordinal) && l.Contains("--wait", StringComparison.Ordinal));
+
+        // Earlier rounds too, and an unknown experiment or a round not closed is one line and exit code 2.
+        var atOne = CliRunner.Run("model", "--round-log", federation.DatabasePath, "--experiment", id, "--artifacts", federation.Package.Directory,
+            "--round", "1", "--out", federation.Scratch("round-1"), "--json");
+        Assert.True(atOne.ExitCode == 0 && JsonDocument.Parse(atOne.Output).RootElement.GetProperty("round").GetInt32() == 1, atOne.Error);
+        foreach (var (args, expected) in new[]
+        {
+            (new[] { "--experiment", "exp-nope" }, "no experiment 'exp-nope'"),
+            (new[] { "--experiment", id, "--round", "9" }, "--round 9"),
+        })
+        {
+            var bad = CliRunner.Run(["model", "--round-log", federation.DatabasePath, "--artifacts", federation.Package.Directory, "--out", federation.Scratch("bad"), .. args]);
+            Assert.True(bad.ExitCode == 2 && bad.Error.Contains(expected, StringComparison.Ordinal) && bad.Error.Trim().Split('\n').Length == 1,
+                $"exit {bad.ExitCode}, stderr: {bad.Error}");
+        }
     }
 
     [Fact]
@@ -73,7 +123,7 @@ public sealed class FederationTests
 
         var afterRound1 = await federation.WaitForAsync(id, e => Federation.RoundIs(e, 1, "Completed"), 120);
         var round1 = Federation.Rounds(afterRound1).Single(r => r.GetProperty("round").GetInt32() == 1);
-        Assert.True(victim.HasExited);
+        Assert.True(victim.HasExited, "expected victim.HasExited");
         Assert.Equal(2, round1.GetProperty("aggregated").GetInt32());
         Assert.Equal(1, round1.GetProperty("missing").GetInt32());
 
@@ -228,16 +278,18 @@ public sealed class FederationTests
     [Fact]
     public async Task The_demo_runs_to_the_end_keeps_its_dashboard_open_with_a_fresh_sign_in_link_and_stops_cleanly_on_cancel()
     {
-        var artifacts = Directory.CreateTempSubdirectory("ferret-demo-test-").FullName;
+        var artifacts = Directory.CreateTempSubdirectory("ferret-e2e-demo-").FullName;
         var links = System.Threading.Channels.Channel.CreateUnbounded<string>();
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
         using var stop = new CancellationTokenSource();
         try
         {
             var demo = CliRunner.RunAsync(line =>
             {
+                lines.Enqueue(line);
                 if (line.StartsWith("dashboard: ", StringComparison.Ordinal))
                     links.Writer.TryWrite(line["dashboard: ".Length..].Split(' ')[0]);
-            }, stop.Token, "demo", "--clients", "2", "--rounds", "2", "--artifacts", artifacts, "--timeout", "1800", "--keep-open");
+            }, stop.Token, "demo", "--clients", "2", "--rounds", "2", "--artifacts", Path.Combine(artifacts, "tiny-llama"), "--timeout", "1800", "--keep-open");
             // One link at the start to watch the rounds live, a fresh one after them: each signs in once.
             async Task<string> NextLink()
             {
@@ -264,9 +316,19 @@ public sealed class FederationTests
             stop.Cancel();
             var (code, error) = await demo.WaitAsync(TimeSpan.FromSeconds(60));
             Assert.True(code == 0, $"the demo stops cleanly on Ctrl+C: exit code {code}, {error}");
-            // It exported the preset it needed, and left nothing else behind.
-            Assert.True(File.Exists(Path.Combine(artifacts, "tiny-llama", "manifest.json")));
-            Assert.Equal(["tiny-llama"], Directory.GetDirectories(artifacts).Select(Path.GetFileName));
+            // It exported the preset it needed where --artifacts said and kept the tuned model beside it, as a Hugging Face folder and a package.
+            Assert.True(File.Exists(Path.Combine(artifacts, "tiny-llama", "manifest.json")), "the preset was exported where --artifacts said");
+            Assert.Equal(["demo-model", "demo-model-package", "tiny-llama"], Directory.GetDirectories(artifacts).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+            var saved = Path.Combine(artifacts, "demo-model");
+            Assert.True(File.Exists(Path.Combine(saved, "config.json")) && File.Exists(Path.Combine(saved, "model.safetensors")), "the demo model is a Hugging Face folder");
+            var output = string.Join('\n', lines);
+            Assert.True(lines.Any(l => l.Trim() == $"model saved: {saved}"), $"the demo says where the model went: {output}");
+            // Nothing it printed points into its temporary folder, and that folder (the one whose logs name this experiment) is gone.
+            Assert.DoesNotContain(Path.Combine(Path.GetTempPath(), "ferret-demo-"), output, StringComparison.Ordinal);
+            var id = experiment.GetProperty("id").GetString()!;
+            var left = Directory.GetDirectories(Path.GetTempPath(), "ferret-demo-*")
+                .Where(d => Directory.EnumerateFiles(d, "*.log").Any(f => File.ReadAllText(f).Contains(id, StringComparison.Ordinal))).ToList();
+            Assert.True(left.Count == 0, $"the demo's temporary folder is left behind: {string.Join(", ", left)}");
         }
         finally
         {

@@ -52,7 +52,7 @@ public sealed class WatchViewTests : IAsyncLifetime, IDisposable
         await b.StartAsync();
         await a.InvokeAsync<JoinResult>(RoundsProtocol.Join, _experiment.Id, "{\"device\":\"Cuda:0\"}");
         await b.InvokeAsync<JoinResult>(RoundsProtocol.Join, _experiment.Id, null);
-        Assert.True((await a.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, _experiment.Id, 1, TestPackets.Ferret(_descriptor, 1))).Accepted);
+        Assert.True((await a.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, _experiment.Id, 1, TestPackets.Ferret(_descriptor, 1))).Accepted, "expected (await a.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, _experiment.Id, 1, TestPackets.Ferret(_descriptor, 1))).Accepted");
         var rejected = await b.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, _experiment.Id, 1, new byte[] { 0xc1 });
         await b.InvokeAsync(RoundsProtocol.ReportFailure, _experiment.Id, 1, "out of memory");
 

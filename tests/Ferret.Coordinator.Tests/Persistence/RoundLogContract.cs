@@ -101,6 +101,30 @@ public abstract partial class RoundLogContract : IDisposable
     }
 
     [SkippableFact]
+    public void The_door_reads_where_a_client_stands_and_a_stored_packet_can_be_turned_away_before_the_round_completes()
+    {
+        var (log, clients) = WithOpenRound(3, "a", "b");
+        Enrol(clients, "c");
+        Assert.Equal((RoundState.Open, T0.AddMinutes(5), (AssignmentState?)AssignmentState.Assigned), log.GetSubmissionState("exp-1", 1, "a"));
+        Assert.Null(log.GetSubmissionState("exp-1", 1, "c")!.Value.Assignment);
+        Assert.Null(log.GetSubmissionState("exp-1", 2, "a"));
+        log.RecordPacket("exp-1", 1, "a", [1], "h1", null, T0);
+        log.RecordPacket("exp-1", 1, "b", [2], "h2", null, T0);
+        Assert.Equal(AssignmentState.Received, log.GetSubmissionState("exp-1", 1, "a")!.Value.Assignment);
+
+        Assert.True(log.RejectStoredPacket("exp-1", 1, "b", "stored packet failed the checks"), "a received packet can be turned away");
+        Assert.False(log.RejectStoredPacket("exp-1", 1, "b", "again"), "only once");
+        Assert.Equal(["a"], log.GetPackets("exp-1", 1).Select(p => p.ClientId));
+        var b = log.GetAssignments("exp-1", 1).Single(x => x.ClientId == "b");
+        Assert.Equal((AssignmentState.Rejected, "stored packet failed the checks"), (b.State, b.Reason));
+        // The completion takes exactly the packets that passed; the turned-away one stays rejected, not missed.
+        log.CompleteRound("exp-1", 1, [0], null, null, T0, ["a"]);
+        Assert.Equal(AssignmentState.Rejected, log.GetAssignments("exp-1", 1).Single(x => x.ClientId == "b").State);
+        Assert.False(log.RejectStoredPacket("exp-1", 1, "a", "late"), "a completed round's packets are final");
+        Assert.Equal(RoundState.Completed, log.GetSubmissionState("exp-1", 1, "a")!.Value.Round);
+    }
+
+    [SkippableFact]
     public void Copies_of_a_packet_racing_in_on_many_connections_are_stored_once()
     {
         var (log, _) = WithOpenRound(3, "a", "b");
@@ -221,11 +245,11 @@ public abstract partial class RoundLogContract : IDisposable
     {
         var (_, clients) = NewLog();
         clients.AddEnrolmentToken("e1", "lab", T0, T0.AddMinutes(10));
-        Assert.True(clients.RedeemEnrolmentToken("e1", new ClientRecord("c1", "phone", T0, null, false), "t1", T0.AddMinutes(1)));
-        Assert.False(clients.RedeemEnrolmentToken("e1", new ClientRecord("c2", "phone", T0, null, false), "t2", T0.AddMinutes(1)));
+        Assert.True(clients.RedeemEnrolmentToken("e1", new ClientRecord("c1", "phone", T0, null, false), "t1", T0.AddMinutes(1)), "an unused enrolment token is redeemed once");
+        Assert.False(clients.RedeemEnrolmentToken("e1", new ClientRecord("c2", "phone", T0, null, false), "t2", T0.AddMinutes(1)), "a used enrolment token is refused");
         clients.AddEnrolmentToken("e2", "lab", T0, T0.AddMinutes(10));
-        Assert.False(clients.RedeemEnrolmentToken("e2", new ClientRecord("c3", "phone", T0, null, false), "t3", T0.AddMinutes(11)));
-        Assert.False(clients.RedeemEnrolmentToken("nope", new ClientRecord("c4", "phone", T0, null, false), "t4", T0));
+        Assert.False(clients.RedeemEnrolmentToken("e2", new ClientRecord("c3", "phone", T0, null, false), "t3", T0.AddMinutes(11)), "an expired enrolment token is refused");
+        Assert.False(clients.RedeemEnrolmentToken("nope", new ClientRecord("c4", "phone", T0, null, false), "t4", T0), "an unknown enrolment token is refused");
         Assert.Equal("c1", clients.FindClientByToken("t1")!.Id);
         Assert.Null(clients.FindClientByToken("t2"));
     }
@@ -237,11 +261,11 @@ public abstract partial class RoundLogContract : IDisposable
         Enrol(clients, "a");
         Enrol(clients, "b");
         clients.SetClientCapabilities("a", """{"cores":2}""");
-        Assert.True(clients.RevokeClient("b"));
-        Assert.False(clients.RevokeClient("nobody"));
+        Assert.True(clients.RevokeClient("b"), "an enrolled client can be revoked");
+        Assert.False(clients.RevokeClient("nobody"), "revoking an unknown client reports false");
         Assert.Equal(["b"], clients.RevokedClientIds());
         Assert.Equal(("a", """{"cores":2}""", false), (clients.GetClient("a")!.Id, clients.GetClient("a")!.Capabilities, clients.GetClient("a")!.Revoked));
-        Assert.True(clients.GetClient("b")!.Revoked);
+        Assert.True(clients.GetClient("b")!.Revoked, "the revoked client reads back as revoked");
         Assert.Equal(["a", "b"], clients.ListClients().Select(c => c.Id));
     }
 
@@ -249,13 +273,13 @@ public abstract partial class RoundLogContract : IDisposable
     public void A_failed_client_is_recorded_and_cannot_answer_afterwards()
     {
         var (log, _) = WithOpenRound(3, "a");
-        Assert.True(log.MarkAssignmentFailed("exp-1", 1, "a", "disconnected"));
+        Assert.True(log.MarkAssignmentFailed("exp-1", 1, "a", "disconnected"), "an assigned client can be marked failed");
         Assert.Equal(PacketOutcome.Duplicate, log.RecordPacket("exp-1", 1, "a", [1], "h", null, T0));
         var a = log.GetAssignments("exp-1", 1).Single();
         Assert.Equal(AssignmentState.Failed, a.State);
         Assert.Equal("disconnected", a.Reason);
-        Assert.False(log.MarkAssignmentFailed("exp-1", 1, "a", "again"));
-        Assert.False(log.MarkAssignmentFailed("exp-1", 7, "a", "no such round"));
+        Assert.False(log.MarkAssignmentFailed("exp-1", 1, "a", "again"), "a failed assignment is not marked twice");
+        Assert.False(log.MarkAssignmentFailed("exp-1", 7, "a", "no such round"), "a round that does not exist has no assignment to fail");
     }
 
     [SkippableFact]
@@ -295,8 +319,8 @@ public abstract partial class RoundLogContract : IDisposable
         Assert.Equal(1, minted);
         Assert.Equal(["key-1"], clients.ListAccessKeys().Select(k => k.Id));
         Assert.Equal("demo", clients.FindAccessKey("digest-1")?.Label);
-        Assert.True(clients.RevokeAccessKey("key-1"));
-        Assert.True(clients.FindAccessKey("digest-1")!.Revoked);
+        Assert.True(clients.RevokeAccessKey("key-1"), "an existing access key can be revoked");
+        Assert.True(clients.FindAccessKey("digest-1")!.Revoked, "the revoked access key reads back as revoked");
     }
 
     [SkippableFact]

@@ -106,7 +106,7 @@ internal static class BenchIdleCommand
             double perConnection = (double)(end.RssBytes - baseline.RssBytes) / count;
             if (json)
             {
-                Console.WriteLine(JsonSerializer.Serialize(new
+                Console.WriteLine(CliJson.Serialize(new
                 {
                     connections = count,
                     idle_seconds = seconds,

@@ -69,7 +69,7 @@ internal static class BenchScaleCommand
         bool keepLogs = true; // until the run has come out clean: a failed one leaves its coordinators' logs to read
         try
         {
-            var package = ModelExporter.Export(new ModelSource.FromPreset("tiny-gpt2", 1), Path.Combine(work, "artifacts", "tiny-gpt2"), overwrite: false);
+            var package = ModelExporter.Export(new ModelSource.FromPreset("tiny-gpt2", 1), Path.Combine(work, "artifacts", "tiny-gpt2"), overwrite: false, cancellationToken: ct);
             string roundLog = s.Postgres ?? (ownPostgres = LocalPostgres.Start()).CreateDatabase("ferret_bench");
             string redis = s.Redis ?? (ownRedis = LocalRedis.Start()).ConnectionString;
             Say($"round log: {(ownPostgres is null ? "the given PostgreSQL" : $"PostgreSQL on 127.0.0.1:{ownPostgres.Port} (throwaway)")}; backplane: {(ownRedis is null ? "the given Redis" : $"Redis on {redis} (throwaway)")}");

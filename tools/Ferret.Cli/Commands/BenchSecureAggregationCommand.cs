@@ -185,7 +185,7 @@ internal static class BenchSecureAggregationCommand
                     SecureAggregationParticipant? participant = null;
                     if (secure)
                     {
-                        participant = new SecureAggregationParticipant(hub, descriptor, _ => { }, EdgeParticipant.IsConnectionLoss) { ClientId = id };
+                        participant = new SecureAggregationParticipant(hub, descriptor, _ => { }, Transient.Is) { ClientId = id };
                         lock (participants)
                             participants.Add(participant);
                         _ = participant.RunAsync(stop.Token);

@@ -20,9 +20,9 @@ internal static class BenchTrainCommand
         var steps = new Option<int>("--steps") { Description = "Timed training steps.", DefaultValueFactory = _ => 20 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed steps first (session warm-up).", DefaultValueFactory = _ => 3 };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
-        var optLevel = new Option<string>("--opt-level") { Description = "Graph optimisation: none, basic, extended, all.", DefaultValueFactory = _ => "all" };
+        var optLevel = Choices.Create("--opt-level", "Graph optimisation.", "all", "none", "basic", "extended", "all");
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
-        var profile = new Option<bool>("--profile") { Description = "Run ONNX Runtime's profiler and show where the time goes." };
+        var profile = new Option<FileInfo?>("--profile") { Description = "Run ONNX Runtime's profiler, show where the time goes, and keep its chrome-trace JSON in this file." };
         var resident = new Option<bool?>("--resident") { Description = "Keep parameters, gradients and the SGD update in the provider's memory (default: on under CUDA)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table." };
         var command = new Command("train", "Training-step throughput (forward, backward, SGD update) of an exported model through ONNX Runtime.")
@@ -32,11 +32,31 @@ internal static class BenchTrainCommand
         CommandAction.Set(command, parse => Run(
             parse.GetRequiredValue(artifacts).FullName, parse.GetValue(batch), parse.GetValue(seq), parse.GetValue(steps),
             parse.GetValue(warmup), parse.GetValue(threads), parse.GetValue(optLevel)!, parse.GetValue(device)!,
-            parse.GetValue(profile), parse.GetValue(resident), parse.GetValue(json)));
+            parse.GetValue(profile)?.FullName, parse.GetValue(resident), parse.GetValue(json)));
         return command;
     }
 
-    private static int Run(string dir, int batch, int seq, int steps, int warmup, int threads, string optLevel, string device, bool profile, bool? resident, bool json)
+    private static int Run(string dir, int batch, int seq, int steps, int warmup, int threads, string optLevel, string device, string? profile, bool? resident, bool json)
+    {
+        _ = ExecutionDevice.Parse(device);
+        _ = SessionSettings.ParseOptimizationLevel(optLevel);
+        if (profile is not null && Directory.Exists(profile))
+            throw new ArgumentException($"--profile '{profile}' is a folder; name the file the profile goes to.");
+        // ONNX Runtime writes profiles under a prefix of its own choosing: they go to a private folder, the one asked for is moved out, the rest removed.
+        string? scratch = profile is null ? null : Directory.CreateTempSubdirectory("ferret-profile-").FullName;
+        try
+        {
+            return Run(dir, batch, seq, steps, warmup, threads, optLevel, device, profile, scratch, resident, json);
+        }
+        finally
+        {
+            if (scratch is not null)
+                Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    private static int Run(string dir, int batch, int seq, int steps, int warmup, int threads, string optLevel, string device, string? profile, string? scratch,
+        bool? resident, bool json)
     {
         if (batch <= 0)
             throw new ArgumentException($"--batch must be positive (got {batch}).");
@@ -50,7 +70,7 @@ internal static class BenchTrainCommand
             throw new ArgumentException($"--threads must not be negative (got {threads}).");
 
         var package = ArtifactPackage.Open(dir);
-        string? profilePrefix = profile ? Path.Combine(Path.GetTempPath(), $"ferret-bench-train-{Environment.ProcessId}") : null;
+        string? profilePrefix = scratch is null ? null : Path.Combine(scratch, "train");
         var settings = new SessionSettings
         {
             Device = ExecutionDevice.Parse(device),
@@ -78,7 +98,14 @@ internal static class BenchTrainCommand
 
         double tokensPerSecond = (double)batch * seq * steps / timer.Elapsed.TotalSeconds;
         long peakRss = Process.GetCurrentProcess().PeakWorkingSet64;
-        var ops = profilePrefix is null ? [] : OrtProfile.ByOperator(trainer.EndProfiling());
+        IReadOnlyList<OperatorTime> ops = [];
+        if (profile is not null)
+        {
+            var written = trainer.EndProfiling();
+            ops = OrtProfile.ByOperator(written);
+            Directory.CreateDirectory(Path.GetDirectoryName(profile)!);
+            File.Move(written, profile, overwrite: true);
+        }
 
         if (json)
         {
@@ -99,7 +126,9 @@ internal static class BenchTrainCommand
             };
             if (ops.Count > 0)
                 result["op_share"] = ops.Take(12).ToDictionary(o => o.OpType, o => Math.Round(o.Share, 4));
-            Console.WriteLine(JsonSerializer.Serialize(result));
+            if (profile is not null)
+                result["profile"] = profile;
+            Console.WriteLine(CliJson.Serialize(result));
             return 0;
         }
 
@@ -126,6 +155,8 @@ internal static class BenchTrainCommand
             }
             AnsiConsole.Write(opTable);
         }
+        if (profile is not null)
+            AnsiConsole.WriteLine($"profile written to {profile} (chrome-trace JSON, for a trace viewer)");
         return 0;
     }
 

@@ -15,20 +15,23 @@ internal static class ExportCommand
         var hf = new Option<DirectoryInfo?>("--hf") { Description = "A Hugging Face model folder (config.json + model.safetensors or a sharded index)." };
         var output = new Option<DirectoryInfo>("--out") { Description = "Folder to write the artifact package to.", Required = true };
         var seed = new Option<int>("--seed") { Description = "Seed of a preset's random weights.", DefaultValueFactory = _ => 1 };
-        var tokenizer = new Option<string?>("--tokenizer") { Description = "byte: use the built-in byte-level tokenizer instead of the folder's tokenizer.json." };
-        tokenizer.AcceptOnlyFromAmong("byte");
+        var tokenizer = Choices.Create("--tokenizer", "auto: the folder's tokenizer.model or tokenizer.json; byte: the built-in byte-level tokenizer.", "auto", "auto", "byte");
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing package." };
         var command = new Command("export", "Export a model to ONNX training artifacts (train.onnx, eval.onnx, logits.onnx, params.safetensors, manifest.json).")
         {
             preset, hf, output, seed, tokenizer, overwrite,
         };
-        CommandAction.Set(command, parse =>
+        // Asynchronous so Ctrl-C cancels the export between its steps (nothing half-written stays behind).
+        CommandAction.SetAsync(command, (parse, ct) => Task.FromResult(Run(parse, ct)));
+        return command;
+
+        int Run(ParseResult parse, CancellationToken ct)
         {
             var p = parse.GetValue(preset);
             var h = parse.GetValue(hf);
             if ((p is null) == (h is null))
                 throw new ArgumentException("Pass exactly one of --preset NAME or --hf MODEL_DIR.");
-            if (p is not null && parse.GetValue(tokenizer) is not null)
+            if (p is not null && parse.GetResult(tokenizer) is { Implicit: false })
                 throw new ArgumentException("--tokenizer applies to --hf exports; presets always use the byte tokenizer.");
             ModelSource source = p is not null
                 ? new ModelSource.FromPreset(p, parse.GetValue(seed))
@@ -37,7 +40,7 @@ internal static class ExportCommand
             Onnx.Artifacts.ArtifactPackage? package = null;
             AnsiConsole.Status().Start("exporting", ctx =>
             {
-                package = ModelExporter.Export(source, outDir, parse.GetValue(overwrite), new Progress<string>(m => ctx.Status($"exporting: {m}")));
+                package = ModelExporter.Export(source, outDir, parse.GetValue(overwrite), new Progress<string>(m => ctx.Status($"exporting: {m}")), ct);
             });
             var m = package!.Manifest;
             var table = new Table().AddColumn("artifact").AddColumn("value");
@@ -50,7 +53,6 @@ internal static class ExportCommand
             table.AddRow("fingerprint", m.ParametersSha256);
             AnsiConsole.Write(table);
             return 0;
-        });
-        return command;
+        }
     }
 }
