@@ -206,7 +206,7 @@ public sealed class FederationTests
         Assert.All(rounds, r => Assert.True(r.GetProperty("state").GetString() == "Completed" && r.GetProperty("aggregated").GetInt32() >= 2,
             $"round {r.GetProperty("round")} is {r.GetProperty("state")} with {r.GetProperty("aggregated")} inputs: {r}"));
         var privacy = Assert.Single(rounds).GetProperty("metrics").GetProperty("privacy");
-        Assert.True(privacy.GetProperty("secureAggregation").GetBoolean());
+        Assert.True(privacy.GetProperty("secureAggregation").GetBoolean(), $"the round is recorded as secure: {privacy}");
         // All three of three clients sampled (q = 1) at z = 1: the accountant's epsilon, in the round log and the status view.
         double epsilon = Core.Privacy.RdpAccountant.Epsilon(1.0, 1.0, 1, 1e-5).Epsilon;
         Assert.Equal(epsilon, privacy.GetProperty("epsilon").GetDouble(), 9);

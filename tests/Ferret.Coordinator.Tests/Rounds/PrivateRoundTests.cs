@@ -169,7 +169,7 @@ public sealed class PrivateRoundTests : IDisposable
         // A packet in the clear is refused: the coordinator must never hold one.
         await clients[0].Seen.WaitFor<RoundAssignment>(x => x.Round == 1);
         var plain = await clients[0].Hub.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, d.Id, 1, Wire.Serialize<ClientUpdate>(packets[clients[0].Id]));
-        Assert.False(plain.Accepted);
+        Assert.False(plain.Accepted, "a plain packet in a secure experiment must be refused");
         Assert.Contains("uses secure aggregation", plain.Reason);
 
         var s = await AdvertiseAsync(d, clients);
@@ -197,7 +197,7 @@ public sealed class PrivateRoundTests : IDisposable
             Assert.Equal(plan.VectorLength, Wire.Deserialize<MaskedInput>(bytes).Vector.Length);
         var view = (await _factory.Admin().GetFromJsonAsync<ExperimentView>($"/api/experiments/{d.Id}"))!;
         Assert.Equal(3, view.Privacy!.Threshold);
-        Assert.True(view.RoundLog![0].Metrics!.Privacy!.SecureAggregation);
+        Assert.True(view.RoundLog![0].Metrics!.Privacy!.SecureAggregation, "round 1 is recorded as a secure round");
     }
 
     [Fact]
@@ -265,7 +265,7 @@ public sealed class PrivateRoundTests : IDisposable
         var forged = Wire.Deserialize<UnmaskResponse>(Wire.Serialize(genuine));
         forged.Shares[0].Share[3] ^= 0x10;
         var refused = await a.Hub.InvokeAsync<SubmitResult>(RoundsProtocol.Unmask, d.Id, 1, Wire.Serialize(forged));
-        Assert.False(refused.Accepted);
+        Assert.False(refused.Accepted, "a forged unmasking share must be refused");
         Assert.Contains("does not match the commitment", refused.Reason);
         var junk = await a.Hub.InvokeAsync<SubmitResult>(RoundsProtocol.Unmask, d.Id, 1, new byte[] { 0xC1, 0x00 });
         Assert.StartsWith("malformed unmasking message", junk.Reason);
@@ -300,7 +300,7 @@ public sealed class PrivateRoundTests : IDisposable
             foreach (var c in clients)
             {
                 var a = await c.Seen.WaitFor<RoundAssignment>(x => x.Round == round);
-                Assert.False(a.Privacy!.Secure);
+                Assert.False(a.Privacy!.Secure, "a central-DP round without secure aggregation is not secure");
                 Assert.Equal(0.5, a.Privacy.ClipNorm);
                 var result = await c.Hub.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, d.Id, round, TestPackets.Ferret(d, round));
                 Assert.True(result.Accepted, result.Reason);

@@ -110,14 +110,14 @@ public sealed class PrivateAggregationTests
         var plan = PrivacyPlan.Create(privacy, 20, round: 1, assigned: 10, eligible: 100, clipNorm: 0.5);
         var big = new FerretUpdate { SeedIndices = [0, 3], Blocks = [0, 1], Gammas = [3f, 4f] }; // norm 5
         var q = PrivateEncoding.Quantize(big, plan, 10, out bool unclipped);
-        Assert.False(unclipped);
+        Assert.False(unclipped, "a gamma of norm 5 is clipped at 0.5");
         double norm = Math.Sqrt(q.Take(plan.GammaLength).Sum(v => (double)v * v)) / plan.GammaScale;
         Assert.Equal(0.5, norm, 5);
         Assert.Equal(0.3, q[0] / plan.GammaScale, 5);
         Assert.Equal(-(long)plan.BitScale / 2, q[plan.BitSlot]);
         var small = new FerretUpdate { SeedIndices = [1], Blocks = [0], Gammas = [0.25f] };
         q = PrivateEncoding.Quantize(small, plan, 10, out unclipped);
-        Assert.True(unclipped);
+        Assert.True(unclipped, "a gamma of norm 0.25 is within the clip norm 0.5");
         Assert.Equal(0.25, q[1] / plan.GammaScale, 6);
         Assert.Equal((long)plan.BitScale / 2, q[plan.BitSlot]);
         Assert.Equal(-1, plan.LossSlot); // no unnoised loss under DP
@@ -188,7 +188,7 @@ public sealed class PrivateAggregationTests
         Assert.True(aggregation.ClipNorm > before * 1.08, $"all clients clipped: C should grow by about exp(0.1), {before} -> {aggregation.ClipNorm}");
         Assert.Equal(aggregation.ClipNorm, r2.Privacy.NextClipNorm);
         // The count's noise is paid for: the update's share of the budget is smaller than z.
-        Assert.True(plan.UpdateNoiseMultiplier > 0.5);
+        Assert.True(plan.UpdateNoiseMultiplier > 0.5, $"the update keeps most of the noise budget: {plan.UpdateNoiseMultiplier}");
     }
 
     [Fact]

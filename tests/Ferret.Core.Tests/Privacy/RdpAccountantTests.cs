@@ -63,7 +63,7 @@ public sealed class RdpAccountantTests
         double e4 = RdpAccountant.Epsilon(0.10, 2.0, 100, 1e-5).Epsilon;
         Assert.True(e1 < e2 && e2 < e3 && e4 < e3, $"{e1} < {e2} < {e3}, {e4} < {e3}");
         Assert.Equal(0, RdpAccountant.Epsilon(0, 1.0, 10, 1e-5).Epsilon);
-        Assert.True(double.IsPositiveInfinity(RdpAccountant.Epsilon(0.1, 0, 1, 1e-5).Epsilon));
+        Assert.True(double.IsPositiveInfinity(RdpAccountant.Epsilon(0.1, 0, 1, 1e-5).Epsilon), "no noise: no finite epsilon");
     }
 
     [Theory]
