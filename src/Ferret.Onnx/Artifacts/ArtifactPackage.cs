@@ -88,6 +88,15 @@ public sealed class ArtifactPackage
     public float[] LoadParameters(bool verify = true)
     {
         var flat = new float[Layout.TotalLength];
+        LoadParameters(flat, verify);
+        return flat;
+    }
+
+    /// <summary>Reads the initial parameters straight into <paramref name="flat"/> (no intermediate copy), checked against the manifest's fingerprint.</summary>
+    public void LoadParameters(Span<float> flat, bool verify = true)
+    {
+        if (flat.Length != Layout.TotalLength)
+            throw new ArgumentException($"The destination holds {flat.Length} values; '{ParametersPath}' has {Layout.TotalLength}.", nameof(flat));
         using (var reader = SafeTensorsReader.Open(ParametersPath))
         {
             foreach (var t in Layout.Tensors)
@@ -97,7 +106,7 @@ public sealed class ArtifactPackage
                 var info = reader.GetInfo(t.Name);
                 if (!info.Shape.SequenceEqual(t.Shape))
                     throw new InvalidDataException($"'{ParametersPath}': tensor '{t.Name}' has shape [{string.Join(", ", info.Shape)}]; the manifest says [{string.Join(", ", t.Shape)}].");
-                reader.ReadFloat32(t.Name, flat.AsSpan((int)t.Offset, (int)t.Length));
+                reader.ReadFloat32(t.Name, flat.Slice((int)t.Offset, (int)t.Length));
             }
         }
         if (verify)
@@ -106,6 +115,5 @@ public sealed class ArtifactPackage
             if (fp != Manifest.ParametersSha256)
                 throw new InvalidDataException($"'{ParametersPath}' has fingerprint {fp}; the manifest says {Manifest.ParametersSha256}. The package was modified or damaged.");
         }
-        return flat;
     }
 }

@@ -1,8 +1,9 @@
+using System.Globalization;
 using Microsoft.ML.OnnxRuntime;
 
 namespace Ferret.Training.Runtime;
 
-/// <summary>How ONNX Runtime sessions are created: device, threads, graph optimisation, profiling.</summary>
+/// <summary>How ONNX Runtime sessions are created: device, threads, graph optimisation, memory, profiling.</summary>
 public sealed record SessionSettings
 {
     public ExecutionDevice Device { get; init; } = ExecutionDevice.Cpu;
@@ -19,8 +20,33 @@ public sealed record SessionSettings
     /// </summary>
     public bool? ResidentParameters { get; init; }
 
+    /// <summary>
+    /// TensorFloat-32 matrix products on GPUs that have them (CUDA's <c>use_tf32</c>): faster, with float32
+    /// products rounded to a 10-bit mantissa before accumulation. Ignored on the CPU.
+    /// </summary>
+    public bool Tf32 { get; init; } = true;
+
+    /// <summary>
+    /// Upper bound, in bytes, of what ONNX Runtime's CUDA arena may take (<c>gpu_mem_limit</c>); 0 leaves it
+    /// unbounded. The arena grows by what is asked for rather than in powers of two, so it holds no more than
+    /// the peak the graphs need.
+    /// </summary>
+    public long GpuMemoryLimit { get; init; }
+
     /// <summary>When set, ONNX Runtime writes a chrome-trace profile with this path prefix.</summary>
     public string? ProfilePrefix { get; init; }
+
+    /// <summary>
+    /// Tests only: bind host parameters the way a device provider does (a copy taken when bound), on the CPU,
+    /// so the rule that every run sees the current host parameters can be checked without a GPU.
+    /// </summary>
+    internal bool EmulateDeviceInputs { get; init; }
+
+    /// <summary>
+    /// Whether the provider reads bound host memory in place (the CPU) or copies it when it is bound (CUDA):
+    /// a copying provider must be bound again after every edit of the host buffer.
+    /// </summary>
+    internal bool ReadsHostInPlace => !Device.IsCuda && !EmulateDeviceInputs;
 
     /// <summary>Parses <c>none|basic|extended|all</c>.</summary>
     public static GraphOptimizationLevel ParseOptimizationLevel(string text) => text?.Trim().ToLowerInvariant() switch
@@ -51,7 +77,7 @@ public sealed record SessionSettings
                 options.ProfileOutputPathPrefix = ProfilePrefix;
             }
             if (Device.IsCuda)
-                AppendCuda(options, Device.DeviceId);
+                AppendCuda(options);
             return options;
         }
         catch
@@ -61,18 +87,36 @@ public sealed record SessionSettings
         }
     }
 
-    private static void AppendCuda(SessionOptions options, int deviceId)
+    /// <summary>The CUDA execution provider's settings, as the session gets them.</summary>
+    public IReadOnlyDictionary<string, string> CudaProviderOptions()
+    {
+        var o = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["device_id"] = Device.DeviceId.ToString(CultureInfo.InvariantCulture),
+            // The default (kNextPowerOfTwo) can leave the arena up to twice the peak the graphs need.
+            ["arena_extend_strategy"] = "kSameAsRequested",
+            ["use_tf32"] = Tf32 ? "1" : "0",
+        };
+        if (GpuMemoryLimit > 0)
+            o["gpu_mem_limit"] = GpuMemoryLimit.ToString(CultureInfo.InvariantCulture);
+        return o;
+    }
+
+    private void AppendCuda(SessionOptions options)
     {
         try
         {
-            options.AppendExecutionProvider_CUDA(deviceId);
+            using var cuda = new OrtCUDAProviderOptions();
+            cuda.UpdateOptions(new Dictionary<string, string>(CudaProviderOptions()));
+            options.AppendExecutionProvider_CUDA(cuda);
         }
         catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
         {
             throw new NotSupportedException(
                 $"The CUDA execution provider is not available ({e.Message.Trim()}). Build with the GPU runtime " +
-                "(dotnet build -p:FerretGpu=true, which uses the Microsoft.ML.OnnxRuntime.Gpu package) and install " +
-                "CUDA 12 and cuDNN 9 on this machine, or run with --device cpu.", e);
+                "(dotnet publish -p:FerretGpu=true, which uses the Microsoft.ML.OnnxRuntime.Gpu package) and put CUDA 13 " +
+                "(libcudart.so.13, libcublas.so.13) and cuDNN 9 (libcudnn.so.9) on LD_LIBRARY_PATH (see the README's " +
+                "\"On a GPU machine\"), or run with --device cpu.", e);
         }
     }
 }

@@ -66,7 +66,7 @@ public sealed class OnnxLocalModel : IFirstOrderLocalModel
             for (int m = 0; m < microBatches; m++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                lossSum += resident.ForwardBackward(Example(step, m), first: m == 0);
+                lossSum += resident.ForwardBackward(Example(step, m));
             }
             resident.Step(rate);
         }

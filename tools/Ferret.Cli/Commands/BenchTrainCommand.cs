@@ -60,7 +60,7 @@ internal static class BenchTrainCommand
             ResidentParameters = resident,
         };
         using var trainer = new OnnxTrainer(package.Layout, package.TrainGraphPath, null, settings);
-        package.LoadParameters().CopyTo(trainer.Parameters, 0);
+        package.LoadParameters(trainer.Parameters);
         var optimizer = new Sgd(1e-4f);
         var data = RandomBatch(batch, seq, package.Manifest.Tokenizer.VocabSize, seed: 1234);
 
@@ -133,7 +133,7 @@ internal static class BenchTrainCommand
     {
         if (trainer.Resident is { } resident)
         {
-            float residentLoss = resident.ForwardBackward(batch, first: true);
+            float residentLoss = resident.ForwardBackward(batch);
             resident.Step(optimizer.LearningRate);
             return residentLoss;
         }
