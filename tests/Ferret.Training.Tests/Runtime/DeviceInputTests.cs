@@ -85,8 +85,15 @@ public sealed class DeviceInputTests(ArtifactFixture artifacts) : IClassFixture<
         var examples = SyntheticTasks.Sample(["reverse"], 24, 7).Select(encoder.Encode).ToList();
         var options = new TrainingOptions
         {
-            Steps = 12, BatchSize = 2, MicroBatches = 2, Optimizer = optimizer, LearningRate = optimizer == "sgd" ? 0.1f : 3e-3f,
-            Momentum = optimizer == "sgd" ? 0.5f : 0f, EvalEvery = 12, EvalExamples = 8, Session = DeviceLike with { ResidentParameters = false },
+            Steps = 12,
+            BatchSize = 2,
+            MicroBatches = 2,
+            Optimizer = optimizer,
+            LearningRate = optimizer == "sgd" ? 0.1f : 3e-3f,
+            Momentum = optimizer == "sgd" ? 0.5f : 0f,
+            EvalEvery = 12,
+            EvalExamples = 8,
+            Session = DeviceLike with { ResidentParameters = false },
         };
         var losses = new List<TrainingProgress>();
         var tuned = CentralizedTraining.Run(package, examples, examples, encoder, options, losses.Add);

@@ -88,8 +88,16 @@ public sealed class ResidentTrainingTests(ArtifactFixture artifacts) : IClassFix
             var progress = new List<TrainingProgress>();
             var options = new TrainingOptions
             {
-                Steps = 6, BatchSize = 2, MicroBatches = 3, Optimizer = optimizer, LearningRate = optimizer == "sgd" ? 0.05f : 2e-3f,
-                Momentum = momentum, WeightDecay = weightDecay, ClipNorm = clip, EvalEvery = 3, EvalExamples = 6,
+                Steps = 6,
+                BatchSize = 2,
+                MicroBatches = 3,
+                Optimizer = optimizer,
+                LearningRate = optimizer == "sgd" ? 0.05f : 2e-3f,
+                Momentum = momentum,
+                WeightDecay = weightDecay,
+                ClipNorm = clip,
+                EvalEvery = 3,
+                EvalExamples = 6,
                 Session = new SessionSettings { IntraOpThreads = 1, ResidentParameters = resident },
             };
             return (CentralizedTraining.Run(package, examples, examples, encoder, options, progress.Add), progress);
