@@ -1,6 +1,6 @@
 using Ferret.Core.Parameters;
-using Ferret.Onnx.Autodiff;
-using Ferret.Onnx.Graphs;
+using Ferret.Onnx.Artifacts;
+using Ferret.Onnx.Checkpoints;
 using Microsoft.ML.OnnxRuntime;
 
 namespace Ferret.Training.Runtime;
@@ -24,15 +24,12 @@ public sealed class ResidentTraining : IDisposable
     private readonly SessionSettings _settings;
     private readonly RunOptions _runOptions = new();
     private readonly List<IDisposable> _owned = [];
-    private readonly InferenceSession _train;
-    private readonly OrtIoBinding _trainBinding;
+    private readonly IGradientProgram _program;
     private readonly InferenceSession? _eval;
     private OrtIoBinding? _evalBinding;
     private readonly OrtAllocator? _allocator;
     private readonly DeviceVector _weights;
     private readonly DeviceVector _gradient;
-    private readonly float[] _loss = new float[1];
-    private readonly OrtValue _lossValue;
     private readonly Dictionary<string, InferenceSession> _kernels = new(StringComparer.Ordinal);
     private DeviceVector[] _state = [];
     private ResidentOptimizer? _stateOwner;
@@ -46,13 +43,11 @@ public sealed class ResidentTraining : IDisposable
         _eval = eval;
         try
         {
-            var graph = OnnxModel.Load(trainGraphPath);
-            _train = Own(Session(new OnnxModel(GradientAccumulation.Accumulating(graph.Graph), graph.Opset).ToBytes(), quiet: false));
-            OnnxTrainer.CheckSignature(_train, trainGraphPath, layout, withGradients: true);
+            _program = Own(GradientPrograms.Create(layout, trainGraphPath, this));
             if (settings.Device.IsCuda)
             {
                 var memory = Own(new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, settings.Device.DeviceId, OrtMemType.Default));
-                _allocator = Own(new OrtAllocator(_train, memory));
+                _allocator = Own(new OrtAllocator(_program.MainSession, memory));
                 _weights = Own(DeviceVector.Device(layout, _allocator));
                 _gradient = Own(DeviceVector.Device(layout, _allocator));
             }
@@ -61,21 +56,41 @@ public sealed class ResidentTraining : IDisposable
                 _weights = Own(DeviceVector.Host(layout));
                 _gradient = Own(DeviceVector.Host(layout));
             }
-            _lossValue = Own(OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, new Memory<float>(_loss), []));
-            _trainBinding = Own(_train.CreateIoBinding());
-            for (int i = 0; i < layout.Tensors.Count; i++)
-            {
-                var name = layout.Tensors[i].Name;
-                _trainBinding.BindInput(name, _weights[i]);
-                _trainBinding.BindInput(name + GradientAccumulation.SumSuffix, _gradient[i]);
-                _trainBinding.BindOutput(OnnxTrainer.GradientName(name), _gradient[i]);
-            }
-            _trainBinding.BindOutput("loss", _lossValue);
+            _program.Bind(_weights, _gradient);
             ZeroGradient();
         }
         catch
         {
             Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Opens resident training straight from a package, without a host copy of the parameters (models past
+    /// <see cref="Array.MaxLength"/> parameters train this way); <see cref="Load(ArtifactPackage)"/> fills it.
+    /// </summary>
+    public static ResidentTraining Open(ArtifactPackage package, SessionSettings settings, bool withEvaluation = true)
+    {
+        ArgumentNullException.ThrowIfNull(package);
+        ArgumentNullException.ThrowIfNull(settings);
+        InferenceSession? eval = null;
+        try
+        {
+            if (withEvaluation)
+            {
+                using var options = settings.CreateOptions();
+                eval = new InferenceSession(package.EvalGraphPath, options);
+                OnnxTrainer.CheckSignature(eval, package.EvalGraphPath, package.Layout, withGradients: false);
+            }
+            var resident = new ResidentTraining(package.Layout, package.TrainGraphPath, eval, settings);
+            if (eval is not null)
+                resident._owned.Insert(0, eval);
+            return resident;
+        }
+        catch
+        {
+            eval?.Dispose();
             throw;
         }
     }
@@ -96,6 +111,23 @@ public sealed class ResidentTraining : IDisposable
         {
             var t = _layout.Tensors[i];
             Upload(i, parameters.Slice(checked((int)t.Offset), checked((int)t.Length)));
+        }
+        ZeroGradient();
+    }
+
+    /// <summary>Reads the package's parameters straight into the resident buffers, tensor by tensor, and clears the accumulated gradient.</summary>
+    public void Load(ArtifactPackage package)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(package);
+        using var reader = SafeTensorsReader.Open(package.ParametersPath);
+        var staging = new float[_layout.Tensors.Max(t => t.Length)];
+        for (int i = 0; i < _layout.Tensors.Count; i++)
+        {
+            var t = _layout.Tensors[i];
+            var span = staging.AsSpan(0, checked((int)t.Length));
+            reader.ReadFloat32(t.Name, span);
+            Upload(i, span);
         }
         ZeroGradient();
     }
@@ -152,9 +184,7 @@ public sealed class ResidentTraining : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(batch);
-        using (OnnxTrainer.BindBatch(_train, _trainBinding, batch))
-            _train.RunWithBinding(_runOptions, _trainBinding);
-        return _loss[0];
+        return _program.ForwardBackward(batch, _runOptions);
     }
 
     /// <summary>The L2 norm of <c>G</c> (before any scaling), for global-norm clipping.</summary>
@@ -269,7 +299,7 @@ public sealed class ResidentTraining : IDisposable
     }
 
     /// <summary>Ends ONNX Runtime profiling of the training session and returns the trace file, if profiling was on.</summary>
-    public string EndProfiling() => _train.EndProfiling();
+    public string EndProfiling() => _program.MainSession.EndProfiling();
 
     private void EnsureState(ResidentOptimizer optimizer)
     {
@@ -335,7 +365,7 @@ public sealed class ResidentTraining : IDisposable
         return session;
     }
 
-    private InferenceSession Session(byte[] model, bool quiet)
+    internal InferenceSession Session(byte[] model, bool quiet)
     {
         using var options = _settings.CreateOptions();
         // Buffer kernels run between training steps: their CPU threads must not spin-wait and starve the training session's.
