@@ -16,6 +16,37 @@ public sealed record TokenizerDescription(string Kind, int VocabSize, int? BosTo
 /// <summary>A graph file and its input and output names, in order.</summary>
 public sealed record GraphDescription(string File, IReadOnlyList<string> Inputs, IReadOnlyList<string> Outputs);
 
+/// <summary>
+/// Graphs for training with activation recompute (<c>ferret export --recompute layers</c>), beside the whole-model
+/// graphs: a runtime runs them block by block, keeping only the hidden rows at layer boundaries and recomputing
+/// each layer's activations in its backward pass. <see cref="LayerForward"/> and <see cref="LayerBackward"/> serve
+/// every layer: layer <c>l</c> binds parameter <c>Layers[l][j]</c> to the graph input <c>LayerParameters[j]</c>.
+/// Backward graphs return <c>&lt;name&gt;_grad</c> like <c>train.onnx</c>, and <c>hidden_grad</c> for the block before.
+/// </summary>
+/// <param name="Mode"><c>layers</c>: one checkpoint per decoder layer.</param>
+/// <param name="Prologue">Token ids and mask to <c>hidden</c> and the per-batch tensors the layers share.</param>
+/// <param name="LayerForward">One decoder layer: <c>hidden</c> to <c>hidden_out</c>.</param>
+/// <param name="LayerBackward">One decoder layer's vector-Jacobian product: <c>hidden</c> and <c>hidden_out_grad</c> to <c>hidden_grad</c> and the weight gradients.</param>
+/// <param name="Head">Final norm, LM head and loss with its gradients: <c>loss</c>, <c>hidden_grad</c> and the head's weight gradients.</param>
+/// <param name="EmbeddingBackward">The prologue's vector-Jacobian product: <c>hidden_grad</c> to the embedding tables' gradients.</param>
+/// <param name="LayerParameters">The layer graphs' weight inputs, relative to a layer.</param>
+/// <param name="Layers">Per layer, the parameter bound to each of <paramref name="LayerParameters"/>.</param>
+public sealed record RecomputeDescription(
+    string Mode,
+    GraphDescription Prologue,
+    GraphDescription LayerForward,
+    GraphDescription LayerBackward,
+    GraphDescription Head,
+    GraphDescription EmbeddingBackward,
+    IReadOnlyList<string> LayerParameters,
+    IReadOnlyList<IReadOnlyList<string>> Layers)
+{
+    public const string LayersMode = "layers";
+
+    [JsonIgnore]
+    public IEnumerable<GraphDescription> Graphs => [Prologue, LayerForward, LayerBackward, Head, EmbeddingBackward];
+}
+
 /// <summary>The <c>manifest.json</c> of an artifact package (architecture.md).</summary>
 public sealed record ArtifactManifest(
     int FormatVersion,
@@ -32,7 +63,8 @@ public sealed record ArtifactManifest(
     string ParametersFile,
     string ParametersSha256,
     long ParameterCount,
-    string CreatedBy)
+    string CreatedBy,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RecomputeDescription? Recompute = null)
 {
     public const int CurrentFormatVersion = 1;
     public const string FileName = "manifest.json";

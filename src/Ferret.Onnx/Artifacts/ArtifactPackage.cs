@@ -37,6 +37,9 @@ public sealed class ArtifactPackage
 
     public string ParametersPath => Path.Combine(Directory, Manifest.ParametersFile);
 
+    /// <summary>The path of one of the package's graphs.</summary>
+    public string PathOf(GraphDescription graph) => Path.Combine(Directory, (graph ?? throw new ArgumentNullException(nameof(graph))).File);
+
     public static ArtifactPackage Open(string directory)
     {
         if (!System.IO.Directory.Exists(directory))
@@ -50,6 +53,11 @@ public sealed class ArtifactPackage
         {
             if (!File.Exists(Path.Combine(directory, g.File)))
                 throw new FileNotFoundException($"'{manifestPath}' names graph '{g.File}', which is missing.", Path.Combine(directory, g.File));
+        }
+        foreach (var g in m.Recompute?.Graphs ?? [])
+        {
+            if (!File.Exists(Path.Combine(directory, g.File)))
+                throw new FileNotFoundException($"'{manifestPath}' names recompute graph '{g.File}', which is missing.", Path.Combine(directory, g.File));
         }
         ParameterLayout layout;
         try
@@ -78,10 +86,27 @@ public sealed class ArtifactPackage
         {
             throw new InvalidDataException($"'{manifestPath}': block partition is invalid: {e.Message}", e);
         }
+        if (m.Recompute is { } r)
+            CheckRecompute(r, layout, manifestPath);
         var config = ModelConfig.FromManifestJson(m.ModelConfig, manifestPath);
         if (!File.Exists(Path.Combine(directory, m.ParametersFile)))
             throw new FileNotFoundException($"'{manifestPath}' names parameters '{m.ParametersFile}', which is missing.");
         return new ArtifactPackage(directory, m, layout, blocks, config);
+    }
+
+    private static void CheckRecompute(RecomputeDescription r, ParameterLayout layout, string manifestPath)
+    {
+        if (r.Mode != RecomputeDescription.LayersMode)
+            throw new InvalidDataException($"'{manifestPath}': recompute mode '{r.Mode}' is unknown; this Ferret.NET reads '{RecomputeDescription.LayersMode}'.");
+        var known = layout.Tensors.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        for (int l = 0; l < r.Layers.Count; l++)
+        {
+            if (r.Layers[l].Count != r.LayerParameters.Count)
+                throw new InvalidDataException($"'{manifestPath}': recompute layer {l} lists {r.Layers[l].Count} parameters; the layer graph takes {r.LayerParameters.Count}.");
+            var unknown = r.Layers[l].FirstOrDefault(n => !known.Contains(n));
+            if (unknown is not null)
+                throw new InvalidDataException($"'{manifestPath}': recompute layer {l} names parameter '{unknown}', which the parameter table does not have.");
+        }
     }
 
     /// <summary>The initial parameters, flat, in manifest order; checked against the manifest's fingerprint.</summary>

@@ -13,9 +13,17 @@ public static class GradientAccumulation
 {
     public const string SumSuffix = "_grad_sum";
 
-    public static Graph Accumulating(Graph train)
+    /// <summary>Every <c>*_grad</c> output accumulates.</summary>
+    public static Graph Accumulating(Graph train) => Accumulating(train, _ => true);
+
+    /// <summary>
+    /// Only the <c>&lt;name&gt;_grad</c> outputs whose <c>name</c> passes <paramref name="accumulates"/> accumulate
+    /// (a block's parameter gradients do; the gradient it hands to the previous block does not).
+    /// </summary>
+    public static Graph Accumulating(Graph train, Func<string, bool> accumulates)
     {
         ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(accumulates);
         var g = train.Clone();
         var producers = new Dictionary<string, Node>(StringComparer.Ordinal);
         foreach (var n in g.Nodes)
@@ -23,7 +31,8 @@ public static class GradientAccumulation
             foreach (var o in n.Outputs)
                 producers[o] = n;
         }
-        var outputs = g.Outputs.Where(o => o.Name.EndsWith(ReverseMode.GradientSuffix, StringComparison.Ordinal)).ToList();
+        var outputs = g.Outputs.Where(o => o.Name.EndsWith(ReverseMode.GradientSuffix, StringComparison.Ordinal)
+            && accumulates(o.Name[..^ReverseMode.GradientSuffix.Length])).ToList();
         if (outputs.Count == 0)
             throw new ArgumentException($"Graph '{train.Name}' has no '*{ReverseMode.GradientSuffix}' outputs to accumulate.", nameof(train));
         foreach (var output in outputs)

@@ -29,9 +29,10 @@ public static class ModelExporter
         name.EndsWith(".attn.bias", StringComparison.Ordinal) || name.EndsWith(".attn.masked_bias", StringComparison.Ordinal)
         || name.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal);
 
-    public static ArtifactPackage Export(ModelSource source, string outputDirectory, bool overwrite, IProgress<string>? progress = null)
+    public static ArtifactPackage Export(ModelSource source, string outputDirectory, bool overwrite, IProgress<string>? progress = null, ExportOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(source);
+        options ??= new ExportOptions();
         using var writer = new ArtifactPackageWriter(outputDirectory, overwrite);
         ModelConfig config;
         float[] flat;
@@ -99,6 +100,7 @@ public static class ModelExporter
         var train = Save(writer, "train.onnx", trainGraph);
         var eval = Save(writer, "eval.onnx", lossGraph);
         var logits = Save(writer, "logits.onnx", logitsGraph);
+        var recompute = options.Recompute == RecomputeMode.Layers ? LayerRecompute.Write(writer, builder, Opset, progress) : null;
         progress?.Report("writing parameters");
         writer.WriteParameters("params.safetensors", layout, flat);
 
@@ -115,13 +117,14 @@ public static class ModelExporter
             "params.safetensors",
             ModelFingerprint.Compute(flat),
             layout.TotalLength,
-            $"Ferret.NET {typeof(ModelExporter).Assembly.GetName().Version}");
+            $"Ferret.NET {typeof(ModelExporter).Assembly.GetName().Version}",
+            recompute);
         writer.Commit(manifest);
         progress?.Report("done");
         return ArtifactPackage.Open(outputDirectory);
     }
 
-    private static GraphDescription Save(ArtifactPackageWriter writer, string file, Graph graph)
+    internal static GraphDescription Save(ArtifactPackageWriter writer, string file, Graph graph)
     {
         new OnnxModel(graph, Opset).Save(writer.PathOf(file));
         return new GraphDescription(file, graph.Inputs.Select(i => i.Name).ToList(), graph.Outputs.Select(o => o.Name).ToList());

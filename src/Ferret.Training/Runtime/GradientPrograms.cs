@@ -1,4 +1,5 @@
 using Ferret.Core.Parameters;
+using Ferret.Onnx.Artifacts;
 using Ferret.Onnx.Autodiff;
 using Ferret.Onnx.Graphs;
 using Microsoft.ML.OnnxRuntime;
@@ -20,13 +21,37 @@ internal interface IGradientProgram : IDisposable
 
     /// <summary>Forward and backward on one batch at <c>W</c>, adding the gradient into <c>G</c>; returns the loss.</summary>
     float ForwardBackward(TokenBatch batch, RunOptions runOptions);
+
+    /// <summary>Ends ONNX Runtime profiling of the program's sessions; returns the trace file ("" when profiling was off).</summary>
+    string EndProfiling();
 }
 
 /// <summary>Chooses the gradient program an artifact package asks for.</summary>
 internal static class GradientPrograms
 {
+    /// <summary>
+    /// The layered program (<see cref="LayeredProgram"/>) when the training graph belongs to a package whose manifest
+    /// lists recompute graphs; the whole accumulating graph otherwise.
+    /// </summary>
     public static IGradientProgram Create(ParameterLayout layout, string trainGraphPath, ResidentTraining owner) =>
-        new AccumulatingGraphProgram(layout, trainGraphPath, owner);
+        RecomputePackage(layout, trainGraphPath) is { } package
+            ? new LayeredProgram(package, owner)
+            : new AccumulatingGraphProgram(layout, trainGraphPath, owner);
+
+    /// <summary>The package <paramref name="trainGraphPath"/> is the training graph of, when it was exported with recompute.</summary>
+    private static ArtifactPackage? RecomputePackage(ParameterLayout layout, string trainGraphPath)
+    {
+        var path = Path.GetFullPath(trainGraphPath);
+        var directory = Path.GetDirectoryName(path);
+        if (directory is null || !File.Exists(Path.Combine(directory, ArtifactManifest.FileName)))
+            return null;
+        var package = ArtifactPackage.Open(directory);
+        if (package.Manifest.Recompute is null || package.TrainGraphPath != path)
+            return null;
+        if (!package.Layout.Tensors.Select(t => (t.Name, t.Length)).SequenceEqual(layout.Tensors.Select(t => (t.Name, t.Length))))
+            throw new InvalidDataException($"The parameter layout given for '{trainGraphPath}' is not the one its package '{directory}' lists.");
+        return package;
+    }
 }
 
 /// <summary>
@@ -78,6 +103,8 @@ internal sealed class AccumulatingGraphProgram : IGradientProgram
             MainSession.RunWithBinding(runOptions, _binding);
         return _loss[0];
     }
+
+    public string EndProfiling() => MainSession.EndProfiling();
 
     public void Dispose()
     {

@@ -299,7 +299,7 @@ public sealed class ResidentTraining : IDisposable
     }
 
     /// <summary>Ends ONNX Runtime profiling of the training session and returns the trace file, if profiling was on.</summary>
-    public string EndProfiling() => _program.MainSession.EndProfiling();
+    public string EndProfiling() => _program.EndProfiling();
 
     private void EnsureState(ResidentOptimizer optimizer)
     {

@@ -94,6 +94,7 @@ internal static class BenchTrainCommand
                 ["opt_level"] = optLevel,
                 ["device"] = settings.Device.ToString(),
                 ["resident"] = trainer.Resident is not null,
+                ["recompute"] = trainer.Resident is not null ? package.Manifest.Recompute?.Mode ?? "none" : "none",
                 ["threads"] = threads,
                 ["final_loss"] = loss,
             };
@@ -111,6 +112,7 @@ internal static class BenchTrainCommand
         table.AddRow("batch x seq", $"{batch} x {seq}");
         table.AddRow("graph optimisation", optLevel);
         table.AddRow("device", settings.Device.ToString() + (trainer.Resident is { } r ? $" (resident buffers in {r.Location} memory)" : " (host buffers)"));
+        table.AddRow("activation recompute", trainer.Resident is not null ? package.Manifest.Recompute?.Mode ?? "none" : "none" + (package.Manifest.Recompute is null ? "" : " (needs --resident true)"));
         table.AddRow("final loss", loss.ToString("F4", CultureInfo.InvariantCulture));
         AnsiConsole.Write(table);
         if (ops.Count > 0)

@@ -18,9 +18,14 @@ internal static class ExportCommand
         var tokenizer = new Option<string?>("--tokenizer") { Description = "byte: use the built-in byte-level tokenizer instead of the folder's tokenizer.json." };
         tokenizer.AcceptOnlyFromAmong("byte");
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing package." };
+        var recompute = new Option<string>("--recompute")
+        {
+            Description = "Activation recompute for training: none, or layers (add per-layer block graphs; a resident trainer then keeps only layer-boundary activations and recomputes each layer in its backward pass).",
+            DefaultValueFactory = _ => "none",
+        };
         var command = new Command("export", "Export a model to ONNX training artifacts (train.onnx, eval.onnx, logits.onnx, params.safetensors, manifest.json).")
         {
-            preset, hf, output, seed, tokenizer, overwrite,
+            preset, hf, output, seed, tokenizer, overwrite, recompute,
         };
         CommandAction.Set(command, parse =>
         {
@@ -33,11 +38,12 @@ internal static class ExportCommand
             ModelSource source = p is not null
                 ? new ModelSource.FromPreset(p, parse.GetValue(seed))
                 : new ModelSource.FromHuggingFace(h!.FullName, parse.GetValue(tokenizer) == "byte");
+            var options = new ExportOptions { Recompute = ExportOptions.ParseRecompute(parse.GetValue(recompute)) };
             var outDir = parse.GetValue(output)!.FullName;
             Onnx.Artifacts.ArtifactPackage? package = null;
             AnsiConsole.Status().Start("exporting", ctx =>
             {
-                package = ModelExporter.Export(source, outDir, parse.GetValue(overwrite), new Progress<string>(m => ctx.Status($"exporting: {m}")));
+                package = ModelExporter.Export(source, outDir, parse.GetValue(overwrite), new Progress<string>(m => ctx.Status($"exporting: {m}")), options);
             });
             var m = package!.Manifest;
             var table = new Table().AddColumn("artifact").AddColumn("value");
@@ -45,7 +51,7 @@ internal static class ExportCommand
             table.AddRow("model", $"{m.ModelFamily} {m.Preset ?? ""}");
             table.AddRow("parameters", m.ParameterCount.ToString("N0", CultureInfo.InvariantCulture));
             table.AddRow("blocks", m.Blocks.Count.ToString(CultureInfo.InvariantCulture));
-            foreach (var g in new[] { m.Train, m.Eval, m.Logits })
+            foreach (var g in new[] { m.Train, m.Eval, m.Logits }.Concat(m.Recompute?.Graphs ?? []))
                 table.AddRow(g.File, $"{new FileInfo(Path.Combine(package.Directory, g.File)).Length / 1024.0:F0} KiB");
             table.AddRow("fingerprint", m.ParametersSha256);
             AnsiConsole.Write(table);

@@ -27,7 +27,7 @@ internal static class InspectCommand
                 verified = "ok";
             }
             var sizes = m.Blocks.Select(b => b.Length).ToArray();
-            var graphs = new[] { m.Train, m.Eval, m.Logits }.Select(g => new
+            var graphs = new[] { m.Train, m.Eval, m.Logits }.Concat(m.Recompute?.Graphs ?? []).Select(g => new
             {
                 file = g.File,
                 bytes = new FileInfo(Path.Combine(package.Directory, g.File)).Length,
@@ -48,6 +48,7 @@ internal static class InspectCommand
                     blockMax = sizes.Max(),
                     tokenizer = m.Tokenizer,
                     graphs,
+                    recompute = m.Recompute?.Mode ?? "none",
                     fingerprint = m.ParametersSha256,
                     verified,
                 }));
@@ -60,6 +61,7 @@ internal static class InspectCommand
             summary.AddRow("parameters", $"{m.ParameterCount.ToString("N0", CultureInfo.InvariantCulture)} ({m.ParameterCount * 4 / 1048576.0:F1} MiB fp32) in {m.Parameters.Count} tensors");
             summary.AddRow("blocks", $"{m.Blocks.Count}, {sizes.Min():N0} to {sizes.Max():N0} elements (threshold {ParameterBlocks.Threshold(m.Parameters.Select(p => p.Length).ToArray()):N0})");
             summary.AddRow("tokenizer", Markup.Escape($"{m.Tokenizer.Kind}, vocabulary {m.Tokenizer.VocabSize}, bos {m.Tokenizer.BosTokenId}, eos {m.Tokenizer.EosTokenId}, pad {m.Tokenizer.PadTokenId}"));
+            summary.AddRow("recompute", m.Recompute is null ? "none" : $"{m.Recompute.Mode}: {m.Recompute.Layers.Count} layers share one forward and one backward graph");
             foreach (var g in graphs)
                 summary.AddRow(g.file, $"{g.bytes / 1024.0:F0} KiB, {g.inputs} inputs, {g.outputs} outputs");
             summary.AddRow("fingerprint", m.ParametersSha256 + (verified is null ? "" : " (verified)"));
