@@ -95,6 +95,9 @@ public sealed class ResidentTraining : IDisposable
         }
     }
 
+    /// <summary>How the gradient is computed (tests tell the whole graph from the layered blocks by it).</summary>
+    internal IGradientProgram Program => _program;
+
     /// <summary>Where the buffers live: <c>Cpu</c> or <c>Cuda</c>.</summary>
     public string Location => _weights.IsHost ? "Cpu" : "Cuda";
 
