@@ -1,4 +1,5 @@
 using Ferret.Core.Algorithms;
+using Ferret.Core.Parameters;
 using Ferret.Training.Data;
 using Ferret.Training.Runtime;
 
@@ -50,15 +51,14 @@ public sealed class OnnxLocalModel : IFirstOrderLocalModel
     public float Loss(int step) => _trainer.Loss(Example(step, 0));
 
     /// <summary>
-    /// With device-resident buffers (CUDA by default) the whole loop stays on the device; on host buffers
-    /// (the CPU, where they are already zero-copy) the algorithms' own loop runs instead.
+    /// With device-resident buffers (CUDA by default) the whole loop stays on the device and the update is read
+    /// back block by block when it is projected (<see cref="ResidentUpdate"/>); on host buffers (the CPU, where they
+    /// are already zero-copy) the algorithms' own loop runs instead.
     /// </summary>
-    public double? TryTrainFirstOrder(int steps, int microBatches, float rate, Span<float> delta, CancellationToken cancellationToken)
+    public (ILocalUpdate Update, double MeanLoss)? TryTrainFirstOrder(int steps, int microBatches, float rate, CancellationToken cancellationToken)
     {
         if (_trainer.Resident is not { } resident)
             return null;
-        if (delta.Length != _trainer.Parameters.Length)
-            throw new ArgumentException($"delta holds {delta.Length} values; the model has {_trainer.Parameters.Length}.", nameof(delta));
         double lossSum = 0;
         resident.Load(_trainer.Parameters);
         for (int step = 0; step < steps; step++)
@@ -70,9 +70,54 @@ public sealed class OnnxLocalModel : IFirstOrderLocalModel
             }
             resident.Step(rate);
         }
-        resident.Store(delta);
-        // delta = w_before - w_after (it holds w_after here).
-        System.Numerics.Tensors.TensorPrimitives.Subtract(_trainer.Parameters, delta, delta);
-        return lossSum / Math.Max(1, steps * microBatches);
+        return (new ResidentUpdate(resident, _trainer.Parameters, _trainer.Layout), lossSum / Math.Max(1, steps * microBatches));
     }
+}
+
+/// <summary>
+/// <c>delta = w_before - w_after</c> of a resident loop, computed range by range from the host's starting
+/// parameters and the device's trained ones, tensor by tensor: no parameter-sized host buffer beyond the model.
+/// </summary>
+public sealed class ResidentUpdate(ResidentTraining resident, float[] start, ParameterLayout layout) : ILocalUpdate
+{
+    private float[] _staging = [];
+
+    public long Length => layout.TotalLength;
+
+    public void Read(long offset, Span<float> destination)
+    {
+        long end = offset + destination.Length;
+        if (offset < 0 || end > layout.TotalLength)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"[{offset}, {end}) lies outside the update's {layout.TotalLength} elements.");
+        for (int i = 0; i < layout.Tensors.Count; i++)
+        {
+            var t = layout.Tensors[i];
+            long from = Math.Max(offset, t.Offset), to = Math.Min(end, t.Offset + t.Length);
+            if (from >= to)
+                continue;
+            var target = destination.Slice((int)(from - offset), (int)(to - from));
+            if (from == t.Offset && to == t.Offset + t.Length)
+            {
+                resident.Download(i, target);
+            }
+            else
+            {
+                if (_staging.Length < t.Length)
+                    _staging = new float[t.Length];
+                var whole = _staging.AsSpan(0, checked((int)t.Length));
+                resident.Download(i, whole);
+                whole.Slice((int)(from - t.Offset), target.Length).CopyTo(target);
+            }
+            // delta = w_before - w_after
+            System.Numerics.Tensors.TensorPrimitives.Subtract(start.AsSpan((int)from, target.Length), target, target);
+        }
+    }
+
+    public bool TryGetMemory(out ReadOnlyMemory<float> memory)
+    {
+        memory = default;
+        return false;
+    }
+
+    public void Dispose() => _staging = [];
 }
