@@ -89,19 +89,19 @@ public static class GradientCheck
     private static DirectionCheck Compare(int direction, double analytic, double numeric) =>
         new(direction, analytic, numeric, Math.Abs(analytic - numeric) / Math.Max(Math.Max(Math.Abs(analytic), Math.Abs(numeric)), 1e-8));
 
-    /// <summary>The layered program's gradient at <paramref name="w0"/>: one accumulation into a zero <c>G</c>, read back as <c>W - (W - 1 * G)</c>.</summary>
+    /// <summary>The layered program's gradient at <paramref name="w0"/>: one accumulation into a zero <c>G</c>, read back tensor by tensor.</summary>
     private static double[] LayeredGradient(ArtifactPackage package, float[] w0, TokenBatch batch)
     {
         using var resident = ResidentTraining.Open(package, new SessionSettings { ResidentParameters = true }, withEvaluation: false);
         resident.Load(w0);
         resident.ForwardBackward(batch);
-        resident.Step(1f);
-        var w1 = new float[w0.Length];
-        resident.Store(w1);
-        var g = new double[w0.Length];
-        for (int i = 0; i < g.Length; i++)
-            g[i] = (double)w0[i] - w1[i];
-        return g;
+        var g = new float[w0.Length];
+        for (int i = 0; i < package.Layout.Tensors.Count; i++)
+        {
+            var t = package.Layout.Tensors[i];
+            resident.DownloadGradient(i, g.AsSpan(checked((int)t.Offset), checked((int)t.Length)));
+        }
+        return Array.ConvertAll(g, v => (double)v);
     }
 
     /// <summary>Two sequences, the second right-padded, with a few ignored labels: every masking path is exercised.</summary>
