@@ -16,7 +16,11 @@ public sealed record TokenizerDescription(string Kind, int VocabSize, int? BosTo
 /// <summary>A graph file and its input and output names, in order.</summary>
 public sealed record GraphDescription(string File, IReadOnlyList<string> Inputs, IReadOnlyList<string> Outputs);
 
-/// <summary>The <c>manifest.json</c> of an artifact package (architecture.md).</summary>
+/// <summary>
+/// The <c>manifest.json</c> of an artifact package (architecture.md). <paramref name="Initializer"/> names how a
+/// preset's seeded weights were drawn (<c>system-random-box-muller</c>, <c>philox-box-muller</c>); null for
+/// weights read from a checkpoint.
+/// </summary>
 public sealed record ArtifactManifest(
     int FormatVersion,
     string ModelFamily,
@@ -32,7 +36,8 @@ public sealed record ArtifactManifest(
     string ParametersFile,
     string ParametersSha256,
     long ParameterCount,
-    string CreatedBy)
+    string CreatedBy,
+    string? Initializer = null)
 {
     public const int CurrentFormatVersion = 1;
     public const string FileName = "manifest.json";

@@ -22,7 +22,7 @@ internal static class ExportCommand
         {
             preset, hf, output, seed, tokenizer, overwrite,
         };
-        CommandAction.Set(command, parse =>
+        CommandAction.SetAsync(command, async (parse, ct) =>
         {
             var p = parse.GetValue(preset);
             var h = parse.GetValue(hf);
@@ -35,10 +35,11 @@ internal static class ExportCommand
                 : new ModelSource.FromHuggingFace(h!.FullName, parse.GetValue(tokenizer) == "byte");
             var outDir = parse.GetValue(output)!.FullName;
             Onnx.Artifacts.ArtifactPackage? package = null;
-            AnsiConsole.Status().Start("exporting", ctx =>
+            // Ctrl+C cancels: the staging folder is removed and nothing is left behind.
+            await AnsiConsole.Status().StartAsync("exporting", ctx => Task.Run(() =>
             {
-                package = ModelExporter.Export(source, outDir, parse.GetValue(overwrite), new Progress<string>(m => ctx.Status($"exporting: {m}")));
-            });
+                package = ModelExporter.Export(source, outDir, parse.GetValue(overwrite), new Progress<string>(m => ctx.Status($"exporting: {Markup.Escape(m)}")), ct);
+            }, ct)).ConfigureAwait(false);
             var m = package!.Manifest;
             var table = new Table().AddColumn("artifact").AddColumn("value");
             table.AddRow("folder", Markup.Escape(package.Directory));
@@ -47,6 +48,9 @@ internal static class ExportCommand
             table.AddRow("blocks", m.Blocks.Count.ToString(CultureInfo.InvariantCulture));
             foreach (var g in new[] { m.Train, m.Eval, m.Logits })
                 table.AddRow(g.File, $"{new FileInfo(Path.Combine(package.Directory, g.File)).Length / 1024.0:F0} KiB");
+            table.AddRow(m.ParametersFile, $"{new FileInfo(package.ParametersPath).Length / 1048576.0:N0} MiB");
+            if (m.Initializer is not null)
+                table.AddRow("initializer", m.Initializer);
             table.AddRow("fingerprint", m.ParametersSha256);
             AnsiConsole.Write(table);
             return 0;
