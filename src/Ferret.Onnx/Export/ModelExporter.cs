@@ -32,7 +32,7 @@ public static class ModelExporter
         ArgumentNullException.ThrowIfNull(source);
         using var writer = new ArtifactPackageWriter(outputDirectory, overwrite);
         ModelConfig config;
-        TokenizerDescription tokenizer;
+        TokenizerDescription? tokenizer = null;
         string? presetName = null;
         string? initializer = null;
         HfCheckpoint? checkpoint = null;
@@ -57,7 +57,6 @@ public static class ModelExporter
                         config = checkpoint.Config;
                         var opened = checkpoint;
                         weights = layout => StoredWeights.FromCheckpoint(opened, layout, config);
-                        tokenizer = Tokenizer(checkpoint, h, writer);
                         break;
                     }
                 default:
@@ -69,6 +68,8 @@ public static class ModelExporter
             var layout = new ParameterLayout(parameters.Select(p => (p.Name, (IReadOnlyList<long>)p.Shape)));
             var blocks = ParameterBlocks.Partition(layout);
             using var values = weights(layout);
+            // Weights are checked before the tokenizer: a folder's tensors are the more telling defect.
+            tokenizer ??= Tokenizer(checkpoint!, (ModelSource.FromHuggingFace)source, writer);
 
             var (train, eval, logits) = WriteGraphs(writer, builder, parameters.Select(p => p.Name).ToList(), progress, cancellationToken);
             string fingerprint = WriteParameters(writer, "params.safetensors", values, source is ModelSource.FromPreset fp ? $"{presetName} seed {fp.Seed}" : checkpoint!.Directory, progress, cancellationToken);
