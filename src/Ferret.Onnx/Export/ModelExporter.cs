@@ -149,8 +149,16 @@ public static class ModelExporter
         long total = layout.TotalLength;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         progress?.Report($"writing {total:N0} parameters from {from}");
-        var done = new Reporter(n => progress?.Report(
-            $"writing parameters: {4.0 * n / (1 << 30):F2} of {4.0 * total / (1 << 30):F2} GiB ({4.0 * n / (1 << 20) / Math.Max(1e-3, clock.Elapsed.TotalSeconds):F0} MiB/s)"));
+        int shown = -1;
+        // At most one report per percent: a 27 GB export writes 1,600 chunks.
+        var done = new Reporter(n =>
+        {
+            int percent = (int)(100 * n / total);
+            if (percent == shown)
+                return;
+            shown = percent;
+            progress?.Report($"writing parameters: {4.0 * n / (1 << 30):F2} of {4.0 * total / (1 << 30):F2} GiB ({4.0 * n / (1 << 20) / Math.Max(1e-3, clock.Elapsed.TotalSeconds):F0} MiB/s)");
+        });
         string fingerprint = ParameterPump.Run(values, chunk => output.Append(chunk.Span), progress is null ? null : done, cancellationToken: cancellationToken);
         output.Complete();
         return fingerprint;
