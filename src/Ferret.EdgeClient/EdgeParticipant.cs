@@ -45,6 +45,12 @@ public sealed record EdgeClientOptions
 
     /// <summary>Exit once the experiment has ended (its last round, or a stop).</summary>
     public bool ExitWhenDone { get; init; } = true;
+
+    /// <summary>Run the device self-test (<c>ferret doctor</c>) before joining; passes are cached.</summary>
+    public bool DeviceCheck { get; init; } = true;
+
+    /// <summary>Where passed device checks are remembered (default: <see cref="DeviceSelfTest.DefaultCacheDirectory"/>).</summary>
+    public string? DeviceCheckCache { get; init; }
 }
 
 /// <summary>
@@ -117,8 +123,15 @@ public sealed class EdgeParticipant : IAsyncDisposable
         _experimentId = _options.ExperimentId ?? await PickExperimentAsync(ct).ConfigureAwait(false);
         // Ready to train before joining: a device that is still downloading or loading its model is not assigned work.
         var descriptor = await UntilReachableAsync(c => _api.DescriptorAsync(_experimentId, c), ct).ConfigureAwait(false);
-        await PrepareAsync(descriptor, data, ct).ConfigureAwait(false);
+        var deviceCheck = await PrepareAsync(descriptor, data, ct).ConfigureAwait(false);
         await ConnectAsync(ct).ConfigureAwait(false);
+        if (deviceCheck is { } verdict)
+        {
+            await _hub.InvokeAsync(RoundsProtocol.ReportDeviceCheck, _experimentId, _options.Session.Device.ToString(), verdict.Passed, verdict.Summary, ct)
+                .ConfigureAwait(false);
+            if (!verdict.Passed)
+                throw new DeviceCheckFailedException($"device {_options.Session.Device} failed its check against the cpu, so this client does not join: {verdict.Summary}");
+        }
         var join = await JoinAsync(rejoin: false, ct).ConfigureAwait(false);
         await CatchUpAsync(ct).ConfigureAwait(false);
         if (join.State is "Completed" or "Stopped")
@@ -234,7 +247,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
         return join;
     }
 
-    private async Task PrepareAsync(ExperimentDescriptor descriptor, List<InstructionExample> data, CancellationToken ct)
+    private async Task<(bool Passed, string Summary)?> PrepareAsync(ExperimentDescriptor descriptor, List<InstructionExample> data, CancellationToken ct)
     {
         descriptor.Validate();
         if (!File.Exists(Path.Combine(_options.ArtifactsDirectory, ArtifactManifest.FileName)))
@@ -249,6 +262,16 @@ public sealed class EdgeParticipant : IAsyncDisposable
             throw new InvalidDataException(
                 $"'{_options.ArtifactsDirectory}' holds the model {package.Manifest.ParametersSha256[..16]}, but experiment {descriptor.Id} starts from {descriptor.ArtifactFingerprint[..16]}.");
         }
+        (bool Passed, string Summary)? deviceCheck = null;
+        if (_options.DeviceCheck)
+        {
+            var verdict = await Task.Run(() => DeviceSelfTest.Run(package, _options.Session, _options.DeviceCheckCache ?? DeviceSelfTest.DefaultCacheDirectory(), Say), ct)
+                .ConfigureAwait(false);
+            Say($"device check {verdict.Summary}");
+            if (!verdict.Passed)
+                return verdict;
+            deviceCheck = verdict;
+        }
         _descriptor = descriptor;
         _algorithm = FederatedAlgorithms.Create(descriptor, descriptor.Blocks(package.Layout));
         _global = package.LoadParameters(verify: true);
@@ -256,6 +279,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
         var encoder = new ExampleEncoder(Tokenizers.FromPackage(package), _options.MaxLength);
         _model = new OnnxLocalModel(_trainer, encoder, data.Select(encoder.Encode).ToList(), descriptor.Settings.MicroBatches);
         Say($"{descriptor.Algorithm} on {package.Manifest.ModelFamily} ({descriptor.ParameterCount:N0} parameters), {data.Count} local examples, device {_options.Session.Device}");
+        return deviceCheck;
     }
 
     /// <summary>Replays every completed global update after the current round.</summary>

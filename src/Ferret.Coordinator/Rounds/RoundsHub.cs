@@ -121,6 +121,30 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
         await Notify(new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = client, Kind = ClientEvent.Failed, Detail = reason }).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// A client's start-up device self-test: observers see the device and the outcome; a failed device does not join,
+    /// so this event is where its reason shows.
+    /// </summary>
+    public async Task ReportDeviceCheck(string experimentId, string device, bool passed, string? detail)
+    {
+        if (!IsClient)
+            throw new HubException("Only enrolled clients report device checks.");
+        if (string.IsNullOrEmpty(experimentId) || experimentId.Length > 128 || log.GetExperiment(experimentId) is null)
+            throw new HubException("Unknown experiment.");
+        device = string.IsNullOrWhiteSpace(device) ? "unknown" : device.Length > 32 ? device[..32] : device;
+        detail = string.IsNullOrWhiteSpace(detail) ? null : detail.Length > 500 ? detail[..500] : detail;
+        string client = ClientId;
+        if (!passed)
+            HubLog.DeviceCheckFailed(logger, client, device, detail ?? "no reason given");
+        await Notify(new ClientEvent
+        {
+            ExperimentId = experimentId,
+            ClientId = client,
+            Kind = ClientEvent.DeviceCheck,
+            Detail = passed ? $"{device}: passed" : $"{device}: FAILED: {detail ?? "no reason given"}",
+        }).ConfigureAwait(false);
+    }
+
     /// <summary>The model fingerprint a participant holds after applying a round; disagreement is flagged to observers.</summary>
     public async Task<bool> ReportFingerprint(string experimentId, int round, string fingerprint)
     {
@@ -219,4 +243,7 @@ internal static partial class HubLog
 {
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Rejected packet from {Client} for {Experiment} round {Round}: {Reason}")]
     public static partial void Rejected(ILogger logger, string client, string experiment, int round, string reason);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Client {Client} failed its device check on {Device} and does not join: {Detail}")]
+    public static partial void DeviceCheckFailed(ILogger logger, string client, string device, string detail);
 }

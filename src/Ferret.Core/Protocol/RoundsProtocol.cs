@@ -33,6 +33,12 @@ public static class RoundsProtocol
     /// <summary><c>ReportFingerprint(experimentId, round, fingerprint) -> bool</c>: true when every report so far agrees.</summary>
     public const string ReportFingerprint = "ReportFingerprint";
 
+    /// <summary>
+    /// <c>ReportDeviceCheck(experimentId, device, passed, detail)</c>: the outcome of the client's start-up device self-test
+    /// (<c>ferret doctor</c>); a client whose device failed reports why and does not join.
+    /// </summary>
+    public const string ReportDeviceCheck = "ReportDeviceCheck";
+
     // ---- pushed by the coordinator ---------------------------------------------------------------------
 
     /// <summary>A <see cref="RoundAssignment"/>, sent to the assigned client only.</summary>
@@ -167,6 +173,7 @@ public sealed class ClientEvent
     public const string Rejected = "rejected";
     public const string Failed = "failed";
     public const string Fingerprint = "fingerprint";
+    public const string DeviceCheck = "device-check";
 
     [Key(0)]
     public string ExperimentId { get; set; } = "";
@@ -177,7 +184,7 @@ public sealed class ClientEvent
     [Key(2)]
     public string ClientId { get; set; } = "";
 
-    /// <summary><c>joined</c>, <c>left</c>, <c>received</c>, <c>rejected</c>, <c>failed</c> or <c>fingerprint</c>.</summary>
+    /// <summary><c>joined</c>, <c>left</c>, <c>received</c>, <c>rejected</c>, <c>failed</c>, <c>fingerprint</c> or <c>device-check</c>.</summary>
     [Key(3)]
     public string Kind { get; set; } = "";
 

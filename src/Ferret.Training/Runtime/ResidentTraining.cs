@@ -163,19 +163,24 @@ public sealed class ResidentTraining : IDisposable
     }
 
     /// <summary>Reads parameter tensor <paramref name="tensor"/> into host memory.</summary>
-    public unsafe void Download(int tensor, Span<float> destination)
+    public void Download(int tensor, Span<float> destination) => Read(_weights, tensor, destination);
+
+    /// <summary>Reads tensor <paramref name="tensor"/> of the accumulated gradient <c>G</c> into host memory.</summary>
+    public void DownloadGradient(int tensor, Span<float> destination) => Read(_gradient, tensor, destination);
+
+    private unsafe void Read(DeviceVector vector, int tensor, Span<float> destination)
     {
         CheckLength(tensor, destination.Length);
-        if (_weights.IsHost)
+        if (vector.IsHost)
         {
-            _weights.Span(_layout.Tensors[tensor].Offset, destination.Length).CopyTo(destination);
+            vector.Span(_layout.Tensors[tensor].Offset, destination.Length).CopyTo(destination);
             return;
         }
         fixed (float* p = destination)
         {
             using var host = OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float,
                 [.. _layout.Tensors[tensor].Shape], (IntPtr)p, destination.Length * sizeof(float));
-            Copy(_weights[tensor], host);
+            Copy(vector[tensor], host);
         }
     }
 

@@ -102,12 +102,13 @@ internal sealed class Federation : IDisposable
     /// restarted process with the same index is the same client.
     /// </summary>
     public async Task<ChildProcess> StartEdgeAsync(int index, string experimentId, Action<string>? onLine = null, string? logName = null,
-        string? artifacts = null, string? data = null)
+        string? artifacts = null, string? data = null, string[]? extra = null)
     {
         var tokenFile = Path.Combine(_dir, $"edge-{index}.token");
         var enrolment = File.Exists(tokenFile) ? null : await EnrolmentTokenAsync();
         string[] args = ["--coordinator", Url.ToString(), "--token-file", tokenFile, "--experiment", experimentId, "--artifacts", artifacts ?? Package.Directory,
-            "--data", data ?? Shards[index - 1], "--max-length", "64", "--threads", "1", "--name", $"edge-{index}"];
+            "--data", data ?? Shards[index - 1], "--max-length", "64", "--threads", "1", "--name", $"edge-{index}",
+            "--device-check-cache", Path.Combine(_dir, "device-checks"), .. extra ?? []];
         if (enrolment is not null)
             args = [.. args, "--enrolment-token", enrolment];
         logName ??= $"edge-{index}";

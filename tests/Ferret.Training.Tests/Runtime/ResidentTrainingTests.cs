@@ -60,7 +60,7 @@ public sealed class ResidentTrainingTests(ArtifactFixture artifacts) : IClassFix
         var package = artifacts.Get("tiny-gpt2");
         using var trainer = new OnnxTrainer(package.Layout, package.TrainGraphPath, package.EvalGraphPath, new SessionSettings { ResidentParameters = true });
         package.LoadParameters().CopyTo(trainer.Parameters, 0);
-        var batch = Verification.GradientCheck.CheckBatch(package.Manifest.Tokenizer.VocabSize, 16, 2);
+        var batch = Ferret.Training.Verification.GradientCheck.CheckBatch(package.Manifest.Tokenizer.VocabSize, 16, 2);
         float loss = trainer.ForwardBackward(batch);
         Assert.Equal(loss, trainer.Loss(batch), 4);
         Assert.Contains(trainer.Gradients, g => g != 0);
@@ -126,8 +126,8 @@ public sealed class ResidentTrainingTests(ArtifactFixture artifacts) : IClassFix
         var package = artifacts.Get("tiny-llama");
         using var trainer = new OnnxTrainer(package.Layout, package.TrainGraphPath, package.EvalGraphPath, new SessionSettings { ResidentParameters = true });
         package.LoadParameters(trainer.Parameters);
-        var a = Verification.GradientCheck.CheckBatch(package.Manifest.Tokenizer.VocabSize, 16, 4);
-        var b = Verification.GradientCheck.CheckBatch(package.Manifest.Tokenizer.VocabSize, 16, 5);
+        var a = Ferret.Training.Verification.GradientCheck.CheckBatch(package.Manifest.Tokenizer.VocabSize, 16, 4);
+        var b = Ferret.Training.Verification.GradientCheck.CheckBatch(package.Manifest.Tokenizer.VocabSize, 16, 5);
         trainer.ForwardBackward(a);
         var sum = (float[])trainer.Gradients.Clone();
         trainer.ForwardBackward(b);

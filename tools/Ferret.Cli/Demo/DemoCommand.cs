@@ -40,15 +40,17 @@ internal static class DemoCommand
         var algorithm = new Option<string>("--algorithm") { Description = "ferret, or a baseline: fedavg, fedkseed, fedzo.", DefaultValueFactory = _ => FederatedAlgorithms.Ferret };
         algorithm.AcceptOnlyFromAmong([.. FederatedAlgorithms.Names]);
         var timeout = new Option<int>("--timeout") { Description = "Give up after this many seconds.", DefaultValueFactory = _ => 900 };
+        var devices = new Option<string?>("--devices") { Description = "One device per client, e.g. cpu,cuda,cpu,cuda (default: all cpu); one entry applies to all." };
         var command = new Command("demo", "Run a coordinator and edge-client processes on loopback: five Ferret (or baseline) rounds on tiny-llama with synthetic tasks.")
         {
-            clients, rounds, algorithm, artifacts, keep, timeout,
+            clients, rounds, algorithm, artifacts, devices, keep, timeout,
         };
         CommandAction.SetAsync(command, async (parse, ct) =>
         {
             try
             {
-                return await RunAsync(parse.GetValue(algorithm)!, parse.GetValue(clients), parse.GetValue(rounds), parse.GetValue(artifacts)!.FullName,
+                var placement = DemoDevices.Parse(parse.GetValue(devices), parse.GetValue(clients), parse.GetResult(clients) is { Implicit: false });
+                return await RunAsync(parse.GetValue(algorithm)!, placement, parse.GetValue(rounds), parse.GetValue(artifacts)!.FullName,
                     parse.GetValue(keep), parse.GetValue(timeout), ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is InvalidOperationException or HttpRequestException or TimeoutException)
@@ -60,8 +62,9 @@ internal static class DemoCommand
         return command;
     }
 
-    private static async Task<int> RunAsync(string algorithmName, int clientCount, int roundCount, string artifactsRoot, bool keep, int timeoutSeconds, CancellationToken cancel)
+    private static async Task<int> RunAsync(string algorithmName, DemoDevices placement, int roundCount, string artifactsRoot, bool keep, int timeoutSeconds, CancellationToken cancel)
     {
+        int clientCount = placement.Devices.Count;
         if (clientCount is < 1 or > 32)
             throw new ArgumentException($"--clients {clientCount} is outside 1..32.");
         if (roundCount is < 1 or > 1000)
@@ -126,6 +129,7 @@ internal static class DemoCommand
             });
             observer.On<ClientEvent>(RoundsProtocol.ClientEvent, e =>
             {
+                placement.Observe(e);
                 if (e.Kind == ClientEvent.Fingerprint)
                 {
                     lock (fingerprints)
@@ -152,7 +156,7 @@ internal static class DemoCommand
                 children.Add(new ChildProcess($"edge-{i + 1}", Deployables.EdgeClient,
                     ["--coordinator", url.ToString(), "--enrolment-token", enrolment.GetProperty("token").GetString()!, "--name", $"edge-{i + 1}",
                      "--token-file", Path.Combine(work, $"edge-{i + 1}.token"), "--experiment", experimentId, "--artifacts", package.Directory,
-                     "--data", shards[i], "--threads", "1"],
+                     "--data", shards[i], "--threads", "1", "--device", placement.Devices[i].ToString(), "--device-check-cache", Path.Combine(work, "device-checks")],
                     Path.Combine(work, $"edge-{i + 1}.log")));
             }
             AnsiConsole.MarkupLine($"started {clientCount} edge clients (logs in {Markup.Escape(work)})");
@@ -160,7 +164,11 @@ internal static class DemoCommand
             while (!ended.Task.IsCompleted)
             {
                 if (children.FirstOrDefault(c => c.HasExited && c.ExitCode != 0) is { } dead)
-                    throw new InvalidOperationException($"{dead.Name} exited with code {dead.ExitCode}; see {dead.LogPath}.");
+                {
+                    throw new InvalidOperationException(dead.ExitCode == 3
+                        ? $"{dead.Name} failed its device check and did not join: {File.ReadLines(dead.LogPath).LastOrDefault(l => l.Contains("device", StringComparison.Ordinal))}"
+                        : $"{dead.Name} exited with code {dead.ExitCode}; see {dead.LogPath}.");
+                }
                 await Task.WhenAny(ended.Task, Task.Delay(500, ct)).ConfigureAwait(false);
             }
 
@@ -168,14 +176,19 @@ internal static class DemoCommand
             var updates = Wire.Deserialize<GlobalUpdate[]>(await admin.GetByteArrayAsync(new Uri($"api/experiments/{experimentId}/updates?after=0", UriKind.Relative), ct).ConfigureAwait(false));
             var algorithm = FederatedAlgorithms.Create(descriptor, descriptor.Blocks(package.Layout));
             var tuned = (float[])initial.Clone();
+            var replay = new Dictionary<int, string>();
             foreach (var u in updates)
+            {
                 algorithm.Apply(u, tuned);
+                replay[u.Round] = ModelFingerprint.Compute(tuned);
+            }
             string fingerprint = ModelFingerprint.Compute(tuned);
             var after = Evaluate(package, tuned, testSet, encoder);
             foreach (var edge in children.Skip(1))
                 await edge.WaitAsync(ct).WaitAsync(TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
 
             Summarise(roundEvents, fingerprints, updates.Length, fingerprint, before, after, total.Elapsed);
+            placement.Render(await DemoDevices.NamesAsync(admin, ct).ConfigureAwait(false), replay);
             var failed = children.Skip(1).Where(c => c.ExitCode != 0).Select(c => c.Name).ToList();
             if (failed.Count > 0)
                 throw new InvalidOperationException($"edge clients {string.Join(", ", failed)} did not exit cleanly; see their logs in {work}.");
