@@ -26,7 +26,7 @@ public class PhiloxNormalTests
         }
     }
 
-    [Property(MaxTest = 30)]
+    [Property(MaxTest = 15)]
     public Property The_bits_do_not_depend_on_the_thread_count_or_the_slicing(uint stream, ushort startShort, byte threads, ushort cutShort)
     {
         // Long enough to be split into many pieces; starts and cuts off group boundaries.
