@@ -33,6 +33,13 @@ public sealed record SessionSettings
     /// </summary>
     public long GpuMemoryLimit { get; init; }
 
+    /// <summary>
+    /// ONNX Runtime's CPU memory arena. Off by default: the arena keeps what it once reserved, in chunks that grow in
+    /// powers of two, while plain allocations of large tensors go back to the system as soon as they are freed, so
+    /// the process holds only what is alive.
+    /// </summary>
+    public bool CpuArena { get; init; }
+
     /// <summary>When set, ONNX Runtime writes a chrome-trace profile with this path prefix.</summary>
     public string? ProfilePrefix { get; init; }
 
@@ -66,6 +73,7 @@ public sealed record SessionSettings
             GraphOptimizationLevel = OptimizationLevel,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             InterOpNumThreads = 1,
+            EnableCpuMemArena = CpuArena,
         };
         try
         {

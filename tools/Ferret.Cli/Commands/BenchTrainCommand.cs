@@ -38,10 +38,11 @@ internal static class BenchTrainCommand
         var localSteps = new Option<int>("--local-steps") { Description = "With --round: optimizer steps T.", DefaultValueFactory = _ => 10 };
         var microBatches = new Option<int>("--micro-batches") { Description = "With --round: accumulated micro-batches per step.", DefaultValueFactory = _ => 4 };
         var seeds = new Option<int>("--seeds") { Description = "With --round: candidate seeds K of the projection.", DefaultValueFactory = _ => 200 };
+        var cpuArena = new Option<bool>("--cpu-arena") { Description = "ONNX Runtime's CPU memory arena (off by default: freed tensors go back to the system)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table." };
         var command = new Command("train", "Training throughput and peak memory (forward, backward, SGD; or a whole Ferret local round) of an exported model through ONNX Runtime.")
         {
-            artifacts, batch, seq, steps, warmup, threads, optLevel, device, profile, resident, tf32, round, localSteps, microBatches, seeds, json,
+            artifacts, batch, seq, steps, warmup, threads, optLevel, device, profile, resident, tf32, round, localSteps, microBatches, seeds, cpuArena, json,
         };
         CommandAction.Set(command, parse =>
         {
@@ -50,7 +51,8 @@ internal static class BenchTrainCommand
                 Positive(parse.GetValue(steps), "--steps"), NotNegative(parse.GetValue(warmup), "--warmup"), NotNegative(parse.GetValue(threads), "--threads"),
                 parse.GetValue(optLevel)!, ExecutionDevice.Parse(parse.GetValue(device)!), parse.GetValue(profile), parse.GetValue(resident), parse.GetValue(tf32),
                 parse.GetValue(round), Positive(parse.GetValue(localSteps), "--local-steps"), Positive(parse.GetValue(microBatches), "--micro-batches"),
-                parse.GetValue(seeds) is >= 2 and <= 65536 and var k ? k : throw new ArgumentException($"--seeds must lie in 2..65536 (got {parse.GetValue(seeds)})."));
+                parse.GetValue(seeds) is >= 2 and <= 65536 and var k ? k : throw new ArgumentException($"--seeds must lie in 2..65536 (got {parse.GetValue(seeds)})."),
+                parse.GetValue(cpuArena));
             if (options.Round && options.Resident == false)
                 throw new ArgumentException("--round runs the resident loop a client runs; drop --resident false.");
             var result = Run(options);
@@ -65,7 +67,7 @@ internal static class BenchTrainCommand
     private static int NotNegative(int value, string name) => value >= 0 ? value : throw new ArgumentException($"{name} must not be negative (got {value}).");
 
     private sealed record Options(string Directory, int Batch, int Seq, int Steps, int Warmup, int Threads, string OptLevel, ExecutionDevice Device,
-        bool Profile, bool? Resident, bool Tf32, bool Round, int LocalSteps, int MicroBatches, int Seeds);
+        bool Profile, bool? Resident, bool Tf32, bool Round, int LocalSteps, int MicroBatches, int Seeds, bool CpuArena);
 
     private sealed record Result(long Parameters, bool Resident, string Location, double TokensPerSecond, double StepMilliseconds, float FinalLoss,
         long PeakRss, long? PeakDevice, double? LoadSeconds, double? TrainSeconds, double? ProjectionSeconds, long? PacketBytes, IReadOnlyList<OperatorTime> Ops);
@@ -82,6 +84,7 @@ internal static class BenchTrainCommand
             ProfilePrefix = profilePrefix,
             ResidentParameters = o.Resident ?? (o.Round || o.Device.IsCuda),
             Tf32 = o.Tf32,
+            CpuArena = o.CpuArena,
         };
         var data = RandomBatch(o.Batch, o.Seq, package.Manifest.Tokenizer.VocabSize, seed: 1234);
         using var monitor = new DeviceMemoryMonitor(o.Device);
