@@ -101,7 +101,8 @@ public sealed class CoordinatorApi : IDisposable
             var package = ArtifactPackage.Open(staging);
             if (package.Manifest.ParametersSha256 != fingerprint)
                 throw new InvalidDataException($"The downloaded artifact's manifest fingerprint {package.Manifest.ParametersSha256} is not {fingerprint}.");
-            package.LoadParameters(verify: true);
+            // Streamed, so verifying a download never needs the whole model in memory.
+            package.VerifyParameters(cancellationToken: ct);
             Directory.CreateDirectory(Path.GetDirectoryName(full)!);
             Directory.Move(staging, full);
         }

@@ -47,7 +47,11 @@ public sealed record RecomputeDescription(
     public IEnumerable<GraphDescription> Graphs => [Prologue, LayerForward, LayerBackward, Head, EmbeddingBackward];
 }
 
-/// <summary>The <c>manifest.json</c> of an artifact package (architecture.md).</summary>
+/// <summary>
+/// The <c>manifest.json</c> of an artifact package (architecture.md). <paramref name="Initializer"/> names how a
+/// preset's seeded weights were drawn (<c>system-random-box-muller</c>, <c>philox-box-muller</c>); null for
+/// weights read from a checkpoint.
+/// </summary>
 public sealed record ArtifactManifest(
     int FormatVersion,
     string ModelFamily,
@@ -64,6 +68,7 @@ public sealed record ArtifactManifest(
     string ParametersSha256,
     long ParameterCount,
     string CreatedBy,
+    string? Initializer = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RecomputeDescription? Recompute = null)
 {
     public const int CurrentFormatVersion = 1;

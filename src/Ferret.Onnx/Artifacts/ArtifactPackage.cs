@@ -1,6 +1,7 @@
 using Ferret.Core.Parameters;
 using Ferret.Onnx.Checkpoints;
 using Ferret.Onnx.Models;
+using Ferret.Onnx.Weights;
 
 namespace Ferret.Onnx.Artifacts;
 
@@ -109,9 +110,14 @@ public sealed class ArtifactPackage
         }
     }
 
-    /// <summary>The initial parameters, flat, in manifest order; checked against the manifest's fingerprint.</summary>
+    /// <summary>
+    /// The initial parameters, flat, in manifest order; checked against the manifest's fingerprint. One array: for
+    /// models of up to <see cref="Array.MaxLength"/> parameters (larger ones stream through <see cref="OpenParameters"/>).
+    /// </summary>
     public float[] LoadParameters(bool verify = true)
     {
+        if (Layout.TotalLength > Array.MaxLength)
+            throw new NotSupportedException($"'{ParametersPath}' holds {Layout.TotalLength:N0} parameters, more than one array can ({Array.MaxLength:N0}); this use of the model needs it whole in memory.");
         var flat = new float[Layout.TotalLength];
         LoadParameters(flat, verify);
         return flat;
@@ -122,23 +128,33 @@ public sealed class ArtifactPackage
     {
         if (flat.Length != Layout.TotalLength)
             throw new ArgumentException($"The destination holds {flat.Length} values; '{ParametersPath}' has {Layout.TotalLength}.", nameof(flat));
-        using (var reader = SafeTensorsReader.Open(ParametersPath))
+        using (var source = OpenParameters())
         {
-            foreach (var t in Layout.Tensors)
-            {
-                if (!reader.Contains(t.Name))
-                    throw new InvalidDataException($"'{ParametersPath}' has no tensor '{t.Name}' listed in the manifest.");
-                var info = reader.GetInfo(t.Name);
-                if (!info.Shape.SequenceEqual(t.Shape))
-                    throw new InvalidDataException($"'{ParametersPath}': tensor '{t.Name}' has shape [{string.Join(", ", info.Shape)}]; the manifest says [{string.Join(", ", t.Shape)}].");
-                reader.ReadFloat32(t.Name, flat.Slice((int)t.Offset, (int)t.Length));
-            }
+            for (int i = 0; i < Layout.Tensors.Count; i++)
+                source.Read(i, 0, flat.Slice((int)Layout.Tensors[i].Offset, (int)Layout.Tensors[i].Length));
         }
         if (verify)
-        {
-            var fp = ModelFingerprint.Compute(flat);
-            if (fp != Manifest.ParametersSha256)
-                throw new InvalidDataException($"'{ParametersPath}' has fingerprint {fp}; the manifest says {Manifest.ParametersSha256}. The package was modified or damaged.");
-        }
+            CheckFingerprint(ModelFingerprint.Compute(flat));
+    }
+
+    /// <summary>The initial parameters as a stream of slices in manifest order, names and shapes checked against the manifest.</summary>
+    public StoredWeights OpenParameters() => StoredWeights.FromFile(ParametersPath, Layout, "the manifest");
+
+    /// <summary>
+    /// Recomputes the parameters' fingerprint a chunk at a time (any size of model, fixed memory) and checks it
+    /// against the manifest; <paramref name="progress"/> hears the values hashed so far.
+    /// </summary>
+    public string VerifyParameters(IProgress<long>? progress = null, CancellationToken cancellationToken = default)
+    {
+        using var source = OpenParameters();
+        var fp = ParameterPump.Run(source, consume: null, progress, cancellationToken: cancellationToken);
+        CheckFingerprint(fp);
+        return fp;
+    }
+
+    private void CheckFingerprint(string fp)
+    {
+        if (fp != Manifest.ParametersSha256)
+            throw new InvalidDataException($"'{ParametersPath}' has fingerprint {fp}; the manifest says {Manifest.ParametersSha256}. The package was modified or damaged.");
     }
 }

@@ -27,7 +27,7 @@ internal static class ExportCommand
         {
             preset, hf, output, seed, tokenizer, overwrite, recompute,
         };
-        CommandAction.Set(command, parse =>
+        CommandAction.SetAsync(command, async (parse, ct) =>
         {
             var p = parse.GetValue(preset);
             var h = parse.GetValue(hf);
@@ -41,10 +41,11 @@ internal static class ExportCommand
             var options = new ExportOptions { Recompute = ExportOptions.ParseRecompute(parse.GetValue(recompute)) };
             var outDir = parse.GetValue(output)!.FullName;
             Onnx.Artifacts.ArtifactPackage? package = null;
-            AnsiConsole.Status().Start("exporting", ctx =>
+            // Ctrl+C cancels: the staging folder is removed and nothing is left behind.
+            await AnsiConsole.Status().StartAsync("exporting", ctx => Task.Run(() =>
             {
-                package = ModelExporter.Export(source, outDir, parse.GetValue(overwrite), new Progress<string>(m => ctx.Status($"exporting: {m}")), options);
-            });
+                package = ModelExporter.Export(source, outDir, parse.GetValue(overwrite), new Progress<string>(m => ctx.Status($"exporting: {Markup.Escape(m)}")), options, ct);
+            }, ct)).ConfigureAwait(false);
             var m = package!.Manifest;
             var table = new Table().AddColumn("artifact").AddColumn("value");
             table.AddRow("folder", Markup.Escape(package.Directory));
@@ -53,6 +54,9 @@ internal static class ExportCommand
             table.AddRow("blocks", m.Blocks.Count.ToString(CultureInfo.InvariantCulture));
             foreach (var g in new[] { m.Train, m.Eval, m.Logits }.Concat(m.Recompute?.Graphs ?? []))
                 table.AddRow(g.File, $"{new FileInfo(Path.Combine(package.Directory, g.File)).Length / 1024.0:F0} KiB");
+            table.AddRow(m.ParametersFile, $"{new FileInfo(package.ParametersPath).Length / 1048576.0:N0} MiB");
+            if (m.Initializer is not null)
+                table.AddRow("initializer", m.Initializer);
             table.AddRow("fingerprint", m.ParametersSha256);
             AnsiConsole.Write(table);
             return 0;

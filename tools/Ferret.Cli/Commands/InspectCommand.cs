@@ -16,14 +16,24 @@ internal static class InspectCommand
         var json = new Option<bool>("--json") { Description = "Print the summary as JSON." };
         var verify = new Option<bool>("--verify") { Description = "Recompute the parameters' fingerprint and compare it with the manifest." };
         var command = new Command("inspect", "Show an artifact package: model, parameters, blocks, tokenizer, graphs, fingerprint.") { dir, json, verify };
-        CommandAction.Set(command, parse =>
+        CommandAction.SetAsync(command, async (parse, ct) =>
         {
             var package = ArtifactPackage.Open(parse.GetValue(dir)!.FullName);
             var m = package.Manifest;
             string? verified = null;
             if (parse.GetValue(verify))
             {
-                package.LoadParameters(verify: true);
+                // Chunk by chunk: a model of any size verifies in a fixed amount of memory.
+                long total = package.Layout.TotalLength;
+                if (parse.GetValue(json))
+                {
+                    await Task.Run(() => package.VerifyParameters(cancellationToken: ct), ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    await AnsiConsole.Status().StartAsync("verifying", ctx => Task.Run(() => package.VerifyParameters(
+                        new Progress<long>(n => ctx.Status($"verifying: {4.0 * n / (1 << 30):F2} of {4.0 * total / (1 << 30):F2} GiB")), ct), ct)).ConfigureAwait(false);
+                }
                 verified = "ok";
             }
             var sizes = m.Blocks.Select(b => b.Length).ToArray();
@@ -50,6 +60,7 @@ internal static class InspectCommand
                     graphs,
                     recompute = m.Recompute?.Mode ?? "none",
                     fingerprint = m.ParametersSha256,
+                    initializer = m.Initializer,
                     verified,
                 }));
                 return 0;
@@ -64,6 +75,8 @@ internal static class InspectCommand
             summary.AddRow("recompute", m.Recompute is null ? "none" : $"{m.Recompute.Mode}: {m.Recompute.Layers.Count} layers share one forward and one backward graph");
             foreach (var g in graphs)
                 summary.AddRow(g.file, $"{g.bytes / 1024.0:F0} KiB, {g.inputs} inputs, {g.outputs} outputs");
+            if (m.Initializer is not null)
+                summary.AddRow("initializer", m.Initializer);
             summary.AddRow("fingerprint", m.ParametersSha256 + (verified is null ? "" : " (verified)"));
             AnsiConsole.Write(summary);
             var tensors = new Table().AddColumn("parameter").AddColumn("shape").AddColumn(new TableColumn("offset").RightAligned()).AddColumn(new TableColumn("length").RightAligned());
