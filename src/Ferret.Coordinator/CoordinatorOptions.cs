@@ -10,15 +10,56 @@ public sealed class CoordinatorOptions
 {
     public const string Section = "Ferret";
 
-    /// <summary>SQLite file of the round log.</summary>
-    [Required]
-    public string DatabasePath { get; set; } = "ferret-coordinator.db";
+    /// <summary>
+    /// SQLite file of the round log, used when <see cref="RoundLog"/> is not set. Relative paths resolve against the
+    /// folder the coordinator was started in; unset, it lives in the user's data folder (never in a source tree).
+    /// </summary>
+    public string DatabasePath { get; set; } = "";
+
+    /// <summary>
+    /// The round log: a SQLite file path, or a PostgreSQL connection string (<c>Host=db;Database=ferret;Username=...</c>),
+    /// which several coordinator instances can share. Unset: <see cref="DatabasePath"/>.
+    /// </summary>
+    public string? RoundLog { get; set; }
+
+    /// <summary>The round log actually used.</summary>
+    public string RoundLogSetting => string.IsNullOrWhiteSpace(RoundLog) ? DatabasePath : RoundLog;
+
+    /// <summary>
+    /// Redis (StackExchange.Redis configuration, <c>host:port[,password=...]</c>) carrying SignalR messages between
+    /// coordinator instances, so a client or observer connected to any instance gets every event. Needs the round log on PostgreSQL.
+    /// </summary>
+    public string? Redis { get; set; }
+
+    /// <summary>How long an instance's lease on an experiment lasts unrenewed: an owner that dies is replaced within this (PostgreSQL round log).</summary>
+    [Range(1, 3600)]
+    public int LeaseSeconds { get; set; } = 10;
+
+    /// <summary>This instance's name among its peers (logs, the experiment's owner); unset: host name, process id and a random suffix.</summary>
+    public string? InstanceId { get; set; }
 
     /// <summary>Bearer secret for the admin API (enrolment tokens, experiments). Required outside Development.</summary>
     public string? AdminKey { get; set; }
 
-    /// <summary>Folder of artifact packages served to clients by fingerprint.</summary>
+    /// <summary>Folder of artifact packages served to clients by fingerprint (relative: to the folder the coordinator was started in).</summary>
     public string ArtifactsDirectory { get; set; } = "artifacts";
+
+    /// <summary>Where the round log goes when <see cref="DatabasePath"/> is not set.</summary>
+    public static string DefaultDatabasePath =>
+        Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "ferret", "coordinator.db");
+
+    /// <summary>Makes every path absolute against <paramref name="workingDirectory"/>, and creates the default round log's folder.</summary>
+    public void ResolvePaths(string workingDirectory)
+    {
+        if (string.IsNullOrWhiteSpace(DatabasePath))
+        {
+            DatabasePath = DefaultDatabasePath;
+            if (string.IsNullOrWhiteSpace(RoundLog))
+                Directory.CreateDirectory(Path.GetDirectoryName(DatabasePath)!);
+        }
+        DatabasePath = Path.GetFullPath(DatabasePath, workingDirectory);
+        ArtifactsDirectory = Path.GetFullPath(string.IsNullOrWhiteSpace(ArtifactsDirectory) ? "artifacts" : ArtifactsDirectory, workingDirectory);
+    }
 
     /// <summary>Largest hub message accepted; full-model payloads travel in chunks below it.</summary>
     [Range(64 * 1024, 1024 * 1024 * 1024)]
@@ -30,6 +71,10 @@ public sealed class CoordinatorOptions
 
     /// <summary>Run the round engine. Off, the coordinator serves its API and round log without opening or closing rounds (maintenance, inspection).</summary>
     public bool RunRounds { get; set; } = true;
+
+    /// <summary>Hub calls that may use the round log at once (the rest wait without holding a thread).</summary>
+    [Range(1, 1000)]
+    public int DatabaseConcurrency { get; set; } = 32;
 
     /// <summary>How often the round engine looks at deadlines when nothing wakes it sooner.</summary>
     [Range(10, 60_000)]

@@ -1,9 +1,12 @@
 using Ferret.Coordinator;
+using Ferret.Coordinator.Access;
 using Ferret.Coordinator.Artifacts;
 using Ferret.Coordinator.Clients;
+using Ferret.Coordinator.Dashboard;
 using Ferret.Coordinator.Experiments;
 using Ferret.Coordinator.Persistence;
 using Ferret.Coordinator.Rounds;
+using Ferret.Coordinator.ScaleOut;
 using Ferret.Coordinator.Security;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
@@ -11,20 +14,31 @@ using OpenTelemetry;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 
-var builder = WebApplication.CreateBuilder(args);
+// Paths in the settings are the user's: relative ones resolve against the folder the coordinator was started in
+// (`dotnet run` starts it there too, see RunWorkingDirectory), while its own files (appsettings.json) come from
+// beside the binary. A test host names its own content root.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+{
+    Args = args,
+    ContentRootPath = args.Any(a => a.Contains("contentRoot", StringComparison.OrdinalIgnoreCase)) ? null : AppContext.BaseDirectory,
+});
 
 builder.Services.AddOptions<CoordinatorOptions>()
     .Bind(builder.Configuration.GetSection(CoordinatorOptions.Section))
+    .PostConfigure(o => o.ResolvePaths(Environment.CurrentDirectory))
     .ValidateDataAnnotations()
     .Validate(o => builder.Environment.IsDevelopment() || !string.IsNullOrEmpty(o.AdminKey), "Ferret:AdminKey is required outside Development.")
     .ValidateOnStart();
 builder.Services.AddSingleton(TimeProvider.System);
-builder.Services.AddSingleton(sp => new RoundLog(sp.GetRequiredService<IOptions<CoordinatorOptions>>().Value.DatabasePath));
+builder.Services.AddRoundLog(sp => sp.GetRequiredService<IOptions<CoordinatorOptions>>().Value.RoundLogSetting);
 builder.Services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
     .AddScheme<AuthenticationSchemeOptions, BearerAuthenticationHandler>(BearerAuthenticationHandler.SchemeName, null);
 builder.Services.AddAuthorization(Policies.Add);
 builder.Services.AddProblemDetails();
-builder.Services.AddOpenApi();
+// The REST API's JSON: ASP.NET Core's camelCase, enums as their names.
+builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
+builder.Services.AddOpenApi(OpenApiDocumentation.Configure);
+builder.Services.AddDashboard();
 builder.Services.AddHealthChecks()
     .AddCheck<RoundLogHealthCheck>("round-log");
 var telemetry = builder.Services.AddOpenTelemetry()
@@ -33,30 +47,35 @@ var telemetry = builder.Services.AddOpenTelemetry()
 if (!string.IsNullOrEmpty(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
     telemetry.UseOtlpExporter();
 builder.Services.AddSingleton<ExperimentAlgorithms>();
-builder.Services.AddSingleton<Participants>();
+builder.Services.AddSingleton<DatabaseGate>();
 builder.Services.AddSingleton<ArtifactIndex>();
 builder.Services.AddSingleton<RoundEngine>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<RoundEngine>());
 // SignalR's own limit sits above the packet limit, so an oversized packet still gets a reason back;
 // only a message past twice the limit closes the connection.
-builder.Services.AddSignalR(o => o.MaximumReceiveMessageSize = (2 * (builder.Configuration.GetValue<long?>("Ferret:MaxMessageBytes") ?? new CoordinatorOptions().MaxMessageBytes)) + (64 * 1024))
+var signalR = builder.Services.AddSignalR(o => o.MaximumReceiveMessageSize = (2 * (builder.Configuration.GetValue<long?>("Ferret:MaxMessageBytes") ?? new CoordinatorOptions().MaxMessageBytes)) + (64 * 1024))
     .AddMessagePackProtocol();
+// Alone on SQLite, or one of several instances on PostgreSQL (leases, shared participants) with Redis between their hubs.
+builder.Services.AddScaleOut(signalR, builder.Configuration.GetSection(CoordinatorOptions.Section).Get<CoordinatorOptions>() ?? new CoordinatorOptions());
 
 var app = builder.Build();
 
 app.UseExceptionHandler();
 app.UseStatusCodePages();
+app.UseDashboard();
 app.UseAuthentication();
 app.UseAuthorization();
 
 app.MapOpenApi();
-app.MapHealthChecks("/health");
+app.MapHealthChecks("/health").WithSummary("Health, including a query of the round log.");
 app.MapPrometheusScrapingEndpoint("/metrics");
 app.MapClients();
 app.MapExperiments();
 app.MapArtifacts();
+app.MapAccess();
 app.MapHub<RoundsHub>(RoundsHub.Path);
 
+StartupLog.Paths(app.Logger, app.Services.GetRequiredService<IOptions<CoordinatorOptions>>().Value, app.Services.GetRequiredService<ArtifactIndex>());
 app.Run();
 
 /// <summary>Entry point; public so integration tests can host the coordinator in-process.</summary>

@@ -51,6 +51,15 @@ public sealed record EdgeClientOptions
 
     /// <summary>Where passed device checks are remembered (default: <see cref="DeviceSelfTest.DefaultCacheDirectory"/>).</summary>
     public string? DeviceCheckCache { get; init; }
+
+    /// <summary>Without an experiment id: wait for a new experiment when every one on the coordinator is finished (else exit).</summary>
+    public bool WaitForExperiment { get; init; }
+
+    /// <summary>When set, the final model is written here as a Hugging Face folder (and a package beside it) once the experiment ends.</summary>
+    public string? SaveModelDirectory { get; init; }
+
+    /// <summary>Replace an existing <see cref="SaveModelDirectory"/>.</summary>
+    public bool OverwriteModel { get; init; }
 }
 
 /// <summary>
@@ -76,6 +85,8 @@ public sealed class EdgeParticipant : IAsyncDisposable
     private int _round;
     private int _lastTrained;
     private string _clientId = "";
+    private ArtifactPackage? _package;
+    private bool _lastReportAgreed = true;
 
     public EdgeParticipant(EdgeClientOptions options, TextWriter output)
     {
@@ -120,7 +131,9 @@ public sealed class EdgeParticipant : IAsyncDisposable
         var data = LoadData();
         _clientId = await UntilReachableAsync(_api.WhoAmIAsync, ct).ConfigureAwait(false);
         Say($"client {_clientId}");
-        _experimentId = _options.ExperimentId ?? await PickExperimentAsync(ct).ConfigureAwait(false);
+        if ((_options.ExperimentId ?? await PickExperimentAsync(ct).ConfigureAwait(false)) is not { } experimentId)
+            return;
+        _experimentId = experimentId;
         // Ready to train before joining: a device that is still downloading or loading its model is not assigned work.
         var descriptor = await UntilReachableAsync(c => _api.DescriptorAsync(_experimentId, c), ct).ConfigureAwait(false);
         var deviceCheck = await PrepareAsync(descriptor, data, ct).ConfigureAwait(false);
@@ -137,6 +150,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
         if (join.State is "Completed" or "Stopped")
         {
             Say($"experiment {_experimentId} is {join.State.ToLowerInvariant()}; model at round {_round}, fingerprint {Fingerprint[..16]}");
+            SaveModel();
             if (_options.ExitWhenDone)
                 return;
         }
@@ -149,10 +163,12 @@ public sealed class EdgeParticipant : IAsyncDisposable
                 JoinResult rejoined => await OnRejoinedAsync(rejoined, ct).ConfigureAwait(false),
                 _ => false,
             };
-            if (ended && _options.ExitWhenDone)
+            if (ended)
             {
                 Say($"experiment {_experimentId} ended at round {_round}; final fingerprint {Fingerprint}");
-                return;
+                SaveModel();
+                if (_options.ExitWhenDone)
+                    return;
             }
         }
     }
@@ -169,19 +185,25 @@ public sealed class EdgeParticipant : IAsyncDisposable
         return [.. set.Examples];
     }
 
-    private async Task<string> PickExperimentAsync(CancellationToken ct)
+    /// <summary>The newest experiment not finished; null (nothing to do) when every experiment is finished and waiting was not asked for.</summary>
+    private async Task<string?> PickExperimentAsync(CancellationToken ct)
     {
         for (int attempt = 0; ; attempt++)
         {
-            var pick = (await UntilReachableAsync(_api.ListExperimentsAsync, ct).ConfigureAwait(false))
-                .Where(e => e.State is "Created" or "Running").OrderByDescending(e => e.CreatedUtc).FirstOrDefault();
+            var all = await UntilReachableAsync(_api.ListExperimentsAsync, ct).ConfigureAwait(false);
+            var pick = all.Where(e => e.State is "Created" or "Running").OrderByDescending(e => e.CreatedUtc).FirstOrDefault();
             if (pick is not null)
             {
                 Say($"joining experiment {pick.Id} ({pick.Name}, {pick.Algorithm}, {pick.Rounds} rounds)");
                 return pick.Id;
             }
+            if (all.Count > 0 && !_options.WaitForExperiment)
+            {
+                Say($"every experiment on {_options.Coordinator} is finished ({all.Count}, newest {all.OrderByDescending(e => e.CreatedUtc).First().Id}); nothing to join. Pass --wait to wait for a new one, or --experiment ID.");
+                return null;
+            }
             if (attempt == 0)
-                Say("no running experiment yet; waiting");
+                Say(all.Count == 0 ? "no experiment yet; waiting for one" : "every experiment is finished; waiting for a new one (--wait)");
             await Task.Delay(Backoff.Default.Delay(attempt), ct).ConfigureAwait(false);
         }
     }
@@ -256,7 +278,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
             await _api.DownloadArtifactAsync(descriptor.ArtifactFingerprint, _options.ArtifactsDirectory, new Progress<string>(Say), ct)
                 .ConfigureAwait(false);
         }
-        var package = ArtifactPackage.Open(_options.ArtifactsDirectory);
+        var package = _package = ArtifactPackage.Open(_options.ArtifactsDirectory);
         if (package.Manifest.ParametersSha256 != descriptor.ArtifactFingerprint)
         {
             throw new InvalidDataException(
@@ -345,7 +367,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
         var fingerprint = Fingerprint;
         try
         {
-            bool agrees = await _hub.InvokeAsync<bool>(RoundsProtocol.ReportFingerprint, _experimentId, _round, fingerprint, ct).ConfigureAwait(false);
+            bool agrees = _lastReportAgreed = await _hub.InvokeAsync<bool>(RoundsProtocol.ReportFingerprint, _experimentId, _round, fingerprint, ct).ConfigureAwait(false);
             Say(agrees ? $"round {_round} fingerprint {fingerprint[..16]} agrees" : $"round {_round} fingerprint {fingerprint[..16]} DISAGREES with another participant");
         }
         catch (Exception e) when (e is HubException || IsConnectionLoss(e, ct))
@@ -440,6 +462,21 @@ public sealed class EdgeParticipant : IAsyncDisposable
         {
             Say($"round {a.Round}: could not report the failure: {e.Message}");
         }
+    }
+
+    /// <summary>With --save-model: the final model as a Hugging Face folder and a package, unless it disagreed with another participant.</summary>
+    private void SaveModel()
+    {
+        if (_options.SaveModelDirectory is not { } dir || _package is null || _descriptor is null)
+            return;
+        if (!_lastReportAgreed)
+        {
+            Say($"not saving the model: its fingerprint {Fingerprint[..16]} disagrees with another participant's for round {_round}");
+            return;
+        }
+        var saved = TunedModel.Save(_package, _global, dir, TunedModel.DefaultPackageDirectory(dir), _options.OverwriteModel,
+            TunedModel.Provenance(_descriptor, _round));
+        Say($"model saved: {saved.HuggingFaceDirectory} (round {_round}, fingerprint {saved.Fingerprint[..16]}); package {saved.PackageDirectory}");
     }
 
     private void Say(string message)

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Ferret.Cli;
 using Ferret.EdgeClient;
 using Ferret.Training.Data;
 using Ferret.Training.Runtime;
@@ -11,8 +12,8 @@ var tokenFile = new Option<FileInfo?>("--token-file") { Description = "Where the
 var experiment = new Option<string?>("--experiment") { Description = "Experiment id (default: the newest experiment that is not finished)." };
 var artifacts = new Option<DirectoryInfo>("--artifacts") { Description = "Artifact package folder; downloaded from the coordinator by fingerprint when missing.", Required = true };
 var data = new Option<FileInfo>("--data") { Description = "This device's training data (Alpaca, Dolly, GSM8K or Code Alpaca JSON/JSONL).", Required = true };
-var format = new Option<DataFormat>("--format") { Description = "Data format (default: detected from the file).", DefaultValueFactory = _ => DataFormat.Auto };
-var malformed = new Option<MalformedRecords>("--malformed") { Description = "Skip (and report) or Fail on malformed records.", DefaultValueFactory = _ => MalformedRecords.Skip };
+var format = Choices.Enum("--format", "Data format (auto: detected from the file).", DataFormat.Auto);
+var malformed = Choices.Enum("--malformed", "skip (and report) or fail on malformed records.", MalformedRecords.Skip);
 var maxLength = new Option<int>("--max-length") { Description = "Tokens per example at most.", DefaultValueFactory = _ => 320 };
 var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
 var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
@@ -20,10 +21,13 @@ var keepRunning = new Option<bool>("--keep-running") { Description = "Stay conne
 var tf32 = new Option<bool>("--tf32") { Description = "TensorFloat-32 matrix products on the GPU.", DefaultValueFactory = _ => true };
 var deviceCheck = new Option<bool>("--device-check") { Description = "Check the device against the cpu (ferret doctor) before joining; passes are cached.", DefaultValueFactory = _ => true };
 var deviceCheckCache = new Option<DirectoryInfo?>("--device-check-cache") { Description = "Where passed device checks are remembered (default: ~/.cache/ferret/device-checks)." };
+var wait = new Option<bool>("--wait") { Description = "Without --experiment: when every experiment is finished, wait for a new one (default: say so and exit)." };
+var saveModel = new Option<DirectoryInfo?>("--save-model") { Description = "When the experiment ends, write the final model here as a Hugging Face folder (and an artifact package beside it, DIR-package)." };
+var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing --save-model folder." };
 
 var root = new RootCommand("ferret-edge: a Ferret.NET edge client. Joins an experiment, trains its assignments, sends compact packets, applies global updates.")
 {
-    coordinator, token, enrolment, name, tokenFile, experiment, artifacts, data, format, malformed, maxLength, device, threads, tf32, deviceCheck, deviceCheckCache, keepRunning,
+    coordinator, token, enrolment, name, tokenFile, experiment, artifacts, data, format, malformed, maxLength, device, threads, tf32, deviceCheck, deviceCheckCache, keepRunning, wait, saveModel, overwrite,
 };
 root.SetAction(async (parse, ct) =>
 {
@@ -46,7 +50,16 @@ root.SetAction(async (parse, ct) =>
             ExitWhenDone = !parse.GetValue(keepRunning),
             DeviceCheck = parse.GetValue(deviceCheck),
             DeviceCheckCache = parse.GetValue(deviceCheckCache)?.FullName,
+            WaitForExperiment = parse.GetValue(wait),
+            SaveModelDirectory = parse.GetValue(saveModel)?.FullName,
+            OverwriteModel = parse.GetValue(overwrite),
         };
+        // Checked before hours of training, not after.
+        foreach (var target in options.SaveModelDirectory is { } s ? new[] { s, Ferret.Onnx.Artifacts.TunedModel.DefaultPackageDirectory(s) } : [])
+        {
+            if (Directory.Exists(target) && !options.OverwriteModel)
+                throw new IOException($"--save-model: '{target}' already exists; pass --overwrite to replace it.");
+        }
         await using var participant = new EdgeParticipant(options, Console.Out);
         await participant.RunAsync(ct);
         return 0;
@@ -68,7 +81,7 @@ root.SetAction(async (parse, ct) =>
         return 130;
     }
 });
-return await root.Parse(args).InvokeAsync();
+return await ParseErrors.InvokeAsync(root.Parse(args), "ferret-edge");
 
 static async Task<string> ResolveTokenAsync(Uri coordinator, string? token, string? enrolment, string name, FileInfo? tokenFile, CancellationToken ct)
 {

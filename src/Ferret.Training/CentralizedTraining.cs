@@ -217,21 +217,6 @@ public static class CentralizedTraining
     }
 
     /// <summary>Saves tuned parameters as a new package beside the graphs of the original.</summary>
-    public static ArtifactPackage Save(ArtifactPackage package, float[] parameters, string outputDirectory, bool overwrite)
-    {
-        ArgumentNullException.ThrowIfNull(package);
-        ArgumentNullException.ThrowIfNull(parameters);
-        using var writer = new ArtifactPackageWriter(outputDirectory, overwrite);
-        var m = package.Manifest;
-        foreach (var file in new[] { m.Train.File, m.Eval.File, m.Logits.File }.Concat(m.Tokenizer.Files))
-        {
-            writer.CopyFile(Path.Combine(package.Directory, file));
-            var data = Path.Combine(package.Directory, file + ".data");
-            if (File.Exists(data))
-                writer.CopyFile(data);
-        }
-        writer.WriteParameters(m.ParametersFile, package.Layout, parameters);
-        writer.Commit(m with { ParametersSha256 = ModelFingerprint.Compute(parameters) });
-        return ArtifactPackage.Open(outputDirectory);
-    }
+    public static ArtifactPackage Save(ArtifactPackage package, float[] parameters, string outputDirectory, bool overwrite) =>
+        TunedModel.SavePackage(package, parameters, outputDirectory, overwrite);
 }

@@ -18,18 +18,18 @@ public sealed class ArtifactCommandTests : IDisposable
         var output = Path.Combine(_dir, "tiny-gpt2");
         var (code, _, error) = CliRunner.Run("export", "--preset", "tiny-gpt2", "--out", output);
         Assert.True(code == 0, error);
-        (code, var json, error) = CliRunner.Run("inspect", output, "--json", "--verify");
+        (code, var json, error) = CliRunner.Run("inspect", "--artifacts", output, "--json", "--verify");
         Assert.True(code == 0, error);
         using (var doc = JsonDocument.Parse(json))
         {
             Assert.Equal("gpt2", doc.RootElement.GetProperty("family").GetString());
             Assert.Equal("ok", doc.RootElement.GetProperty("verified").GetString());
-            Assert.True(doc.RootElement.GetProperty("parameters").GetInt64() > 500_000);
+            Assert.True(doc.RootElement.GetProperty("parameters").GetInt64() > 500_000, "expected doc.RootElement.GetProperty(\"parameters\").GetInt64() > 500_000");
         }
-        (code, json, error) = CliRunner.Run("gradcheck", output, "--json", "--directions", "2");
+        (code, json, error) = CliRunner.Run("gradcheck", "--artifacts", output, "--json", "--directions", "2");
         Assert.True(code == 0, error);
         using (var doc = JsonDocument.Parse(json))
-            Assert.True(doc.RootElement.GetProperty("max_relative_error").GetDouble() < 1e-2);
+            Assert.True(doc.RootElement.GetProperty("max_relative_error").GetDouble() < 1e-2, "expected doc.RootElement.GetProperty(\"max_relative_error\").GetDouble() < 1e-2");
     }
 
     [Fact]
@@ -51,8 +51,8 @@ public sealed class ArtifactCommandTests : IDisposable
     [InlineData(new[] { "export", "--out", "X" }, "exactly one of --preset")]
     [InlineData(new[] { "export", "--preset", "huge-llama", "--out", "X" }, "Unknown preset 'huge-llama'")]
     [InlineData(new[] { "export", "--hf", "/nonexistent/model", "--out", "X" }, "does not exist")]
-    [InlineData(new[] { "inspect", "/nonexistent/package" }, "does not exist")]
-    [InlineData(new[] { "gradcheck", "/nonexistent/package" }, "does not exist")]
+    [InlineData(new[] { "inspect", "--artifacts", "/nonexistent/package" }, "does not exist")]
+    [InlineData(new[] { "gradcheck", "--artifacts", "/nonexistent/package" }, "does not exist")]
     [InlineData(new[] { "bench", "train", "--artifacts", "/nonexistent/package" }, "does not exist")]
     public void Bad_input_gets_one_clear_line_and_exit_code_2(string[] args, string expected)
     {
@@ -60,6 +60,6 @@ public sealed class ArtifactCommandTests : IDisposable
         var (code, _, error) = CliRunner.Run(resolved);
         Assert.Equal(2, code);
         Assert.Contains(expected, error);
-        Assert.False(Directory.Exists(Path.Combine(_dir, "out")));
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out")), "expected false: Directory.Exists(Path.Combine(_dir, \"out\"))");
     }
 }

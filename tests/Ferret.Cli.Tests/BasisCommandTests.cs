@@ -44,7 +44,7 @@ public class BasisCommandTests
         var (code, output, _) = CliRunner.Run("bench", "projection", "--length", "65536", "--seeds", "4", "--repeat", "1", "--json");
         Assert.Equal(0, code);
         using var doc = System.Text.Json.JsonDocument.Parse(output);
-        Assert.True(doc.RootElement.GetProperty("project_elements_per_s").GetDouble() > 0);
-        Assert.True(doc.RootElement.GetProperty("apply_elements_per_s").GetDouble() > 0);
+        Assert.True(doc.RootElement.GetProperty("project_elements_per_s").GetDouble() > 0, "expected doc.RootElement.GetProperty(\"project_elements_per_s\").GetDouble() > 0");
+        Assert.True(doc.RootElement.GetProperty("apply_elements_per_s").GetDouble() > 0, "expected doc.RootElement.GetProperty(\"apply_elements_per_s\").GetDouble() > 0");
     }
 }

@@ -10,8 +10,11 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Ferret.Coordinator.Tests;
 
-/// <summary>The coordinator hosted in-process on a fresh round log.</summary>
-internal sealed class CoordinatorFactory(bool runRounds = true) : WebApplicationFactory<Program>
+/// <summary>
+/// The coordinator hosted in-process on a fresh round log; with <paramref name="clock"/> (a fake), deadlines and
+/// timestamps follow that clock instead of the machine's, so no test depends on how fast the machine is.
+/// </summary>
+internal sealed class CoordinatorFactory(bool runRounds = true, TimeProvider? clock = null) : WebApplicationFactory<Program>
 {
     public const string AdminKey = "test-admin-key";
     public const long MaxMessageBytes = 256 * 1024;
@@ -32,6 +35,8 @@ internal sealed class CoordinatorFactory(bool runRounds = true) : WebApplication
         builder.UseSetting("Ferret:RunRounds", runRounds ? "true" : "false");
         builder.UseSetting("Ferret:EngineTickMilliseconds", "50");
         builder.UseSetting("Ferret:MaxMessageBytes", MaxMessageBytes.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        if (clock is not null)
+            builder.ConfigureServices(s => s.AddSingleton(clock));
     }
 
     public HttpClient Admin()

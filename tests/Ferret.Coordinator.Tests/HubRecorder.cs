@@ -3,10 +3,14 @@ using Microsoft.AspNetCore.SignalR.Client;
 
 namespace Ferret.Coordinator.Tests;
 
-/// <summary>Records what the coordinator pushes on a hub connection and waits for a message that matches.</summary>
+/// <summary>
+/// Records what the coordinator pushes on a hub connection and waits for a message that matches: woken by each
+/// message as it arrives; the timeout only turns a hang into a failure with what did arrive, it is no deadline.
+/// </summary>
 internal sealed class HubRecorder
 {
     private readonly List<object> _messages = [];
+    private TaskCompletionSource _arrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public HubRecorder(HubConnection connection)
     {
@@ -22,16 +26,27 @@ internal sealed class HubRecorder
             return [.. _messages.OfType<T>()];
     }
 
-    public async Task<T> WaitFor<T>(Func<T, bool> match, double seconds = 15)
+    public async Task<T> WaitFor<T>(Func<T, bool> match, double seconds = 300)
     {
-        var until = DateTime.UtcNow.AddSeconds(seconds);
-        while (DateTime.UtcNow < until)
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
+        while (true)
         {
-            if (All<T>().FirstOrDefault(match) is { } hit)
-                return hit;
-            await Task.Delay(20);
+            Task arrived;
+            lock (_messages)
+            {
+                if (_messages.OfType<T>().FirstOrDefault(match) is { } hit)
+                    return hit;
+                arrived = _arrived.Task;
+            }
+            try
+            {
+                await arrived.WaitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                throw new TimeoutException($"No matching {typeof(T).Name} within {seconds} s; received: {string.Join(", ", All<object>().Select(Describe))}");
+            }
         }
-        throw new TimeoutException($"No matching {typeof(T).Name} within {seconds} s; received: {string.Join(", ", All<object>().Select(Describe))}");
     }
 
     private static string Describe(object m) => m switch
@@ -44,7 +59,13 @@ internal sealed class HubRecorder
 
     private void Add(object message)
     {
+        TaskCompletionSource woken;
         lock (_messages)
+        {
             _messages.Add(message);
+            woken = _arrived;
+            _arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+        woken.SetResult();
     }
 }

@@ -8,12 +8,12 @@ namespace Ferret.Tests;
 /// <summary>Well-formed client packets for an experiment, as an edge client would send them (linked into the test projects that need them).</summary>
 internal static class TestPackets
 {
-    /// <summary>A Ferret packet: a smooth fake delta projected onto the experiment's candidate seeds.</summary>
-    public static byte[] Ferret(ExperimentDescriptor descriptor, int round, string? experimentId = null)
+    /// <summary>A Ferret packet: a smooth fake delta projected onto the experiment's candidate seeds (chosen by <paramref name="seed"/>, default the round).</summary>
+    public static byte[] Ferret(ExperimentDescriptor descriptor, int round, string? experimentId = null, int? seed = null)
     {
         var blocks = ParameterBlocks.FromLengths(descriptor.BlockLengths);
         var delta = Enumerable.Range(0, (int)blocks.TotalLength).Select(i => (float)Math.Sin(i) * 1e-3f).ToArray();
-        var gammas = Projector.Project(delta, blocks, descriptor.CandidateSeeds, descriptor.Settings.Distribution, new Random(round));
+        var gammas = Projector.Project(delta, blocks, descriptor.CandidateSeeds, descriptor.Settings.Distribution, new Random(seed ?? round));
         return Wire.Serialize<ClientUpdate>(new FerretUpdate
         {
             ExperimentId = experimentId ?? descriptor.Id,

@@ -25,6 +25,11 @@ internal static class CommandAction
             {
                 return await body(parse, ct).ConfigureAwait(false);
             }
+            catch (Exception e) when (ct.IsCancellationRequested)
+            {
+                // Whatever broke after Ctrl-C (a staging folder removed under a writer) is the interruption.
+                return Report(new OperationCanceledException(e.Message, e, ct));
+            }
             catch (Exception e) when (IsUserError(e))
             {
                 return Report(e);
@@ -46,11 +51,19 @@ internal static class CommandAction
 
     private static bool IsUserError(Exception e) => e is ArgumentException or InvalidDataException or IOException
         or FormatException or NotSupportedException or KeyNotFoundException or UnauthorizedAccessException
-        or OperationCanceledException;
+        or OperationCanceledException or HttpRequestException;
+
+    /// <summary>Exit code of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.</summary>
+    public const int Interrupted = 130;
 
     private static int Report(Exception e)
     {
-        Console.Error.WriteLine(e is OperationCanceledException ? "ferret: cancelled." : $"ferret: {e.Message}");
+        if (e is OperationCanceledException)
+        {
+            Console.Error.WriteLine("ferret: interrupted.");
+            return Interrupted;
+        }
+        Console.Error.WriteLine($"ferret: {e.Message}");
         return UsageError;
     }
 }

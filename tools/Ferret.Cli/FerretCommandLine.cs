@@ -20,7 +20,16 @@ internal static class FerretCommandLine
         root.Add(DataCommand.Create());
         root.Add(TrainCommand.Create());
         root.Add(SimulateCommand.Create());
-        root.Add(BenchCommand.Create(BenchProjectionCommand.Create(), BenchTrainCommand.Create(), BenchIdleCommand.Create()));
+        root.Add(ModelCommand.Create());
+        root.Add(GenerateCommand.Create());
+        root.Add(BenchCommand.Create(BenchProjectionCommand.Create(), BenchTrainCommand.Create(), BenchIdleCommand.Create(), BenchScaleCommand.Create()));
         return root;
+    }
+
+    /// <summary>Parses and runs a command line; a line that does not parse is one error line and exit code 2.</summary>
+    public static int Run(string[] args, InvocationConfiguration? configuration = null)
+    {
+        using var terminal = Terminal.Configure(configuration?.Output, configuration?.Error);
+        return ParseErrors.Invoke(Build().Parse(args), "ferret", configuration);
     }
 }

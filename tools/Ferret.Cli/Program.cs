@@ -1,3 +1,3 @@
 using Ferret.Cli;
 
-return FerretCommandLine.Build().Parse(args).Invoke();
+return FerretCommandLine.Run(args);

@@ -6,6 +6,11 @@ and gradients as JSON. transformers is not needed (and not installed here).
 
     /usr/bin/python3 tools/reference/causal_lm_reference.py ARTIFACT_DIR BATCH.json OUT.json
 BATCH.json: {"input_ids": [[...]], "attention_mask": [[...]], "labels": [[...]]}
+
+With --hf it reads a Hugging Face folder instead (config.json with transformers' field names and
+model.safetensors, as `ferret model` writes them) and writes the logits of the batch:
+
+    /usr/bin/python3 tools/reference/causal_lm_reference.py --hf HF_DIR BATCH.json OUT.json
 """
 import json
 import math
@@ -115,7 +120,35 @@ def causal_lm_loss(logits, labels):
     return torch.nn.functional.cross_entropy(shift_logits, shift_labels, ignore_index=-100)
 
 
+def hf_config(path):
+    """transformers' config.json field names -> the ones the forward functions read."""
+    c = json.load(open(path))
+    if c["model_type"] == "gpt2":
+        return {"model_type": "gpt2", "hidden_size": c["n_embd"], "num_attention_heads": c["n_head"], "num_hidden_layers": c["n_layer"],
+                "norm_eps": c.get("layer_norm_epsilon", 1e-5), "tie_word_embeddings": True}
+    assert c["model_type"] == "llama", c["model_type"]
+    return {"model_type": "llama", "hidden_size": c["hidden_size"], "num_attention_heads": c["num_attention_heads"],
+            "num_key_value_heads": c.get("num_key_value_heads", c["num_attention_heads"]), "num_hidden_layers": c["num_hidden_layers"],
+            "norm_eps": c.get("rms_norm_eps", 1e-6), "rope_theta": c.get("rope_theta", 10000.0),
+            "tie_word_embeddings": c.get("tie_word_embeddings", False)}
+
+
+def hf_logits(folder, batch_path, out_path):
+    cfg = hf_config(f"{folder}/config.json")
+    params = read_safetensors(f"{folder}/model.safetensors")
+    batch = json.load(open(batch_path))
+    ids = torch.tensor(batch["input_ids"], dtype=torch.int64)
+    mask = torch.tensor(batch["attention_mask"], dtype=torch.int64)
+    forward = llama_logits if cfg["model_type"] == "llama" else gpt2_logits
+    with torch.no_grad():
+        logits = forward(params, cfg, ids, mask)
+    json.dump({"shape": list(logits.shape), "logits": [float(v) for v in logits.flatten()], "torch": torch.__version__}, open(out_path, "w"))
+
+
 def main():
+    if sys.argv[1] == "--hf":
+        hf_logits(*sys.argv[2:5])
+        return
     artifact, batch_path, out_path = sys.argv[1:4]
     manifest = json.load(open(f"{artifact}/manifest.json"))
     cfg = manifest["modelConfig"]

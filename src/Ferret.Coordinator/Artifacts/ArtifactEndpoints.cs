@@ -73,9 +73,10 @@ public static class ArtifactEndpoints
     public static RouteGroupBuilder MapArtifacts(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/artifacts").WithTags("Artifacts").RequireAuthorization(Policies.Observer);
-        api.MapGet("/", (ArtifactIndex index) => TypedResults.Ok(index.List()));
-        api.MapGet("/{fingerprint}", Get);
-        api.MapGet("/{fingerprint}/files/{name}", Download);
+        api.MapGet("/", (ArtifactIndex index) => TypedResults.Ok(index.List()))
+            .WithSummary("The artifact packages in the artifacts directory, by fingerprint.");
+        api.MapGet("/{fingerprint}", Get).WithSummary("One artifact package: its folder, family, parameter count and files.");
+        api.MapGet("/{fingerprint}/files/{name}", Download).WithSummary("Downloads one file of an artifact package (range requests supported).");
         return api;
     }
 

@@ -7,11 +7,11 @@ using Microsoft.Extensions.Options;
 
 namespace Ferret.Coordinator.Clients;
 
-public sealed record EnrolmentRequest(string? Label, int? ValidMinutes);
+public sealed record EnrolmentRequest(string? Label = null, int? ValidMinutes = null);
 
 public sealed record EnrolmentResponse(string Token, DateTimeOffset ExpiresUtc);
 
-public sealed record EnrolRequest(string EnrolmentToken, string Name, JsonElement? Capabilities);
+public sealed record EnrolRequest(string EnrolmentToken, string Name, JsonElement? Capabilities = null);
 
 public sealed record EnrolResponse(string ClientId, string Token);
 
@@ -23,16 +23,16 @@ public static class ClientEndpoints
     public static RouteGroupBuilder MapClients(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api").WithTags("Clients");
-        api.MapPost("/enrolments", IssueEnrolment).RequireAuthorization(Policies.Admin);
-        api.MapPost("/clients/enrol", Enrol).AllowAnonymous();
-        api.MapGet("/clients", List).RequireAuthorization(Policies.Admin);
-        api.MapGet("/clients/me", Me).RequireAuthorization(Policies.Client);
-        api.MapPost("/clients/{id}/revoke", Revoke).RequireAuthorization(Policies.Admin);
+        api.MapPost("/enrolments", IssueEnrolment).RequireAuthorization(Policies.Admin).WithSummary("Issues a single-use enrolment token for one device.");
+        api.MapPost("/clients/enrol", Enrol).AllowAnonymous().WithSummary("Redeems an enrolment token: registers the device and returns its bearer token.");
+        api.MapGet("/clients", List).RequireAuthorization(Policies.Admin).WithSummary("The client registry.");
+        api.MapGet("/clients/me", Me).RequireAuthorization(Policies.Client).WithSummary("The calling client (checks its token).");
+        api.MapPost("/clients/{id}/revoke", Revoke).RequireAuthorization(Policies.Admin).WithSummary("Revokes a client: its token stops working and it is never assigned again.");
         return api;
     }
 
     private static Results<Created<EnrolmentResponse>, ValidationProblem> IssueEnrolment(
-        EnrolmentRequest? request, RoundLog log, IOptions<CoordinatorOptions> options, TimeProvider clock)
+        EnrolmentRequest? request, IClientRegistry log, IOptions<CoordinatorOptions> options, TimeProvider clock)
     {
         int minutes = request?.ValidMinutes ?? options.Value.EnrolmentValidityMinutes;
         if (minutes is <= 0 or > 60 * 24 * 365)
@@ -44,7 +44,7 @@ public static class ClientEndpoints
         return TypedResults.Created("/api/clients", new EnrolmentResponse(token, expires));
     }
 
-    private static Results<Ok<EnrolResponse>, ValidationProblem, ProblemHttpResult> Enrol(EnrolRequest? request, RoundLog log, TimeProvider clock)
+    private static Results<Ok<EnrolResponse>, ValidationProblem, ProblemHttpResult> Enrol(EnrolRequest? request, IClientRegistry log, TimeProvider clock)
     {
         var errors = new Dictionary<string, string[]>();
         if (string.IsNullOrWhiteSpace(request?.EnrolmentToken))
@@ -62,12 +62,12 @@ public static class ClientEndpoints
         return TypedResults.Ok(new EnrolResponse(id, token));
     }
 
-    private static Ok<ClientView[]> List(RoundLog log) => TypedResults.Ok(log.ListClients().Select(View).ToArray());
+    private static Ok<ClientView[]> List(IClientRegistry log) => TypedResults.Ok(log.ListClients().Select(View).ToArray());
 
-    private static Results<Ok<ClientView>, NotFound> Me(ClaimsPrincipal user, RoundLog log) =>
+    private static Results<Ok<ClientView>, NotFound> Me(ClaimsPrincipal user, IClientRegistry log) =>
         log.GetClient(user.FindFirstValue(ClaimTypes.NameIdentifier)!) is { } c ? TypedResults.Ok(View(c)) : TypedResults.NotFound();
 
-    private static Results<NoContent, NotFound> Revoke(string id, RoundLog log) =>
+    private static Results<NoContent, NotFound> Revoke(string id, IClientRegistry log) =>
         log.RevokeClient(id) ? TypedResults.NoContent() : TypedResults.NotFound();
 
     private static ClientView View(ClientRecord c) =>

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Ferret.Coordinator.Artifacts;
 using Ferret.Coordinator.Persistence;
 using Ferret.Coordinator.Rounds;
+using Ferret.Coordinator.ScaleOut;
 using Ferret.Coordinator.Security;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
@@ -12,10 +13,13 @@ using Microsoft.Extensions.Options;
 
 namespace Ferret.Coordinator.Experiments;
 
-/// <summary>What an admin sends to create an experiment; unset hyper-parameters take the algorithm's reference values.</summary>
+/// <summary>
+/// What an admin sends to create an experiment. Unset hyper-parameters take the package's recommended values
+/// (its manifest), else the algorithm's reference values; the experiment's status shows the effective ones.
+/// </summary>
 public sealed record CreateExperimentRequest(
-    string Name, string Algorithm, string Artifact, int Rounds, double Fraction, ulong? ExperimentSeed,
-    int? LocalSteps, int? MicroBatches, double? LocalLearningRate, int? CandidateSeeds, double? ServerLearningRate,
+    string Name, string Algorithm, string Artifact, int Rounds, double Fraction, ulong? ExperimentSeed = null,
+    int? LocalSteps = null, int? MicroBatches = null, double? LocalLearningRate = null, int? CandidateSeeds = null, double? ServerLearningRate = null,
     int? MinClients = null, int? RoundDeadlineSeconds = null);
 
 public sealed record RoundView(
@@ -32,9 +36,15 @@ public sealed record RoundView(
     }
 }
 
+/// <summary>
+/// An experiment's status: its effective settings, how many joined clients are connected now (a round opens at
+/// <c>MinClients</c>), the round log when asked for one experiment, and the rejections at the door.
+/// </summary>
 public sealed record ExperimentView(
     string Id, string Name, string Algorithm, string State, int Rounds, double Fraction, int MinClients, int RoundDeadlineSeconds, int CandidateSeeds, int Blocks,
-    long Parameters, string ArtifactFingerprint, DateTimeOffset CreatedUtc, IReadOnlyList<RoundView>? RoundLog, long? Rejections = null);
+    long Parameters, string ArtifactFingerprint, DateTimeOffset CreatedUtc, IReadOnlyList<RoundView>? RoundLog, long? Rejections = null,
+    OpenRoundView? OpenRound = null, ModelFingerprintView? ModelFingerprint = null, int? LocalSteps = null, double? LocalLearningRate = null,
+    double? ServerLearningRate = null, ExperimentOwner? Owner = null, AlgorithmSettings? Settings = null, int ConnectedClients = 0);
 
 public sealed record AssignmentView(string ClientId, string State, string? PacketSha256, long PacketBytes, DateTimeOffset? ReceivedUtc, double? TrainLoss, string? Reason);
 
@@ -50,18 +60,26 @@ public static class ExperimentEndpoints
     public static RouteGroupBuilder MapExperiments(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/experiments").WithTags("Experiments");
-        api.MapPost("/", Create).RequireAuthorization(Policies.Admin);
-        api.MapGet("/", List).RequireAuthorization(Policies.Observer);
-        api.MapGet("/{id}", Get).RequireAuthorization(Policies.Observer);
-        api.MapPost("/{id}/stop", Stop).RequireAuthorization(Policies.Admin);
-        api.MapGet("/{id}/descriptor", Descriptor).RequireAuthorization(Policies.Observer);
-        api.MapGet("/{id}/updates", Updates).RequireAuthorization(Policies.Observer);
-        api.MapGet("/{id}/rounds/{round:int}", RoundDetail).RequireAuthorization(Policies.Admin);
+        api.MapPost("/", Create).RequireAuthorization(Policies.Admin)
+            .WithSummary("Creates an experiment over an artifact package; unset hyper-parameters take the package's recommended values, else the algorithm's reference values.");
+        api.MapGet("/", List).RequireAuthorization(Policies.Observer).WithSummary("Every experiment with its state, effective settings and connected clients.");
+        api.MapGet("/{id}", Get).RequireAuthorization(Policies.Observer)
+            .WithSummary("One experiment's status: effective settings, connected clients, the round log and the rejection count.");
+        api.MapPost("/{id}/stop", Stop).RequireAuthorization(Policies.Admin).WithSummary("Stops an experiment; its open round is abandoned.");
+        api.MapGet("/{id}/descriptor", Descriptor).RequireAuthorization(Policies.Observer)
+            .WithSummary("The MessagePack experiment descriptor a client needs (candidate seeds, blocks, settings).");
+        api.MapGet("/{id}/updates", Updates).RequireAuthorization(Policies.Observer)
+            .WithSummary("The completed global updates after a round, as a MessagePack array: what a lagging client replays.");
+        api.MapGet("/{id}/rounds/{round:int}", RoundDetail).RequireAuthorization(Policies.Admin)
+            .WithSummary("One round in full: every assignment and the fingerprints reported.");
+        api.MapGet("/{id}/model", ModelEndpoint.Download).RequireAuthorization(Policies.Admin)
+            .WithSummary("The global model at a round (default: the last closed) as a Hugging Face folder in a tar (default) or zip, replayed from the round log.");
+        api.MapWatchViews(app);
         return api;
     }
 
     private static Results<Created<ExperimentView>, ValidationProblem> Create(
-        CreateExperimentRequest? request, RoundLog log, IOptions<CoordinatorOptions> options, TimeProvider clock, ArtifactIndex artifacts)
+        CreateExperimentRequest? request, IRoundLog log, IOptions<CoordinatorOptions> options, TimeProvider clock, ArtifactIndex artifacts)
     {
         var errors = new Dictionary<string, string[]>();
         if (request is null)
@@ -97,7 +115,7 @@ public static class ExperimentEndpoints
         if (errors.Count > 0)
             return TypedResults.ValidationProblem(errors);
 
-        var settings = FederatedAlgorithms.ReferenceSettings(request.Algorithm);
+        var settings = package!.Manifest.SettingsFor(request.Algorithm);
         if (request.LocalSteps is int t)
             settings.LocalSteps = t;
         if (request.MicroBatches is int m)
@@ -124,21 +142,27 @@ public static class ExperimentEndpoints
         var record = new ExperimentRecord(descriptor.Id, request.Name.Trim(), descriptor.Algorithm, Wire.Serialize(descriptor), ExperimentState.Created,
             descriptor.Rounds, descriptor.ArtifactFingerprint, clock.GetUtcNow(), null);
         log.AddExperiment(record);
-        return TypedResults.Created($"/api/experiments/{descriptor.Id}", View(record, descriptor, null));
+        return TypedResults.Created($"/api/experiments/{descriptor.Id}", View(record, descriptor, null, null));
     }
 
-    private static Ok<ExperimentView[]> List(RoundLog log) =>
-        TypedResults.Ok(log.ListExperiments().Select(e => View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), null)).ToArray());
+    private static Ok<ExperimentView[]> List(IRoundLog log, IParticipants participants) =>
+        TypedResults.Ok(log.ListExperiments().Select(e => View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), null, participants)).ToArray());
 
-    private static Results<Ok<ExperimentView>, NotFound> Get(string id, RoundLog log)
+    private static Results<Ok<ExperimentView>, NotFound> Get(string id, IRoundLog log, IExperimentOwnership ownership, IParticipants participants)
     {
         if (log.GetExperiment(id) is not { } e)
             return TypedResults.NotFound();
         var rounds = log.GetRounds(id).Select(RoundView.Of).ToList();
-        return TypedResults.Ok(View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), rounds) with { Rejections = log.CountRejections(id) });
+        return TypedResults.Ok(View(e, Wire.Deserialize<ExperimentDescriptor>(e.Descriptor), rounds, participants) with
+        {
+            Rejections = log.CountRejections(id),
+            OpenRound = ExperimentWatchViews.OpenRound(log, id),
+            ModelFingerprint = ExperimentWatchViews.ModelFingerprint(log, id),
+            Owner = ownership.OwnerOf(id),
+        });
     }
 
-    private static Results<NoContent, NotFound, Conflict<string>> Stop(string id, RoundLog log, TimeProvider clock)
+    private static Results<NoContent, NotFound, Conflict<string>> Stop(string id, IRoundLog log, TimeProvider clock)
     {
         if (log.GetExperiment(id) is not { } e)
             return TypedResults.NotFound();
@@ -149,11 +173,11 @@ public static class ExperimentEndpoints
     }
 
     /// <summary>The MessagePack experiment descriptor a client needs to take part (seeds, blocks, settings).</summary>
-    private static Results<FileContentHttpResult, NotFound> Descriptor(string id, RoundLog log) =>
+    private static Results<FileContentHttpResult, NotFound> Descriptor(string id, IRoundLog log) =>
         log.GetExperiment(id) is { } e ? TypedResults.File(e.Descriptor, MessagePackType) : TypedResults.NotFound();
 
     /// <summary>Catch-up: the completed global updates after round <paramref name="after"/>, as a MessagePack array of updates.</summary>
-    private static Results<FileContentHttpResult, NotFound, ValidationProblem> Updates(string id, int? after, RoundLog log)
+    private static Results<FileContentHttpResult, NotFound, ValidationProblem> Updates(string id, int? after, IRoundLog log)
     {
         if (log.GetExperiment(id) is null)
             return TypedResults.NotFound();
@@ -164,7 +188,7 @@ public static class ExperimentEndpoints
     }
 
     /// <summary>One round in full: every assignment (state, packet digest and size, train loss, reason) and the fingerprints reported.</summary>
-    private static Results<Ok<RoundDetailView>, NotFound> RoundDetail(string id, int round, RoundLog log)
+    private static Results<Ok<RoundDetailView>, NotFound> RoundDetail(string id, int round, IRoundLog log)
     {
         if (log.GetRound(id, round) is not { } r)
             return TypedResults.NotFound();
@@ -176,7 +200,8 @@ public static class ExperimentEndpoints
             fingerprints.Select(f => f.Fingerprint).Distinct().Count() <= 1));
     }
 
-    private static ExperimentView View(ExperimentRecord e, ExperimentDescriptor d, IReadOnlyList<RoundView>? rounds) =>
+    private static ExperimentView View(ExperimentRecord e, ExperimentDescriptor d, IReadOnlyList<RoundView>? rounds, IParticipants? participants) =>
         new(e.Id, e.Name, e.Algorithm, e.State.ToString(), e.Rounds, d.Fraction, d.MinClients, d.RoundDeadlineSeconds, d.Settings.CandidateSeeds, d.BlockLengths.Length, d.ParameterCount,
-            e.ArtifactFingerprint, e.CreatedUtc, rounds);
+            e.ArtifactFingerprint, e.CreatedUtc, rounds, LocalSteps: d.Settings.LocalSteps, LocalLearningRate: d.Settings.LocalLearningRate,
+            ServerLearningRate: d.Settings.ServerLearningRate, Settings: d.Settings, ConnectedClients: participants?.Connected(e.Id).Count ?? 0);
 }

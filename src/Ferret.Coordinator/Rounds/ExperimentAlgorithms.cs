@@ -7,7 +7,7 @@ using Ferret.Core.Parameters;
 namespace Ferret.Coordinator.Rounds;
 
 /// <summary>The coordinator side of each experiment's algorithm, built once from its stored descriptor.</summary>
-public sealed class ExperimentAlgorithms(RoundLog log)
+public sealed class ExperimentAlgorithms(IRoundLog log)
 {
     private readonly ConcurrentDictionary<string, (ExperimentDescriptor Descriptor, IFederatedAlgorithm Algorithm)> _cache = new(StringComparer.Ordinal);
 

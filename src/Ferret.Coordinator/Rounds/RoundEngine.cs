@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Threading.Channels;
 using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.ScaleOut;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
 using Ferret.Core.Protocol;
@@ -19,34 +20,46 @@ public sealed record RoundMetrics(int Assigned, int Aggregated, int Missing, dou
 /// arrived (failures and silence recorded, never blocking), persists the global update with the
 /// aggregator's state in one transaction, and only then broadcasts it. Everything it decides is in the
 /// round log first, so a coordinator killed at any moment restarts where the log says: an open round
-/// keeps its assignments and deadline, a completed one is never redone.
+/// keeps its assignments and deadline, a completed one is never redone. With several instances, each
+/// steps only the experiments it owns (<see cref="IExperimentOwnership"/>); an instance that takes one over
+/// continues from the log exactly as a restarted coordinator would.
 /// </summary>
 public sealed partial class RoundEngine : BackgroundService
 {
     /// <summary>Global updates up to this size travel inside the round event; larger ones are fetched over HTTP.</summary>
     public const int InlineUpdateBytes = 256 * 1024;
 
-    private readonly RoundLog _log;
+    private readonly IRoundLog _log;
+    private readonly IClientRegistry _clients;
     private readonly ExperimentAlgorithms _algorithms;
-    private readonly Participants _participants;
+    private readonly IParticipants _participants;
+    private readonly IExperimentOwnership _ownership;
     private readonly IHubContext<RoundsHub> _hub;
     private readonly TimeProvider _clock;
     private readonly IOptions<CoordinatorOptions> _options;
     private readonly ILogger<RoundEngine> _logger;
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
 
-    public RoundEngine(RoundLog log, ExperimentAlgorithms algorithms, Participants participants, IHubContext<RoundsHub> hub,
-        TimeProvider clock, IOptions<CoordinatorOptions> options, ILogger<RoundEngine> logger)
+    public RoundEngine(IRoundLog log, IClientRegistry clients, ExperimentAlgorithms algorithms, IParticipants participants,
+        IExperimentOwnership ownership, IHubContext<RoundsHub> hub, TimeProvider clock, IOptions<CoordinatorOptions> options, ILogger<RoundEngine> logger)
     {
-        ArgumentNullException.ThrowIfNull(participants);
+        ArgumentNullException.ThrowIfNull(ownership);
         _log = log;
+        _clients = clients;
         _algorithms = algorithms;
         _participants = participants;
+        _ownership = ownership;
         _hub = hub;
         _clock = clock;
         _options = options;
         _logger = logger;
-        participants.Changed += Wake;
+        ownership.Woken += (experimentId, gained) =>
+        {
+            // A new owner's aggregator must come from the log, whatever it held when it last owned the experiment.
+            if (gained)
+                _algorithms.Evict(experimentId);
+            Wake();
+        };
     }
 
     /// <summary>Asks the engine to look at the experiments now (a packet arrived, a client joined).</summary>
@@ -61,7 +74,7 @@ public sealed partial class RoundEngine : BackgroundService
         {
             foreach (var experiment in _log.ListExperiments())
             {
-                if (experiment.State is ExperimentState.Completed)
+                if (experiment.State is ExperimentState.Completed || !_ownership.Owns(experiment.Id))
                     continue;
                 try
                 {
@@ -132,7 +145,7 @@ public sealed partial class RoundEngine : BackgroundService
         var connected = _participants.Connected(experiment.Id);
         if (connected.Count < descriptor.MinClients)
             return; // the common idle case, decided without touching the database
-        var revoked = _log.RevokedClientIds();
+        var revoked = _clients.RevokedClientIds();
         var eligible = connected.Where(c => !revoked.Contains(c)).ToList();
         if (eligible.Count < descriptor.MinClients)
             return;
@@ -159,6 +172,8 @@ public sealed partial class RoundEngine : BackgroundService
             Assigned = chosen.Count,
             AtUtc = now,
             Detail = string.Join(',', chosen),
+            DeadlineUtc = deadline,
+            AssignedClients = [.. chosen],
         }, cancellationToken).ConfigureAwait(false);
     }
 
@@ -215,11 +230,13 @@ public sealed partial class RoundEngine : BackgroundService
         var metrics = new RoundMetrics(assignments.Count, updates.Count, assignments.Count - updates.Count, loss, up, bytes.Length, seconds);
         try
         {
-            _log.CompleteRound(experiment.Id, open.Round, bytes, experimentAlgorithm.Algorithm.ExportState(), JsonSerializer.Serialize(metrics), now);
+            _log.CompleteRound(experiment.Id, open.Round, bytes, experimentAlgorithm.Algorithm.ExportState(), JsonSerializer.Serialize(metrics), now,
+                packets.Select(p => p.ClientId).ToList());
         }
         catch
         {
-            // The aggregator has advanced in memory but the log has not: forget it, the next step reloads from the log.
+            // The aggregator has advanced in memory but the log has not (a packet arrived meanwhile, another instance
+            // closed the round, the disk is full): forget it, the next step reloads from the log and aggregates again.
             _algorithms.Evict(experiment.Id);
             throw;
         }

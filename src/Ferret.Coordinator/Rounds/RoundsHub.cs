@@ -3,6 +3,7 @@ using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.ScaleOut;
 using Ferret.Coordinator.Security;
 using Ferret.Core.Packets;
 using Ferret.Core.Protocol;
@@ -17,28 +18,37 @@ namespace Ferret.Coordinator.Rounds;
 /// and report fingerprints; observers subscribe to an experiment's live events. Every packet is checked at
 /// the door (size, format, sender assigned to that open round, one per client per round, then the
 /// algorithm's own checks); a bad packet gets a reason back, is logged and counted, and never disturbs the
-/// round. Packets over one hub message stream in chunks (<see cref="SubmitUpdateStream"/>).
+/// round. Packets over one hub message stream in chunks (<see cref="SubmitUpdateStream"/>). Any instance takes
+/// packets: the round log decides one per client per round, and the experiment's owner is nudged to look.
 /// </summary>
 [Authorize(Policy = Policies.Observer)]
-public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Participants participants, RoundEngine engine,
-    IOptions<CoordinatorOptions> options, TimeProvider clock, ILogger<RoundsHub> logger) : Hub
+public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, ExperimentAlgorithms algorithms, IParticipants participants,
+    IExperimentOwnership ownership, DatabaseGate gate, IOptions<CoordinatorOptions> options, TimeProvider clock, ILogger<RoundsHub> logger) : Hub
 {
     public const string Path = RoundsProtocol.Path;
 
     private const int MaxCapabilitiesChars = 8 * 1024;
 
+    /// <summary>Everyone taking part in or watching an experiment: its round events.</summary>
     public static string Group(string experimentId) => "experiment:" + experimentId;
+
+    /// <summary>Those watching an experiment: its client events too (clients do not get each other's, which would grow with the square of their number).</summary>
+    public static string ObserverGroup(string experimentId) => "observers:" + experimentId;
 
     private string ClientId => Context.User?.FindFirstValue(ClaimTypes.NameIdentifier) ?? throw new HubException("Not authenticated.");
 
     private bool IsClient => Context.User?.IsInRole(BearerAuthenticationHandler.ClientRole) == true;
 
-    /// <summary>Receives live events of an experiment.</summary>
+    /// <summary>Receives live events of an experiment: round events and every client's.</summary>
     public async Task Subscribe(string experimentId)
     {
-        if (log.GetExperiment(experimentId) is null)
-            throw new HubException($"No experiment '{experimentId}'.");
+        using (await gate.EnterAsync().ConfigureAwait(false))
+        {
+            if (log.GetExperiment(experimentId) is null)
+                throw new HubException($"No experiment '{experimentId}'.");
+        }
         await Groups.AddToGroupAsync(Context.ConnectionId, Group(experimentId)).ConfigureAwait(false);
+        await Groups.AddToGroupAsync(Context.ConnectionId, ObserverGroup(experimentId)).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -50,8 +60,9 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
     {
         if (!IsClient)
             throw new HubException("Only enrolled clients join experiments; observers subscribe.");
-        if (log.GetExperiment(experimentId) is not { } experiment)
-            throw new HubException($"No experiment '{experimentId}'.");
+        ExperimentRecord? experiment;
+        using (await gate.EnterAsync().ConfigureAwait(false))
+            experiment = log.GetExperiment(experimentId) ?? throw new HubException($"No experiment '{experimentId}'.");
         string client = ClientId;
         if (!string.IsNullOrEmpty(capabilitiesJson))
         {
@@ -65,18 +76,24 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
             {
                 throw new HubException($"Capabilities are not JSON: {e.Message}");
             }
-            log.SetClientCapabilities(client, capabilitiesJson);
+            using (await gate.EnterAsync().ConfigureAwait(false))
+                clients.SetClientCapabilities(client, capabilitiesJson);
         }
         await Groups.AddToGroupAsync(Context.ConnectionId, Group(experimentId)).ConfigureAwait(false);
-        var progress = log.GetProgress(experimentId);
-        int lastCompleted = progress.LastCompleted;
+        int lastCompleted;
         RoundAssignment? assignment = null;
-        if (progress.Open is { } open
-            && log.GetAssignments(experimentId, open.Round).Any(a => a.ClientId == client && a.State == AssignmentState.Assigned))
+        using (await gate.EnterAsync().ConfigureAwait(false))
         {
-            assignment = new RoundAssignment { ExperimentId = experimentId, Round = open.Round, BaseRound = lastCompleted, DeadlineUtc = open.DeadlineUtc };
+            var progress = log.GetProgress(experimentId);
+            lastCompleted = progress.LastCompleted;
+            if (progress.Open is { } open
+                && log.GetAssignments(experimentId, open.Round).Any(a => a.ClientId == client && a.State == AssignmentState.Assigned))
+            {
+                assignment = new RoundAssignment { ExperimentId = experimentId, Round = open.Round, BaseRound = lastCompleted, DeadlineUtc = open.DeadlineUtc };
+            }
+            participants.Join(Context.ConnectionId, client, experimentId);
+            ownership.Nudge(experimentId);
         }
-        participants.Join(Context.ConnectionId, client, experimentId);
         await Notify(new ClientEvent { ExperimentId = experimentId, Round = lastCompleted, ClientId = client, Kind = ClientEvent.Joined }).ConfigureAwait(false);
         return new JoinResult { Descriptor = experiment.Descriptor, State = experiment.State.ToString(), LastCompletedRound = lastCompleted, OpenAssignment = assignment };
     }
@@ -115,9 +132,12 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
             throw new HubException("Only enrolled clients report failures.");
         string client = ClientId;
         reason = string.IsNullOrWhiteSpace(reason) ? "unspecified" : reason.Length > 500 ? reason[..500] : reason;
-        if (!log.MarkAssignmentFailed(experimentId, round, client, reason))
-            throw new HubException($"This client has no open assignment in round {round} of '{experimentId}'.");
-        engine.Wake();
+        using (await gate.EnterAsync().ConfigureAwait(false))
+        {
+            if (!log.MarkAssignmentFailed(experimentId, round, client, reason))
+                throw new HubException($"This client has no open assignment in round {round} of '{experimentId}'.");
+            ownership.Nudge(experimentId);
+        }
         await Notify(new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = client, Kind = ClientEvent.Failed, Detail = reason }).ConfigureAwait(false);
     }
 
@@ -150,11 +170,15 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
     {
         if (string.IsNullOrEmpty(fingerprint) || fingerprint.Length != 64 || !fingerprint.All(char.IsAsciiHexDigitLower))
             throw new HubException("A fingerprint is 64 lower-case hex digits.");
-        if (log.GetRound(experimentId, round) is not { State: RoundState.Completed })
-            throw new HubException($"Round {round} of '{experimentId}' has no global update to fingerprint.");
         string client = ClientId;
-        log.RecordFingerprint(new FingerprintRecord(experimentId, round, client, fingerprint, clock.GetUtcNow()));
-        bool agrees = log.GetFingerprints(experimentId, round).Select(f => f.Fingerprint).Distinct().Count() == 1;
+        bool agrees;
+        using (await gate.EnterAsync().ConfigureAwait(false))
+        {
+            if (log.GetRound(experimentId, round) is not { State: RoundState.Completed })
+                throw new HubException($"Round {round} of '{experimentId}' has no global update to fingerprint.");
+            log.RecordFingerprint(new FingerprintRecord(experimentId, round, client, fingerprint, clock.GetUtcNow()));
+            agrees = log.GetFingerprints(experimentId, round).Select(f => f.Fingerprint).Distinct().Count() == 1;
+        }
         await Notify(new ClientEvent
         {
             ExperimentId = experimentId,
@@ -168,7 +192,13 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
 
     public override async Task OnDisconnectedAsync(Exception? exception)
     {
-        if (participants.Leave(Context.ConnectionId) is { } left && !participants.IsConnected(left.ClientId, left.ExperimentId))
+        (string ClientId, string ExperimentId)? gone = null;
+        using (await gate.EnterAsync().ConfigureAwait(false))
+        {
+            if (participants.Leave(Context.ConnectionId) is { } joined && !participants.IsConnected(joined.ClientId, joined.ExperimentId))
+                gone = joined;
+        }
+        if (gone is { } left)
         {
             await Notify(new ClientEvent { ExperimentId = left.ExperimentId, ClientId = left.ClientId, Kind = ClientEvent.Left, Detail = exception?.Message })
                 .ConfigureAwait(false);
@@ -183,7 +213,10 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
         long bytes = packet?.LongLength ?? 0;
         if (packet is null || packet.Length == 0)
             return await Reject(experimentId, round, bytes, "empty packet").ConfigureAwait(false);
-        if (algorithms.Get(experimentId) is not { } experiment)
+        (Core.Algorithms.ExperimentDescriptor Descriptor, Core.Algorithms.IFederatedAlgorithm Algorithm)? found;
+        using (await gate.EnterAsync().ConfigureAwait(false))
+            found = algorithms.Get(experimentId);
+        if (found is not { } experiment)
             return await Reject(experimentId, round, bytes, $"no experiment '{experimentId}'").ConfigureAwait(false);
         ClientUpdate update;
         try
@@ -198,7 +231,14 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
         if (!verdict.Accepted)
             return await Reject(experimentId, round, bytes, verdict.Reason!).ConfigureAwait(false);
         string client = ClientId;
-        var outcome = log.RecordPacket(experimentId, round, client, packet, Convert.ToHexStringLower(SHA256.HashData(packet)), update.Stats.Loss, clock.GetUtcNow());
+        var digest = Convert.ToHexStringLower(SHA256.HashData(packet));
+        PacketOutcome outcome;
+        using (await gate.EnterAsync().ConfigureAwait(false))
+        {
+            outcome = log.RecordPacket(experimentId, round, client, packet, digest, update.Stats.Loss, clock.GetUtcNow());
+            if (outcome == PacketOutcome.Accepted)
+                ownership.Nudge(experimentId);
+        }
         if (outcome != PacketOutcome.Accepted)
         {
             return await Reject(experimentId, round, bytes, outcome switch
@@ -208,7 +248,6 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
                 _ => $"this client is not assigned to round {round}",
             }).ConfigureAwait(false);
         }
-        engine.Wake();
         CoordinatorMetrics.PacketsAccepted.Add(1);
         CoordinatorMetrics.PacketBytes.Add(bytes);
         await Notify(new ClientEvent
@@ -228,15 +267,34 @@ public sealed class RoundsHub(RoundLog log, ExperimentAlgorithms algorithms, Par
         if (!IsClient)
             throw new HubException("Only enrolled clients submit packets.");
         string client = ClientId;
-        log.RecordRejection(experimentId, round, client, reason, bytes, clock.GetUtcNow());
+        var at = clock.GetUtcNow(); // the same instant in the log and the event, so a dashboard can tell them apart from new ones
+        using (await gate.EnterAsync().ConfigureAwait(false))
+            log.RecordRejection(experimentId, round, client, reason, bytes, at);
         CoordinatorMetrics.PacketsRejected.Add(1);
         HubLog.Rejected(logger, client, experimentId, round, reason);
-        await Notify(new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = client, Kind = ClientEvent.Rejected, Bytes = bytes, Detail = reason })
+        await Notify(new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = client, Kind = ClientEvent.Rejected, Bytes = bytes, Detail = reason, AtUtc = at })
             .ConfigureAwait(false);
         return new SubmitResult { Accepted = false, Reason = reason };
     }
 
-    private Task Notify(ClientEvent e) => Clients.Group(Group(e.ExperimentId)).SendAsync(RoundsProtocol.ClientEvent, e);
+    /// <summary>
+    /// Tells the experiment's observers. Best effort: what the event reports is in the round log already, and
+    /// a slow backplane must not turn an accepted packet into an error for its sender.
+    /// </summary>
+    private async Task Notify(ClientEvent e)
+    {
+        e.ClientName ??= Context.User?.FindFirstValue(ClaimTypes.Name);
+        if (e.AtUtc == default)
+            e.AtUtc = clock.GetUtcNow();
+        try
+        {
+            await Clients.Group(ObserverGroup(e.ExperimentId)).SendAsync(RoundsProtocol.ClientEvent, e).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is TimeoutException or IOException or StackExchange.Redis.RedisException)
+        {
+            HubLog.NotifyFailed(logger, ex, e.Kind, e.ExperimentId);
+        }
+    }
 }
 
 internal static partial class HubLog
@@ -246,4 +304,7 @@ internal static partial class HubLog
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Client {Client} failed its device check on {Device} and does not join: {Detail}")]
     public static partial void DeviceCheckFailed(ILogger logger, string client, string device, string detail);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Could not tell the observers of {Experiment} about a {Kind} client event")]
+    public static partial void NotifyFailed(ILogger logger, Exception exception, string kind, string experiment);
 }

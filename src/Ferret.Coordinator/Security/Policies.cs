@@ -2,7 +2,7 @@ using Microsoft.AspNetCore.Authorization;
 
 namespace Ferret.Coordinator.Security;
 
-/// <summary>Who may call what: admins manage, enrolled clients train, both may watch.</summary>
+/// <summary>Who may call what: admins manage, enrolled clients train, admins, clients and observer keys may watch.</summary>
 public static class Policies
 {
     public const string Admin = "admin";
@@ -14,6 +14,6 @@ public static class Policies
         ArgumentNullException.ThrowIfNull(options);
         options.AddPolicy(Admin, p => p.RequireRole(BearerAuthenticationHandler.AdminRole));
         options.AddPolicy(Client, p => p.RequireRole(BearerAuthenticationHandler.ClientRole));
-        options.AddPolicy(Observer, p => p.RequireRole(BearerAuthenticationHandler.AdminRole, BearerAuthenticationHandler.ClientRole));
+        options.AddPolicy(Observer, p => p.RequireRole(BearerAuthenticationHandler.AdminRole, BearerAuthenticationHandler.ClientRole, BearerAuthenticationHandler.ObserverRole));
     }
 }

@@ -1,5 +1,6 @@
 namespace Ferret.Core.Aggregation;
 
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<ScheduleKind>))]
 public enum ScheduleKind
 {
     Constant,

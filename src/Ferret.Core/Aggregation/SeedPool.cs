@@ -5,6 +5,7 @@ using Ferret.Core.Randomness;
 namespace Ferret.Core.Aggregation;
 
 /// <summary>How clients' packets are weighted in a round's aggregate.</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<ClientWeighting>))]
 public enum ClientWeighting
 {
     /// <summary><c>omega_j = 1 / |S_r|</c> (the reference setting).</summary>

@@ -161,6 +161,14 @@ public sealed class RoundEvent
 
     [Key(14)]
     public string? Detail { get; set; }
+
+    /// <summary>When the round closes at the latest (on <c>opened</c>).</summary>
+    [Key(15)]
+    public DateTimeOffset? DeadlineUtc { get; set; }
+
+    /// <summary>The clients assigned to the round, in id order (on <c>opened</c>).</summary>
+    [Key(16)]
+    public string[]? AssignedClients { get; set; }
 }
 
 /// <summary>A client's status change, pushed to the experiment's observers.</summary>
@@ -184,7 +192,7 @@ public sealed class ClientEvent
     [Key(2)]
     public string ClientId { get; set; } = "";
 
-    /// <summary><c>joined</c>, <c>left</c>, <c>received</c>, <c>rejected</c>, <c>failed</c>, <c>fingerprint</c> or <c>device-check</c>.</summary>
+    /// <summary><c>joined</c>, <c>left</c>, <c>received</c>, <c>rejected</c>, <c>failed</c>, <c>fingerprint</c> or <c>device-check</c>; observers show other kinds as they come, with their detail.</summary>
     [Key(3)]
     public string Kind { get; set; } = "";
 
@@ -194,6 +202,14 @@ public sealed class ClientEvent
     [Key(5)]
     public double? TrainLoss { get; set; }
 
+    /// <summary>The reason (rejected, failed, left), or the fingerprint (prefixed <c>MISMATCH </c> when reports disagree).</summary>
     [Key(6)]
     public string? Detail { get; set; }
+
+    /// <summary>The name the client enrolled with.</summary>
+    [Key(7)]
+    public string? ClientName { get; set; }
+
+    [Key(8)]
+    public DateTimeOffset AtUtc { get; set; }
 }

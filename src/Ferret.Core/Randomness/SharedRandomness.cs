@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 namespace Ferret.Core.Randomness;
 
 /// <summary>How basis elements are distributed (shared-randomness.md).</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<BasisDistribution>))]
 public enum BasisDistribution
 {
     /// <summary>Uniform on (-1, 1) scaled by 1/sqrt(n): a 24-bit grid, expected norm sqrt(1/3).</summary>

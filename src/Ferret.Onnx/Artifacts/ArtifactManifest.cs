@@ -68,6 +68,7 @@ public sealed record ArtifactManifest(
     string ParametersSha256,
     long ParameterCount,
     string CreatedBy,
+    IReadOnlyDictionary<string, RecommendedSettings>? Recommended = null,
     string? Initializer = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RecomputeDescription? Recompute = null)
 {
@@ -84,6 +85,18 @@ public sealed record ArtifactManifest(
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
+    /// <summary>
+    /// The settings an experiment of <paramref name="algorithm"/> starts from on this package: the algorithm's
+    /// reference values with the package's recommendation on top (when it has one).
+    /// </summary>
+    public Ferret.Core.Algorithms.AlgorithmSettings SettingsFor(string algorithm)
+    {
+        var settings = Ferret.Core.Algorithms.FederatedAlgorithms.ReferenceSettings(algorithm);
+        if (Recommended?.GetValueOrDefault(algorithm) is { } r)
+            r.ApplyTo(settings);
+        return settings;
+    }
+
     public static ArtifactManifest Parse(string json, string source)
     {
         ArtifactManifest? m;
@@ -97,6 +110,18 @@ public sealed record ArtifactManifest(
         }
         if (m is null)
             throw new InvalidDataException($"'{source}' is empty.");
+        // Missing members deserialize as null; name the field instead of failing later inside LINQ.
+        foreach (var (field, value) in new (string, object?)[]
+        {
+            ("modelFamily", m.ModelFamily), ("modelConfig", m.ModelConfig), ("parameters", m.Parameters), ("blocks", m.Blocks), ("tokenizer", m.Tokenizer),
+            ("train", m.Train), ("eval", m.Eval), ("logits", m.Logits), ("parametersFile", m.ParametersFile), ("parametersSha256", m.ParametersSha256),
+        })
+        {
+            if (value is null)
+                throw new InvalidDataException($"'{source}': field '{field}' is missing.");
+        }
+        if (m.Parameters.Count == 0 || m.Parameters.Any(p => p is null || p.Name is null || p.Shape is null))
+            throw new InvalidDataException($"'{source}': field 'parameters' must list every parameter with its name and shape.");
         if (m.FormatVersion != CurrentFormatVersion)
             throw new InvalidDataException($"'{source}' has formatVersion {m.FormatVersion}; this Ferret.NET reads version {CurrentFormatVersion}.");
         return m;

@@ -6,30 +6,17 @@ namespace Ferret.Onnx.Artifacts;
 /// <summary>
 /// Writes an artifact package into a staging folder beside the target and moves it into place only on
 /// <see cref="Commit"/>; disposing without committing removes the staging folder, so a failed export
-/// leaves nothing half-written.
+/// leaves nothing half-written (see <see cref="StagedDirectory"/>).
 /// </summary>
 public sealed class ArtifactPackageWriter : IDisposable
 {
-    private readonly string _target;
-    private readonly bool _overwrite;
-    private bool _committed;
+    private readonly StagedDirectory _staged;
 
-    public ArtifactPackageWriter(string directory, bool overwrite)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(directory);
-        _target = Path.GetFullPath(directory.TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar));
-        _overwrite = overwrite;
-        if (System.IO.Directory.Exists(_target) && !overwrite)
-            throw new IOException($"'{_target}' already exists; pass --overwrite to replace it.");
-        var parent = Path.GetDirectoryName(_target) ?? throw new ArgumentException($"'{directory}' has no parent folder.", nameof(directory));
-        System.IO.Directory.CreateDirectory(parent);
-        StagingDirectory = Path.Combine(parent, $".{Path.GetFileName(_target)}.partial-{Guid.NewGuid():N}");
-        System.IO.Directory.CreateDirectory(StagingDirectory);
-    }
+    public ArtifactPackageWriter(string directory, bool overwrite) => _staged = new StagedDirectory(directory, overwrite);
 
-    public string StagingDirectory { get; }
+    public string StagingDirectory => _staged.Staging;
 
-    public string PathOf(string fileName) => Path.Combine(StagingDirectory, fileName);
+    public string PathOf(string fileName) => _staged.PathOf(fileName);
 
     private static readonly Dictionary<string, string> ParametersMetadata = new() { ["format"] = "pt", ["producer"] = "Ferret.NET" };
 
@@ -53,23 +40,8 @@ public sealed class ArtifactPackageWriter : IDisposable
     {
         ArgumentNullException.ThrowIfNull(manifest);
         File.WriteAllText(PathOf(ArtifactManifest.FileName), manifest.ToJson());
-        string? old = null;
-        if (System.IO.Directory.Exists(_target))
-        {
-            if (!_overwrite)
-                throw new IOException($"'{_target}' appeared while exporting; not replacing it.");
-            old = _target + ".old-" + Guid.NewGuid().ToString("N")[..8];
-            System.IO.Directory.Move(_target, old);
-        }
-        System.IO.Directory.Move(StagingDirectory, _target);
-        _committed = true;
-        if (old is not null)
-            System.IO.Directory.Delete(old, recursive: true);
+        _staged.Commit();
     }
 
-    public void Dispose()
-    {
-        if (!_committed && System.IO.Directory.Exists(StagingDirectory))
-            System.IO.Directory.Delete(StagingDirectory, recursive: true);
-    }
+    public void Dispose() => _staged.Dispose();
 }

@@ -32,9 +32,17 @@ public static class ModelExporter
         ArgumentNullException.ThrowIfNull(source);
         options ??= new ExportOptions();
         using var writer = new ArtifactPackageWriter(outputDirectory, overwrite);
+        // Cancelled between steps: disposing the writer removes what was staged.
+        var reporter = progress;
+        progress = new Progress(m =>
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            reporter?.Report(m);
+        });
         ModelConfig config;
         TokenizerDescription? tokenizer = null;
         string? presetName = null;
+        IReadOnlyDictionary<string, RecommendedSettings>? recommended = null;
         string? initializer = null;
         HfCheckpoint? checkpoint = null;
         Func<ParameterLayout, IParameterSource> weights;
@@ -46,6 +54,8 @@ public static class ModelExporter
                     {
                         var preset = Presets.Get(p.Name);
                         presetName = preset.Name;
+                        // Settings measured on the small presets; nothing was measured on the paper-scale shapes, so they recommend none.
+                        recommended = preset.Initializer == WeightInitializer.SystemRandom ? RecommendedSettings.SmallPresets : null;
                         config = preset.Config;
                         initializer = WeightRoles.ManifestName(preset.Initializer);
                         weights = layout => WeightRoles.Open(preset.Initializer, config, layout, p.Seed);
@@ -89,6 +99,7 @@ public static class ModelExporter
                 fingerprint,
                 layout.TotalLength,
                 $"Ferret.NET {typeof(ModelExporter).Assembly.GetName().Version}",
+                recommended,
                 initializer,
                 recompute);
             cancellationToken.ThrowIfCancellationRequested();
@@ -165,6 +176,12 @@ public static class ModelExporter
         string fingerprint = ParameterPump.Run(values, chunk => output.Append(chunk.Span), progress is null ? null : done, cancellationToken: cancellationToken);
         output.Complete();
         return fingerprint;
+    }
+
+    /// <summary>Reports synchronously (on the exporting thread), so a cancellation check inside it stops the export where it is.</summary>
+    private sealed class Progress(Action<string> report) : IProgress<string>
+    {
+        public void Report(string value) => report(value);
     }
 
     internal static GraphDescription Save(ArtifactPackageWriter writer, string file, Graph graph)

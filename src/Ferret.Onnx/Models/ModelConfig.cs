@@ -184,6 +184,56 @@ public sealed record ModelConfig
         ["pad_token_id"] = PadTokenId,
     };
 
+    /// <summary>
+    /// The configuration as a Hugging Face <c>config.json</c> that <c>transformers</c> loads
+    /// (<c>LlamaForCausalLM</c> or <c>GPT2LMHeadModel</c>); <see cref="FromHuggingFace"/> reads it back.
+    /// </summary>
+    public JsonObject ToHuggingFaceJson() => Family == ModelFamily.Llama
+        ? new JsonObject
+        {
+            ["architectures"] = new JsonArray("LlamaForCausalLM"),
+            ["model_type"] = "llama",
+            ["vocab_size"] = VocabSize,
+            ["hidden_size"] = HiddenSize,
+            ["intermediate_size"] = IntermediateSize,
+            ["num_hidden_layers"] = Layers,
+            ["num_attention_heads"] = Heads,
+            ["num_key_value_heads"] = KeyValueHeads,
+            ["head_dim"] = HeadDim,
+            ["rms_norm_eps"] = NormEpsilon,
+            ["rope_theta"] = RopeTheta,
+            ["max_position_embeddings"] = MaxPositions,
+            ["tie_word_embeddings"] = TieWordEmbeddings,
+            ["hidden_act"] = Activation,
+            ["initializer_range"] = InitializerRange,
+            ["attention_bias"] = false,
+            ["mlp_bias"] = false,
+            ["bos_token_id"] = BosTokenId,
+            ["eos_token_id"] = EosTokenId,
+            ["pad_token_id"] = PadTokenId,
+            ["torch_dtype"] = "float32",
+        }
+        : new JsonObject
+        {
+            ["architectures"] = new JsonArray("GPT2LMHeadModel"),
+            ["model_type"] = "gpt2",
+            ["vocab_size"] = VocabSize,
+            ["n_embd"] = HiddenSize,
+            ["n_inner"] = IntermediateSize,
+            ["n_layer"] = Layers,
+            ["n_head"] = Heads,
+            ["n_positions"] = MaxPositions,
+            ["n_ctx"] = MaxPositions,
+            ["layer_norm_epsilon"] = NormEpsilon,
+            ["activation_function"] = Activation,
+            ["initializer_range"] = InitializerRange,
+            ["tie_word_embeddings"] = true,
+            ["bos_token_id"] = BosTokenId,
+            ["eos_token_id"] = EosTokenId,
+            ["pad_token_id"] = PadTokenId,
+            ["torch_dtype"] = "float32",
+        };
+
     /// <summary>Reads back <see cref="ToJson"/>.</summary>
     public static ModelConfig FromManifestJson(JsonObject json, string source)
     {

@@ -115,8 +115,28 @@ public static class InstructionData
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{path}:{line}: not valid JSON ({e.Message}).", e);
+            throw new InvalidDataException($"{Where(path, line, e)}: not valid JSON ({What(e)}).", e);
         }
+    }
+
+    /// <summary>
+    /// <c>path:line:column</c> of a JSON error in text that starts at <paramref name="firstLine"/> of the file
+    /// (System.Text.Json counts lines and bytes from 0 within the text it was given).
+    /// </summary>
+    internal static string Where(string path, int firstLine, JsonException e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        long line = firstLine + (e.LineNumber ?? 0);
+        return e.BytePositionInLine is long column ? $"{path}:{line}:{column + 1}" : $"{path}:{line}";
+    }
+
+    /// <summary>The parser's complaint without its own position suffix (which counts from 0).</summary>
+    internal static string What(JsonException e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        var m = e.Message;
+        int cut = m.IndexOf(" Path:", StringComparison.Ordinal) is >= 0 and var p ? p : m.IndexOf(" LineNumber:", StringComparison.Ordinal);
+        return (cut >= 0 ? m[..cut] : m).Trim().TrimEnd('.');
     }
 
     private static List<InstructionExample> ReadJsonLines(string path, DataFormat format, MalformedRecords malformed, List<string> problems)
@@ -133,9 +153,13 @@ public static class InstructionData
                 using var doc = JsonDocument.Parse(line);
                 examples.Add(FromRecord(doc.RootElement, format) with { Source = $"{path}:{number}" });
             }
-            catch (Exception e) when (e is JsonException or InvalidDataException)
+            catch (JsonException e)
             {
-                Report(problems, malformed, $"{path}:{number}: {Reason(e)}", e);
+                Report(problems, malformed, $"{Where(path, number, e)}: not valid JSON ({What(e)})", e);
+            }
+            catch (InvalidDataException e)
+            {
+                Report(problems, malformed, $"{path}:{number}: {e.Message}", e);
             }
         }
         return examples;
@@ -162,8 +186,6 @@ public static class InstructionData
         }
         return examples;
     }
-
-    private static string Reason(Exception e) => e is JsonException ? $"not valid JSON ({e.Message})" : e.Message;
 
     private static void Report(List<string> problems, MalformedRecords malformed, string message, Exception e)
     {

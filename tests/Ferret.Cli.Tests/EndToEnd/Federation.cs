@@ -4,15 +4,23 @@ using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json;
 using Ferret.Cli.Demo;
+using Ferret.Core.Algorithms;
+using Ferret.Core.Packets;
+using Ferret.Core.Parameters;
+using Ferret.Core.Protocol;
 using Ferret.Onnx.Artifacts;
 using Ferret.Onnx.Export;
+using Ferret.Tests;
 using Ferret.Training.Data;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Ferret.Cli.Tests.EndToEnd;
 
 /// <summary>
-/// A coordinator and edge clients as real processes on loopback, in a scratch folder: the tiny-gpt2 preset,
-/// synthetic data shards, the coordinator's SQLite round log, and every process's log. Disposing kills
+/// A coordinator (or several instances of one) and edge clients as real processes on loopback, in a scratch
+/// folder: the tiny-gpt2 preset, synthetic data shards, the coordinators' round log (a SQLite file, or a
+/// PostgreSQL database of its own with Redis between the instances), and every process's log. Disposing kills
 /// whatever still runs.
 /// </summary>
 internal sealed class Federation : IDisposable
@@ -20,9 +28,19 @@ internal sealed class Federation : IDisposable
     public const string AdminKey = "end-to-end-admin-key";
     private readonly string _dir = Directory.CreateTempSubdirectory("ferret-e2e-").FullName;
     private readonly List<ChildProcess> _processes = [];
+    private readonly string[] _scaleOut;
 
-    public Federation(int shards)
+    /// <param name="shards">Data shards, one per edge client.</param>
+    /// <param name="instances">Coordinator instances; more than one share a PostgreSQL round log and Redis (skipped when neither can be had).</param>
+    /// <param name="leaseSeconds">The instances' experiment lease.</param>
+    public Federation(int shards, int instances = 1, int leaseSeconds = 3)
     {
+        _scaleOut = instances == 1 ? [] :
+        [
+            "--Ferret:RoundLog", TestServices.NewPostgresDatabase(),
+            "--Ferret:Redis", TestServices.Redis("ferret-e2e-" + Guid.NewGuid().ToString("N")[..8]),
+            "--Ferret:LeaseSeconds", leaseSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ];
         Package = ModelExporter.Export(new ModelSource.FromPreset("tiny-gpt2", 1), Path.Combine(ArtifactsRoot, "tiny-gpt2"), overwrite: false);
         var examples = SyntheticTasks.Sample(["reverse", "upper", "copy"], 40 * shards, 3);
         Shards = new string[shards];
@@ -31,13 +49,21 @@ internal sealed class Federation : IDisposable
             Shards[i] = Path.Combine(_dir, $"edge-{i + 1}.jsonl");
             SyntheticTasks.WriteJsonLines(Shards[i], examples.Skip(40 * i).Take(40));
         }
-        // A port of our own, fixed for the federation's life, so a restarted coordinator comes back at the same address.
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        Port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        Admin = new HttpClient { BaseAddress = Url };
-        Admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
+        // Ports of our own, fixed for the federation's life, so a restarted coordinator comes back at the same address.
+        Ports = Enumerable.Range(0, instances).Select(_ =>
+        {
+            using var probe = new TcpListener(IPAddress.Loopback, 0);
+            probe.Start();
+            int port = ((IPEndPoint)probe.LocalEndpoint).Port;
+            probe.Stop();
+            return port;
+        }).ToArray();
+        Admins = Ports.Select(port =>
+        {
+            var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/") };
+            admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
+            return admin;
+        }).ToArray();
     }
 
     public string ArtifactsRoot => Path.Combine(_dir, "artifacts");
@@ -46,22 +72,31 @@ internal sealed class Federation : IDisposable
 
     public string[] Shards { get; }
 
-    public int Port { get; }
+    public int Port => Ports[0];
 
-    public Uri Url => new($"http://127.0.0.1:{Port}/");
+    /// <summary>Each coordinator instance's port.</summary>
+    public int[] Ports { get; }
 
-    public HttpClient Admin { get; }
+    public Uri Url => UrlOf(0);
+
+    public Uri UrlOf(int instance) => new($"http://127.0.0.1:{Ports[instance]}/");
+
+    /// <summary>The admin API of the first instance.</summary>
+    public HttpClient Admin => Admins[0];
+
+    /// <summary>The admin API of each instance.</summary>
+    public HttpClient[] Admins { get; }
 
     public string DatabasePath => Path.Combine(_dir, "coordinator.db");
 
     /// <summary>A path inside the federation's scratch folder.</summary>
     public string Scratch(string name) => Path.Combine(_dir, name);
 
-    /// <summary>Starts the coordinator process and waits until it listens.</summary>
-    public async Task<ChildProcess> StartCoordinatorAsync(string logName = "coordinator")
+    /// <summary>Starts coordinator instance <paramref name="instance"/> as a process and waits until it listens.</summary>
+    public async Task<ChildProcess> StartCoordinatorAsync(string logName = "coordinator", int instance = 0)
     {
-        var (process, _) = await CoordinatorProcess.StartAsync(logName, Url.ToString().TrimEnd('/'), AdminKey, DatabasePath, ArtifactsRoot,
-            Path.Combine(_dir, logName + ".log"), ["--Ferret:EngineTickMilliseconds", "100"]);
+        var (process, _) = await CoordinatorProcess.StartAsync(logName, UrlOf(instance).ToString().TrimEnd('/'), AdminKey, DatabasePath, ArtifactsRoot,
+            Path.Combine(_dir, logName + ".log"), ["--Ferret:EngineTickMilliseconds", "100", "--Ferret:InstanceId", $"coordinator-{instance}", .. _scaleOut]);
         _processes.Add(process);
         return process;
     }
@@ -102,25 +137,26 @@ internal sealed class Federation : IDisposable
     /// restarted process with the same index is the same client.
     /// </summary>
     public async Task<ChildProcess> StartEdgeAsync(int index, string experimentId, Action<string>? onLine = null, string? logName = null,
-        string? artifacts = null, string? data = null, string[]? extra = null)
+        string? artifacts = null, string? data = null, int instance = 0, IEnumerable<string>? extra = null)
     {
         var tokenFile = Path.Combine(_dir, $"edge-{index}.token");
         var enrolment = File.Exists(tokenFile) ? null : await EnrolmentTokenAsync();
-        string[] args = ["--coordinator", Url.ToString(), "--token-file", tokenFile, "--experiment", experimentId, "--artifacts", artifacts ?? Package.Directory,
+        string[] args = ["--coordinator", UrlOf(instance).ToString(), "--token-file", tokenFile, "--experiment", experimentId, "--artifacts", artifacts ?? Package.Directory,
             "--data", data ?? Shards[index - 1], "--max-length", "64", "--threads", "1", "--name", $"edge-{index}",
-            "--device-check-cache", Path.Combine(_dir, "device-checks"), .. extra ?? []];
+            "--device-check-cache", Path.Combine(_dir, "device-checks")];
         if (enrolment is not null)
             args = [.. args, "--enrolment-token", enrolment];
+        args = [.. args, .. extra ?? []];
         logName ??= $"edge-{index}";
         var process = new ChildProcess(logName, Deployables.EdgeClient, args, Path.Combine(_dir, logName + ".log"), onLine);
         _processes.Add(process);
         return process;
     }
 
-    public async Task<JsonElement> ExperimentAsync(string id) => await Admin.GetFromJsonAsync<JsonElement>($"api/experiments/{id}");
+    public async Task<JsonElement> ExperimentAsync(string id, int instance = 0) => await Admins[instance].GetFromJsonAsync<JsonElement>($"api/experiments/{id}");
 
-    /// <summary>Polls the experiment's status until the condition holds.</summary>
-    public async Task<JsonElement> WaitForAsync(string id, Func<JsonElement, bool> condition, double seconds)
+    /// <summary>Polls the experiment's status (as <paramref name="instance"/> reports it) until the condition holds.</summary>
+    public async Task<JsonElement> WaitForAsync(string id, Func<JsonElement, bool> condition, double seconds, int instance = 0)
     {
         var until = DateTime.UtcNow.AddSeconds(seconds);
         JsonElement last = default;
@@ -128,7 +164,7 @@ internal sealed class Federation : IDisposable
         {
             try
             {
-                last = await ExperimentAsync(id);
+                last = await ExperimentAsync(id, instance);
                 if (condition(last))
                     return last;
             }
@@ -168,11 +204,43 @@ internal sealed class Federation : IDisposable
         Assert.True(process.ExitCode == 0, $"{process.Name} exited with {process.ExitCode}: {File.ReadAllText(process.LogPath)}");
     }
 
+    /// <summary>A hub connection (WebSockets) to instance <paramref name="instance"/>, with a bearer token or none.</summary>
+    public HubConnection Hub(string? token, int instance = 0) => new HubConnectionBuilder()
+        .WithUrl(new Uri(UrlOf(instance), RoundsProtocol.Path), o =>
+        {
+            if (token is not null)
+                o.AccessTokenProvider = () => Task.FromResult<string?>(token);
+        })
+        .AddMessagePackProtocol()
+        .Build();
+
+    /// <summary>Enrols a new client (through <paramref name="instance"/>); its bearer token.</summary>
+    public async Task<string> EnrolClientAsync(int instance = 0)
+    {
+        using var anonymous = new HttpClient { BaseAddress = UrlOf(instance) };
+        var response = await anonymous.PostAsJsonAsync("api/clients/enrol", new { enrolmentToken = await EnrolmentTokenAsync(), name = "probe" });
+        response.EnsureSuccessStatusCode();
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString()!;
+    }
+
+    /// <summary>The model fingerprint after replaying the round log (as <paramref name="instance"/> serves it) onto the package's initial parameters, independently of every client.</summary>
+    public async Task<string> ReplayAsync(string id, int instance = 0)
+    {
+        var descriptor = Wire.Deserialize<ExperimentDescriptor>(await Admins[instance].GetByteArrayAsync($"api/experiments/{id}/descriptor"));
+        var updates = Wire.Deserialize<GlobalUpdate[]>(await Admins[instance].GetByteArrayAsync($"api/experiments/{id}/updates?after=0"));
+        var algorithm = FederatedAlgorithms.Create(descriptor, descriptor.Blocks(Package.Layout));
+        var parameters = Package.LoadParameters();
+        foreach (var u in updates)
+            algorithm.Apply(u, parameters);
+        return ModelFingerprint.Compute(parameters);
+    }
+
     public void Dispose()
     {
         foreach (var p in _processes)
             p.Dispose();
-        Admin.Dispose();
+        foreach (var admin in Admins)
+            admin.Dispose();
         try
         {
             Directory.Delete(_dir, recursive: true);

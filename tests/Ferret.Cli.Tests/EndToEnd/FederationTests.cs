@@ -26,7 +26,7 @@ public sealed class SharedMachine
 public sealed class FederationTests
 {
     [Fact]
-    public async Task Three_edge_clients_complete_three_rounds_and_end_with_identical_fingerprints()
+    public async Task Three_edge_clients_complete_three_rounds_and_end_with_identical_fingerprints_and_the_model_comes_out_the_same_three_ways()
     {
         using var federation = new Federation(shards: 3);
         await federation.StartCoordinatorAsync();
@@ -35,7 +35,7 @@ public sealed class FederationTests
         var downloaded = federation.Scratch("device-3/tiny-gpt2");
         var edges = new List<Cli.Demo.ChildProcess>
         {
-            await federation.StartEdgeAsync(1, id),
+            await federation.StartEdgeAsync(1, id, extra: ["--save-model", federation.Scratch("edge-1-model")]),
             await federation.StartEdgeAsync(2, id),
             await federation.StartEdgeAsync(3, id, artifacts: downloaded),
         };
@@ -53,7 +53,54 @@ public sealed class FederationTests
         });
         var fingerprints = edges.Select(Federation.FinalFingerprint).Distinct().ToList();
         // Everyone agrees, and with an independent replay of the round log from the initial parameters.
-        Assert.Equal(await ReplayAsync(federation, id), Assert.Single(fingerprints));
+        string replayed = await federation.ReplayAsync(id);
+        Assert.Equal(replayed, Assert.Single(fingerprints));
+
+        // The tuned model out: the edge client saved it, `ferret model` rebuilds it from the coordinator and,
+        // offline, from the SQLite round log; all three hold the same parameters.
+        var fromCoordinator = CliRunner.Run("model", "--coordinator", federation.Url.ToString(), "--token", Federation.AdminKey, "--experiment", id,
+            "--out", federation.Scratch("from-coordinator"), "--json");
+        Assert.True(fromCoordinator.ExitCode == 0, fromCoordinator.Error);
+        var fromLog = CliRunner.Run("model", "--round-log", federation.DatabasePath, "--experiment", id, "--artifacts", federation.Package.Directory,
+            "--out", federation.Scratch("from-log"), "--json");
+        Assert.True(fromLog.ExitCode == 0, fromLog.Error);
+        foreach (var json in new[] { fromCoordinator.Output, fromLog.Output })
+        {
+            var result = JsonDocument.Parse(json).RootElement;
+            Assert.True(result.GetProperty("fingerprint").GetString() == replayed, $"ferret model wrote {json}; the replay is {replayed}");
+            Assert.True(result.GetProperty("agreeing_reports").GetInt32() == 3, $"all three clients' reports of round 3 were checked: {json}");
+            Assert.True(result.GetProperty("round").GetInt32() == 3, $"the last round: {json}");
+        }
+        Assert.Contains(File.ReadLines(edges[0].LogPath), l => l.Contains("model saved: " + federation.Scratch("edge-1-model"), StringComparison.Ordinal));
+        foreach (var folder in new[] { "edge-1-model", "from-coordinator", "from-log" })
+        {
+            var package = Onnx.Artifacts.ArtifactPackage.Open(federation.Scratch(folder + "-package"));
+            Assert.True(package.Manifest.ParametersSha256 == replayed, $"{folder}-package holds {package.Manifest.ParametersSha256}, not the replayed {replayed}");
+            Assert.True(File.ReadAllBytes(federation.Scratch(folder + "/model.safetensors")).SequenceEqual(File.ReadAllBytes(federation.Scratch("from-log/model.safetensors"))),
+                $"{folder}/model.safetensors is byte-identical to the offline rebuild's");
+        }
+        // A device started without --experiment when every experiment is finished says so and exits, instead of waiting forever.
+        var late = new Cli.Demo.ChildProcess("late", Cli.Demo.Deployables.EdgeClient,
+            ["--coordinator", federation.Url.ToString(), "--token-file", federation.Scratch("edge-1.token"), "--artifacts", federation.Package.Directory, "--data", federation.Shards[0]],
+            federation.Scratch("late.log"));
+        await Federation.ExitsCleanlyAsync(late, 120);
+        late.Dispose();
+        Assert.Contains(File.ReadLines(federation.Scratch("late.log")), l => l.Contains("every experiment on", StringComparison.Ordinal) && l.Contains("--wait", StringComparison.Ordinal));
+
+        // Earlier rounds too, and an unknown experiment or a round not closed is one line and exit code 2.
+        var atOne = CliRunner.Run("model", "--round-log", federation.DatabasePath, "--experiment", id, "--artifacts", federation.Package.Directory,
+            "--round", "1", "--out", federation.Scratch("round-1"), "--json");
+        Assert.True(atOne.ExitCode == 0 && JsonDocument.Parse(atOne.Output).RootElement.GetProperty("round").GetInt32() == 1, atOne.Error);
+        foreach (var (args, expected) in new[]
+        {
+            (new[] { "--experiment", "exp-nope" }, "no experiment 'exp-nope'"),
+            (new[] { "--experiment", id, "--round", "9" }, "--round 9"),
+        })
+        {
+            var bad = CliRunner.Run(["model", "--round-log", federation.DatabasePath, "--artifacts", federation.Package.Directory, "--out", federation.Scratch("bad"), .. args]);
+            Assert.True(bad.ExitCode == 2 && bad.Error.Contains(expected, StringComparison.Ordinal) && bad.Error.Trim().Split('\n').Length == 1,
+                $"exit {bad.ExitCode}, stderr: {bad.Error}");
+        }
     }
 
     [Fact]
@@ -73,7 +120,7 @@ public sealed class FederationTests
 
         var afterRound1 = await federation.WaitForAsync(id, e => Federation.RoundIs(e, 1, "Completed"), 120);
         var round1 = Federation.Rounds(afterRound1).Single(r => r.GetProperty("round").GetInt32() == 1);
-        Assert.True(victim.HasExited);
+        Assert.True(victim.HasExited, "expected victim.HasExited");
         Assert.Equal(2, round1.GetProperty("aggregated").GetInt32());
         Assert.Equal(1, round1.GetProperty("missing").GetInt32());
 
@@ -85,7 +132,7 @@ public sealed class FederationTests
         var experiment = await federation.ExperimentAsync(id);
         Assert.Equal(3, Federation.Rounds(experiment).Single(r => r.GetProperty("round").GetInt32() == 2).GetProperty("aggregated").GetInt32());
         var fingerprints = new[] { edge1, edge2, restarted }.Select(Federation.FinalFingerprint).Distinct();
-        Assert.Equal(await ReplayAsync(federation, id), Assert.Single(fingerprints));
+        Assert.Equal(await federation.ReplayAsync(id), Assert.Single(fingerprints));
     }
 
     [Fact]
@@ -120,7 +167,7 @@ public sealed class FederationTests
         // Edge 1 applied round 1 before the kill and never again; its final model equals a replay of the log
         // the restarted coordinator holds, so round 1 in the log is the round 1 it applied: nothing redone, nothing lost.
         Assert.Single(File.ReadLines(edge1.LogPath), l => l.Contains("round 1 applied", StringComparison.Ordinal));
-        Assert.Equal(await ReplayAsync(federation, id), Assert.Single(new[] { edge1, edge2 }.Select(Federation.FinalFingerprint).Distinct()));
+        Assert.Equal(await federation.ReplayAsync(id), Assert.Single(new[] { edge1, edge2 }.Select(Federation.FinalFingerprint).Distinct()));
     }
 
     [Fact]
@@ -131,14 +178,14 @@ public sealed class FederationTests
         var id = await federation.CreateExperimentAsync(rounds: 1, minClients: 2, deadlineSeconds: 60);
         var descriptor = Wire.Deserialize<ExperimentDescriptor>(await federation.Admin.GetByteArrayAsync($"api/experiments/{id}/descriptor"));
 
-        await using var anonymous = Hub(federation, null);
+        await using var anonymous = federation.Hub(null);
         await Assert.ThrowsAnyAsync<HttpRequestException>(() => anonymous.StartAsync());
-        await using var forged = Hub(federation, "ferret_forged-token");
+        await using var forged = federation.Hub("ferret_forged-token");
         await Assert.ThrowsAnyAsync<HttpRequestException>(() => forged.StartAsync());
 
         // Two enrolled clients over WebSockets; the round waits for both.
-        await using var hub = Hub(federation, await EnrolAsync(federation));
-        await using var other = Hub(federation, await EnrolAsync(federation));
+        await using var hub = federation.Hub(await federation.EnrolClientAsync());
+        await using var other = federation.Hub(await federation.EnrolClientAsync());
         var assigned = new TaskCompletionSource<RoundAssignment>(TaskCreationOptions.RunContinuationsAsynchronously);
         var completed = new TaskCompletionSource<RoundEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
         hub.On<RoundAssignment>(RoundsProtocol.Assignment, a => assigned.TrySetResult(a));
@@ -167,7 +214,7 @@ public sealed class FederationTests
         Assert.Contains("late", await Submit(other, Packet(descriptor, assignment.Round)));
 
         // A message past SignalR's own limit closes that connection, and only that connection.
-        await using var flooder = Hub(federation, await EnrolAsync(federation));
+        await using var flooder = federation.Hub(await federation.EnrolClientAsync());
         await flooder.StartAsync();
         await Assert.ThrowsAnyAsync<Exception>(() => flooder.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, id, 1, new byte[12 * 1024 * 1024]));
         var experiment = await federation.ExperimentAsync(id);
@@ -177,19 +224,63 @@ public sealed class FederationTests
     }
 
     [Fact]
-    public void The_demo_runs_a_coordinator_and_edge_processes_to_the_end_and_exits_zero()
+    public async Task The_demo_runs_to_the_end_keeps_its_dashboard_open_with_a_fresh_sign_in_link_and_stops_cleanly_on_cancel()
     {
-        var artifacts = Directory.CreateTempSubdirectory("ferret-demo-test-").FullName;
+        var artifacts = Directory.CreateTempSubdirectory("ferret-e2e-demo-").FullName;
+        var links = System.Threading.Channels.Channel.CreateUnbounded<string>();
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var stop = new CancellationTokenSource();
         try
         {
-            var (code, _, error) = CliRunner.Run("demo", "--clients", "2", "--rounds", "2", "--artifacts", artifacts, "--timeout", "300");
-            Assert.True(code == 0, error);
-            // It exported the preset it needed, and left nothing else behind.
-            Assert.True(File.Exists(Path.Combine(artifacts, "tiny-llama", "manifest.json")));
-            Assert.Equal(["tiny-llama"], Directory.GetDirectories(artifacts).Select(Path.GetFileName));
+            var demo = CliRunner.RunAsync(line =>
+            {
+                lines.Enqueue(line);
+                if (line.StartsWith("dashboard: ", StringComparison.Ordinal))
+                    links.Writer.TryWrite(line["dashboard: ".Length..].Split(' ')[0]);
+            }, stop.Token, "demo", "--clients", "2", "--rounds", "2", "--artifacts", Path.Combine(artifacts, "tiny-llama"), "--timeout", "1800", "--keep-open");
+            // One link at the start to watch the rounds live, a fresh one after them: each signs in once.
+            async Task<string> NextLink()
+            {
+                var next = links.Reader.ReadAsync().AsTask();
+                var first = await Task.WhenAny(next, demo).WaitAsync(TimeSpan.FromSeconds(1800));
+                Assert.True(first == next, $"the demo ended before printing its dashboard link: {(demo.IsCompleted ? $"exit code {demo.Result.ExitCode}, {demo.Result.Error}" : "")}");
+                return await next;
+            }
+            var atStart = await NextLink();
+            var afterRounds = await NextLink();
+            Assert.NotEqual(atStart, afterRounds);
+            Assert.False(demo.IsCompleted, "with --keep-open the demo waits for Ctrl+C after the rounds");
+            var url = new Uri(afterRounds);
+            Assert.StartsWith("#signin=signin_", url.Fragment, StringComparison.Ordinal);
+            using var browser = new HttpClient { BaseAddress = new Uri(url.GetLeftPart(UriPartial.Authority)) };
+            var signIn = await browser.PostAsJsonAsync("api/sign-in", new { code = url.Fragment["#signin=".Length..] });
+            Assert.True(signIn.IsSuccessStatusCode, $"the link after the rounds signs in: {await signIn.Content.ReadAsStringAsync()}");
+            var key = (await signIn.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("key").GetString();
+            browser.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+            var experiment = Assert.Single((await browser.GetFromJsonAsync<JsonElement>("api/experiments")).EnumerateArray());
+            Assert.Equal("Completed", experiment.GetProperty("state").GetString());
+            Assert.True((await browser.GetAsync("/")).IsSuccessStatusCode, "the dashboard page is served");
+
+            stop.Cancel();
+            var (code, error) = await demo.WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.True(code == 0, $"the demo stops cleanly on Ctrl+C: exit code {code}, {error}");
+            // It exported the preset it needed where --artifacts said and kept the tuned model beside it, as a Hugging Face folder and a package.
+            Assert.True(File.Exists(Path.Combine(artifacts, "tiny-llama", "manifest.json")), "the preset was exported where --artifacts said");
+            Assert.Equal(["demo-model", "demo-model-package", "tiny-llama"], Directory.GetDirectories(artifacts).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+            var saved = Path.Combine(artifacts, "demo-model");
+            Assert.True(File.Exists(Path.Combine(saved, "config.json")) && File.Exists(Path.Combine(saved, "model.safetensors")), "the demo model is a Hugging Face folder");
+            var output = string.Join('\n', lines);
+            Assert.True(lines.Any(l => l.Trim() == $"model saved: {saved}"), $"the demo says where the model went: {output}");
+            // Nothing it printed points into its temporary folder, and that folder (the one whose logs name this experiment) is gone.
+            Assert.DoesNotContain(Path.Combine(Path.GetTempPath(), "ferret-demo-"), output, StringComparison.Ordinal);
+            var id = experiment.GetProperty("id").GetString()!;
+            var left = Directory.GetDirectories(Path.GetTempPath(), "ferret-demo-*")
+                .Where(d => Directory.EnumerateFiles(d, "*.log").Any(f => File.ReadAllText(f).Contains(id, StringComparison.Ordinal))).ToList();
+            Assert.True(left.Count == 0, $"the demo's temporary folder is left behind: {string.Join(", ", left)}");
         }
         finally
         {
+            stop.Cancel();
             Directory.Delete(artifacts, recursive: true);
         }
     }
@@ -233,7 +324,7 @@ public sealed class FederationTests
         var id = await federation.CreateExperimentAsync(rounds: 1, minClients: 2, deadlineSeconds: 60);
         var events = new List<ClientEvent>();
         var reported = new TaskCompletionSource<ClientEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var observer = Hub(federation, Federation.AdminKey);
+        await using var observer = federation.Hub(Federation.AdminKey);
         observer.On<ClientEvent>(RoundsProtocol.ClientEvent, e =>
         {
             lock (events)
@@ -260,34 +351,5 @@ public sealed class FederationTests
             Assert.DoesNotContain(events, x => x.Kind == ClientEvent.Joined);
     }
 
-    private static HubConnection Hub(Federation federation, string? token) => new HubConnectionBuilder()
-        .WithUrl(new Uri(federation.Url, RoundsProtocol.Path), o =>
-        {
-            if (token is not null)
-                o.AccessTokenProvider = () => Task.FromResult<string?>(token);
-        })
-        .AddMessagePackProtocol()
-        .Build();
-
-    private static async Task<string> EnrolAsync(Federation federation)
-    {
-        using var anonymous = new HttpClient { BaseAddress = federation.Url };
-        var response = await anonymous.PostAsJsonAsync("api/clients/enrol", new { enrolmentToken = await federation.EnrolmentTokenAsync(), name = "probe" });
-        response.EnsureSuccessStatusCode();
-        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString()!;
-    }
-
     private static byte[] Packet(ExperimentDescriptor descriptor, int round, string? experimentId = null) => TestPackets.Ferret(descriptor, round, experimentId);
-
-    /// <summary>The model fingerprint after replaying the coordinator's round log onto the package's initial parameters, independently of every client.</summary>
-    private static async Task<string> ReplayAsync(Federation federation, string id)
-    {
-        var descriptor = Wire.Deserialize<ExperimentDescriptor>(await federation.Admin.GetByteArrayAsync($"api/experiments/{id}/descriptor"));
-        var updates = Wire.Deserialize<GlobalUpdate[]>(await federation.Admin.GetByteArrayAsync($"api/experiments/{id}/updates?after=0"));
-        var algorithm = FederatedAlgorithms.Create(descriptor, descriptor.Blocks(federation.Package.Layout));
-        var parameters = federation.Package.LoadParameters();
-        foreach (var u in updates)
-            algorithm.Apply(u, parameters);
-        return ModelFingerprint.Compute(parameters);
-    }
 }

@@ -6,6 +6,7 @@ using Ferret.Coordinator.Persistence;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
 using Ferret.Onnx.Export;
+using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Ferret.Coordinator.Tests.Api;
@@ -27,6 +28,38 @@ public sealed class ExperimentTests : IDisposable
         var response = await _factory.Admin().PostAsJsonAsync("/api/experiments", Request());
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
         return (await response.Content.ReadFromJsonAsync<ExperimentView>())!;
+    }
+
+    [Fact]
+    public async Task Unset_settings_come_from_the_package_and_the_status_shows_them_and_the_connected_clients()
+    {
+        var created = await CreateAsync();
+        // A preset's manifest recommends the settings measured on it; the request set only K = 64.
+        Assert.True(created.Settings is { LocalLearningRate: 0.05, ServerLearningRate: 3, CandidateSeeds: 64, LocalSteps: 10 },
+            $"effective settings {System.Text.Json.JsonSerializer.Serialize(created.Settings)}");
+        var status = await _factory.Admin().GetStringAsync($"/api/experiments/{created.Id}");
+        Assert.True(status.Contains("\"localLearningRate\":0.05", StringComparison.Ordinal) && status.Contains("\"distribution\":\"Uniform\"", StringComparison.Ordinal),
+            $"the status JSON carries the settings, camelCase with enum names: {status}");
+        Assert.True(status.Contains("\"connectedClients\":0", StringComparison.Ordinal), $"nobody connected yet: {status}");
+        var client = await _factory.EnrolAsync("edge-a");
+        await using var hub = _factory.ConnectHub(client.Token);
+        await hub.StartAsync();
+        await hub.InvokeAsync<Core.Protocol.JoinResult>(Core.Protocol.RoundsProtocol.Join, created.Id, null);
+        var after = await _factory.Admin().GetFromJsonAsync<ExperimentView>($"/api/experiments/{created.Id}");
+        Assert.True(after!.ConnectedClients == 1, $"one joined client is connected: {after.ConnectedClients}");
+    }
+
+    [Fact]
+    public void Relative_paths_resolve_against_the_folder_the_coordinator_started_in_and_the_round_log_defaults_outside_it()
+    {
+        var options = new CoordinatorOptions { ArtifactsDirectory = "artifacts" };
+        options.ResolvePaths("/srv/ferret");
+        Assert.True(options.ArtifactsDirectory == "/srv/ferret/artifacts", $"artifacts: {options.ArtifactsDirectory}");
+        Assert.True(options.DatabasePath == CoordinatorOptions.DefaultDatabasePath && !options.DatabasePath.StartsWith("/srv/ferret", StringComparison.Ordinal),
+            $"the default round log is in the user's data folder: {options.DatabasePath}");
+        var named = new CoordinatorOptions { DatabasePath = "logs/round.db", ArtifactsDirectory = "/abs/artifacts" };
+        named.ResolvePaths("/srv/ferret");
+        Assert.True((named.DatabasePath, named.ArtifactsDirectory) == ("/srv/ferret/logs/round.db", "/abs/artifacts"), $"{named.DatabasePath}, {named.ArtifactsDirectory}");
     }
 
     [Fact]
@@ -73,9 +106,10 @@ public sealed class ExperimentTests : IDisposable
     public async Task Catch_up_returns_the_completed_global_updates_after_a_round()
     {
         var created = await CreateAsync();
-        var log = _factory.Services.GetRequiredService<RoundLog>();
-        log.AddEnrolmentToken("e", "x", DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddHours(1));
-        log.RedeemEnrolmentToken("e", new ClientRecord("c1", "c1", DateTimeOffset.UtcNow, null, false), "t", DateTimeOffset.UtcNow);
+        var log = _factory.Services.GetRequiredService<IRoundLog>();
+        var clients = _factory.Services.GetRequiredService<IClientRegistry>();
+        clients.AddEnrolmentToken("e", "x", DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddHours(1));
+        clients.RedeemEnrolmentToken("e", new ClientRecord("c1", "c1", DateTimeOffset.UtcNow, null, false), "t", DateTimeOffset.UtcNow);
         for (int r = 1; r <= 3; r++)
         {
             log.OpenRound(created.Id, r, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddMinutes(1), ["c1"]);
@@ -102,7 +136,7 @@ public sealed class ExperimentTests : IDisposable
         var response = await _factory.Admin().PostAsJsonAsync("/api/experiments", Request(algorithm, artifact, rounds, fraction));
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Contains(expected, await response.Content.ReadAsStringAsync());
-        Assert.Empty(_factory.Services.GetRequiredService<RoundLog>().ListExperiments());
+        Assert.Empty(_factory.Services.GetRequiredService<IRoundLog>().ListExperiments());
     }
 
     [Fact]

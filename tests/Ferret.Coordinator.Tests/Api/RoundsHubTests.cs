@@ -33,7 +33,7 @@ public sealed class RoundsHubTests : IAsyncLifetime, IDisposable
         _descriptor = Wire.Deserialize<ExperimentDescriptor>(await admin.GetByteArrayAsync($"/api/experiments/{_experiment.Id}/descriptor"));
         _a = await _factory.EnrolAsync("edge-a");
         _b = await _factory.EnrolAsync("edge-b");
-        _factory.Services.GetRequiredService<RoundLog>().OpenRound(_experiment.Id, 1, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddMinutes(5), [_a.ClientId]);
+        _factory.Services.GetRequiredService<IRoundLog>().OpenRound(_experiment.Id, 1, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddMinutes(5), [_a.ClientId]);
     }
 
     public Task DisposeAsync() => Task.CompletedTask;
@@ -77,7 +77,7 @@ public sealed class RoundsHubTests : IAsyncLifetime, IDisposable
         await gotFour.Task.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(["received", "rejected", "rejected", "rejected"], events.Select(e => e.Kind));
 
-        var log = _factory.Services.GetRequiredService<RoundLog>();
+        var log = _factory.Services.GetRequiredService<IRoundLog>();
         Assert.Equal(3, log.CountRejections(_experiment.Id));
         Assert.Single(log.GetPackets(_experiment.Id, 1));
     }
@@ -91,7 +91,7 @@ public sealed class RoundsHubTests : IAsyncLifetime, IDisposable
         Assert.Contains("round 1 is open", wrongRound.Reason);
         var oversized = await a.InvokeAsync<SubmitResult>("SubmitUpdate", _experiment.Id, 1, new byte[CoordinatorFactory.MaxMessageBytes + 1]);
         Assert.Contains("exceeds the message limit", oversized.Reason);
-        var log = _factory.Services.GetRequiredService<RoundLog>();
+        var log = _factory.Services.GetRequiredService<IRoundLog>();
         log.CompleteRound(_experiment.Id, 1, Wire.Serialize<GlobalUpdate>(new SeedCoefficientsUpdate { ExperimentId = _experiment.Id, Round = 1 }), null, null, DateTimeOffset.UtcNow);
         var late = await a.InvokeAsync<SubmitResult>("SubmitUpdate", _experiment.Id, 1, Packet(1));
         Assert.Contains("late", late.Reason);
@@ -119,9 +119,9 @@ public sealed class RoundsHubTests : IAsyncLifetime, IDisposable
         await b.StartAsync();
         // Only a round with a global update can be fingerprinted.
         await Assert.ThrowsAsync<HubException>(() => a.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 1, new string('a', 64)));
-        _factory.Services.GetRequiredService<RoundLog>().CompleteRound(_experiment.Id, 1,
+        _factory.Services.GetRequiredService<IRoundLog>().CompleteRound(_experiment.Id, 1,
             Wire.Serialize<GlobalUpdate>(new SeedCoefficientsUpdate { ExperimentId = _experiment.Id, Round = 1 }), null, null, DateTimeOffset.UtcNow);
-        Assert.True(await a.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 1, new string('a', 64)));
-        Assert.False(await b.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 1, new string('b', 64)));
+        Assert.True(await a.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 1, new string('a', 64)), "expected await a.InvokeAsync<bool>(\"ReportFingerprint\", _experiment.Id, 1, new string('a', 64))");
+        Assert.False(await b.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 1, new string('b', 64)), "expected false: await b.InvokeAsync<bool>(\"ReportFingerprint\", _experiment.Id, 1, new string('b', 64))");
     }
 }

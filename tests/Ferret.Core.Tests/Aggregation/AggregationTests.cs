@@ -87,7 +87,7 @@ public class AggregationTests
     {
         var cos = new LearningRateSchedule(ScheduleKind.Cosine, 10, 0, 21);
         var lin = new LearningRateSchedule(ScheduleKind.Linear, 10, 0, 21);
-        Assert.True(cos.At(5) > lin.At(5));
-        Assert.True(cos.At(17) < lin.At(17));
+        Assert.True(cos.At(5) > lin.At(5), "expected cos.At(5) > lin.At(5)");
+        Assert.True(cos.At(17) < lin.At(17), "expected cos.At(17) < lin.At(17)");
     }
 }

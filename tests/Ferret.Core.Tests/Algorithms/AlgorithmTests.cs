@@ -10,7 +10,7 @@ public class AlgorithmTests
 
     private static ParameterLayout Layout() => new([("a", new long[] { 8, 5 }), ("b", new long[] { 60 }), ("c", new long[] { 9, 9 })]);
 
-    private sealed class Federation
+    internal sealed class Federation
     {
         public Federation(string algorithm, Action<AlgorithmSettings> tune, int rounds)
         {
@@ -78,7 +78,7 @@ public class AlgorithmTests
 
     public static TheoryData<string> Names => new(FederatedAlgorithms.Names);
 
-    private static void Tune(string algorithm, AlgorithmSettings s)
+    internal static void Tune(string algorithm, AlgorithmSettings s)
     {
         switch (algorithm)
         {
@@ -187,7 +187,7 @@ public class AlgorithmTests
             case "samples": p.SampleCount = 0; break;
         }
         var verdict = f.Coordinator.Check(p, round);
-        Assert.False(verdict.Accepted);
+        Assert.False(verdict.Accepted, "expected false: verdict.Accepted");
         Assert.Contains(reason, verdict.Reason);
     }
 

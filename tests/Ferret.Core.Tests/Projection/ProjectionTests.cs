@@ -45,7 +45,7 @@ public class ProjectionTests
         }
         // Sorted by block, then strictly ascending seed index inside a block.
         for (int i = 1; i < gammas.Count; i++)
-            Assert.True(gammas.Blocks[i] > gammas.Blocks[i - 1] || (gammas.Blocks[i] == gammas.Blocks[i - 1] && gammas.SeedIndices[i] > gammas.SeedIndices[i - 1]));
+            Assert.True(gammas.Blocks[i] > gammas.Blocks[i - 1] || (gammas.Blocks[i] == gammas.Blocks[i - 1] && gammas.SeedIndices[i] > gammas.SeedIndices[i - 1]), "expected gammas.Blocks[i] > gammas.Blocks[i - 1] || (gammas.Blocks[i] == gammas.Blocks[i - 1] && gammas.SeedIndices[i] > gammas.SeedIndices[i - 1])");
     }
 
     [Fact]
@@ -185,7 +185,7 @@ public class ProjectionTests
         Assert.Equal(SharedRandomness.UnitVarianceElement(77, 12345, BasisDistribution.Uniform), z[12345]);
         var w = new float[1000];
         SeedPerturbations.Apply(new ulong[] { 77 }, new float[] { -1f }, BasisDistribution.Rademacher, w);
-        Assert.All(w, x => Assert.True(x is 1f or -1f));
+        Assert.All(w, x => Assert.True(x is 1f or -1f, "expected x is 1f or -1f"));
     }
 
     /// <summary>An update that can only be read range by range, counting the reads (as a GPU client's is).</summary>

@@ -74,7 +74,7 @@ public sealed class ExportTests : IDisposable
         Assert.Equal(flat, package.LoadParameters());
         Assert.Equal("huggingface", package.Manifest.Tokenizer.Kind);
         Assert.Equal(2, package.Manifest.Tokenizer.EosTokenId);
-        Assert.True(File.Exists(Path.Combine(package.Directory, "tokenizer.json")));
+        Assert.True(File.Exists(Path.Combine(package.Directory, "tokenizer.json")), "expected File.Exists(Path.Combine(package.Directory, \"tokenizer.json\"))");
         Assert.Equal(["input_ids", "attention_mask", "labels"], package.Manifest.Train.Inputs.Take(3));
         Assert.Equal("loss", package.Manifest.Train.Outputs[0]);
         Assert.Equal(package.Manifest.Parameters.Select(p => p.Name + "_grad"), package.Manifest.Train.Outputs.Skip(1));
@@ -91,7 +91,7 @@ public sealed class ExportTests : IDisposable
         var package = ModelExporter.Export(new ModelSource.FromHuggingFace(hf, ByteTokenizer: false), _dir.File("out-sp"), overwrite: false);
         Assert.Equal("sentencepiece", package.Manifest.Tokenizer.Kind);
         Assert.Contains("tokenizer.model", package.Manifest.Tokenizer.Files);
-        Assert.True(File.Exists(Path.Combine(package.Directory, "tokenizer.model")));
+        Assert.True(File.Exists(Path.Combine(package.Directory, "tokenizer.model")), "expected File.Exists(Path.Combine(package.Directory, \"tokenizer.model\"))");
     }
 
     public static TheoryData<string, string> BrokenFolders => new()
@@ -164,7 +164,7 @@ public sealed class ExportTests : IDisposable
         var e = Assert.ThrowsAny<Exception>(() => ModelExporter.Export(new ModelSource.FromHuggingFace(hf, ByteTokenizer: false), output, overwrite: false));
         Assert.True(e is InvalidDataException or FileNotFoundException or NotSupportedException or KeyNotFoundException, e.GetType().Name + ": " + e.Message);
         Assert.True(e.Message.Contains(message, StringComparison.Ordinal), e.Message);
-        Assert.False(Directory.Exists(output));
+        Assert.False(Directory.Exists(output), "expected false: Directory.Exists(output)");
         Assert.Empty(Directory.GetDirectories(_dir.Path, ".out-*"));
     }
 
@@ -203,5 +203,52 @@ public sealed class ExportTests : IDisposable
         File.Delete(package.EvalGraphPath);
         Assert.Contains("eval.onnx", Assert.Throws<FileNotFoundException>(() => ArtifactPackage.Open(package.Directory)).Message);
         Assert.Contains("not an artifact package", Assert.Throws<FileNotFoundException>(() => ArtifactPackage.Open(hf)).Message);
+    }
+
+    [Fact]
+    public void A_cancelled_export_leaves_nothing_and_the_next_export_removes_what_a_killed_one_left()
+    {
+        var output = _dir.File("tiny");
+        using var cancel = new CancellationTokenSource();
+        var steps = new List<string>();
+        var progress = new SynchronousProgress(m =>
+        {
+            steps.Add(m);
+            if (m == "writing graphs")
+                cancel.Cancel();
+        });
+        Assert.ThrowsAny<OperationCanceledException>(() => ModelExporter.Export(new ModelSource.FromPreset("tiny-gpt2", 1), output, overwrite: false, progress, cancellationToken: cancel.Token));
+        Assert.True(!Directory.Exists(output) && Directory.GetDirectories(_dir.Path, ".tiny*").Length == 0,
+            $"cancelled after '{steps[^1]}': nothing is left, found {string.Join(", ", Directory.GetDirectories(_dir.Path, ".tiny*"))}");
+
+        // A process killed outright leaves its staging folder; one still writing is never touched.
+        var dead = Directory.CreateDirectory(_dir.File($".tiny.partial-{int.MaxValue}-{Guid.NewGuid():N}")).FullName;
+        File.WriteAllText(Path.Combine(dead, "train.onnx"), "half");
+        var legacy = Directory.CreateDirectory(_dir.File($".tiny.partial-{Guid.NewGuid():N}")).FullName;
+        var alive = Directory.CreateDirectory(_dir.File($".tiny.partial-{Environment.ProcessId}-{Guid.NewGuid():N}")).FullName;
+        ModelExporter.Export(new ModelSource.FromPreset("tiny-gpt2", 1), output, overwrite: false);
+        Assert.True(!Directory.Exists(dead) && !Directory.Exists(legacy), "the next export of the same target removed the folders nobody writes");
+        Assert.True(Directory.Exists(alive), "a staging folder of a running process is kept");
+        Assert.True(File.Exists(Path.Combine(output, "manifest.json")), "and the export itself completed");
+    }
+
+    [Theory]
+    [InlineData("parameters")]
+    [InlineData("tokenizer")]
+    public void A_manifest_missing_a_field_is_refused_naming_the_field(string field)
+    {
+        var package = ModelExporter.Export(new ModelSource.FromPreset("tiny-gpt2", 1), _dir.File("pkg"), overwrite: false);
+        var manifest = Path.Combine(package.Directory, ArtifactManifest.FileName);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(manifest))!.AsObject();
+        json.Remove(field);
+        File.WriteAllText(manifest, json.ToJsonString());
+        var e = Assert.Throws<InvalidDataException>(() => ArtifactPackage.Open(package.Directory));
+        Assert.True(e.Message.Contains($"field '{field}' is missing", StringComparison.Ordinal) && e.Message.Contains(manifest, StringComparison.Ordinal),
+            $"the message names the file and the field: {e.Message}");
+    }
+
+    private sealed class SynchronousProgress(Action<string> report) : IProgress<string>
+    {
+        public void Report(string value) => report(value);
     }
 }

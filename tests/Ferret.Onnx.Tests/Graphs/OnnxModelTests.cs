@@ -42,8 +42,8 @@ public class OnnxModelTests
         var g = Affine(weights);
         var path = dir.File("model.onnx");
         new OnnxModel(g).Save(path, externalData: true, externalThresholdBytes: 16);
-        Assert.True(File.Exists(path + ".data"));
-        Assert.True(new FileInfo(path).Length < 1024);
+        Assert.True(File.Exists(path + ".data"), "expected File.Exists(path + \".data\")");
+        Assert.True(new FileInfo(path).Length < 1024, "expected new FileInfo(path).Length < 1024");
         var loaded = OnnxModel.Load(path);
         Assert.Equal(weights, loaded.Graph.Initializers.Values.Single(t => t.Count == 12).ToFloats());
         using var fromFile = new OrtRunner(path);

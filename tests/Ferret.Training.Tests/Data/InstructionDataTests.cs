@@ -19,6 +19,19 @@ public sealed class InstructionDataTests : IDisposable
     }
 
     [Fact]
+    public void A_malformed_line_is_reported_with_its_own_line_and_column_not_the_parsers_zero_based_position()
+    {
+        var lines = string.Join('\n', Enumerable.Range(1, 4).Select(i => $$"""{"instruction": "n{{i}}", "output": "o"}""")) + "\n{\"instruction\": x}\n";
+        var set = InstructionData.Read(Write("five.jsonl", lines));
+        var problem = Assert.Single(set.Problems);
+        Assert.True(problem.Contains("five.jsonl:5:17: not valid JSON", StringComparison.Ordinal), $"the fifth line, column 17 (the x): {problem}");
+        Assert.True(!problem.Contains("LineNumber", StringComparison.Ordinal), $"no zero-based parser position: {problem}");
+        // A JSON array file: the line inside the file, counted from 1.
+        var error = Assert.Throws<InvalidDataException>(() => InstructionData.Read(Write("array.json", "[\n  {\"instruction\": \"a\", \"output\": \"b\"},\n  oops\n]")));
+        Assert.True(error.Message.Contains("array.json:3:3", StringComparison.Ordinal), $"line 3, column 3: {error.Message}");
+    }
+
+    [Fact]
     public void Alpaca_json_arrays_and_code_alpaca_records_are_read()
     {
         var path = Write("alpaca.json", """
@@ -82,7 +95,7 @@ public sealed class InstructionDataTests : IDisposable
         var set = InstructionData.Read(path, DataFormat.Alpaca);
         Assert.Equal(2, set.Examples.Count);
         Assert.Equal(3, set.Problems.Count);
-        Assert.Contains($"{path}:2: not valid JSON", set.Problems[0]);
+        Assert.Matches($"^{System.Text.RegularExpressions.Regex.Escape(path)}:2:[0-9]+: not valid JSON", set.Problems[0]);
         Assert.Contains($"{path}:3: field 'output' is missing", set.Problems[1]);
         Assert.Contains($"{path}:4: field 'instruction' is a Number", set.Problems[2]);
         var e = Assert.Throws<InvalidDataException>(() => InstructionData.Read(path, DataFormat.Alpaca, MalformedRecords.Fail));

@@ -20,11 +20,11 @@ public class MetricsTests
     [Fact]
     public void Exact_match_ignores_case_and_spacing_and_gsm8k_compares_final_numbers()
     {
-        Assert.True(Metrics.ExactMatch("  Hello   World ", "hello world"));
-        Assert.False(Metrics.ExactMatch("hello", "hello world"));
-        Assert.True(Metrics.Gsm8kMatch("so the answer is 1,234", "work\n#### 1234"));
-        Assert.True(Metrics.Gsm8kMatch("#### 72", "48 + 24 = 72\n#### 72"));
-        Assert.False(Metrics.Gsm8kMatch("73", "#### 72"));
+        Assert.True(Metrics.ExactMatch("  Hello   World ", "hello world"), "expected Metrics.ExactMatch(\" Hello World \", \"hello world\")");
+        Assert.False(Metrics.ExactMatch("hello", "hello world"), "expected false: Metrics.ExactMatch(\"hello\", \"hello world\")");
+        Assert.True(Metrics.Gsm8kMatch("so the answer is 1,234", "work\n#### 1234"), "expected Metrics.Gsm8kMatch(\"so the answer is 1,234\", \"work\\n#### 1234\")");
+        Assert.True(Metrics.Gsm8kMatch("#### 72", "48 + 24 = 72\n#### 72"), "expected Metrics.Gsm8kMatch(\"#### 72\", \"48 + 24 = 72\\n#### 72\")");
+        Assert.False(Metrics.Gsm8kMatch("73", "#### 72"), "expected false: Metrics.Gsm8kMatch(\"73\", \"#### 72\")");
     }
 
     [Fact]
@@ -46,7 +46,7 @@ public class MetricsTests
                 case "count": Assert.Equal(e.Input.Count(c => c == e.Instruction[e.Instruction.IndexOf('\'', StringComparison.Ordinal) + 1]), int.Parse(e.Output, System.Globalization.CultureInfo.InvariantCulture)); break;
                 default: Assert.Fail(e.Category); break;
             }
-            Assert.True(System.Text.Encoding.UTF8.GetByteCount(PromptTemplate.Format(e) + e.Output) < 320);
+            Assert.True(System.Text.Encoding.UTF8.GetByteCount(PromptTemplate.Format(e) + e.Output) < 320, "expected System.Text.Encoding.UTF8.GetByteCount(PromptTemplate.Format(e) + e.Output) < 320");
         }
     }
 }

@@ -15,7 +15,7 @@ public sealed class GradientCheckTests(ArtifactFixture artifacts) : IClassFixtur
     {
         var result = GradientCheck.Run(artifacts.Get(preset), directions: 3);
         Assert.True(result.MaxRelativeError < 1e-3, $"{preset}: largest relative error {result.MaxRelativeError:E2}");
-        Assert.All(result.Directions, d => Assert.True(d.Analytic > 0));
+        Assert.All(result.Directions, d => Assert.True(d.Analytic > 0, "expected d.Analytic > 0"));
     }
 }
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using Ferret.Onnx.Artifacts;
 using Ferret.Training.Runtime;
@@ -62,33 +61,17 @@ public sealed class HuggingFaceAgreementTests(ArtifactFixture artifacts) : IClas
     [InlineData("tiny-gpt2")]
     public void Loss_and_gradients_match_pytorch_run_live_when_torch_is_installed(string preset)
     {
-        const string python = "/usr/bin/python3";
-        if (!File.Exists(python) || !HasTorch(python))
+        if (!PythonReference.Available)
             return; // The fixture test above still runs; this one needs Debian's python3-torch.
         var package = artifacts.Get(preset);
         var output = Path.Combine(Path.GetTempPath(), $"ferret-ref-{Guid.NewGuid():N}.json");
         try
         {
-            var run = Process.Start(new ProcessStartInfo(python, [Fixture("causal_lm_reference.py"), package.Directory, Fixture("reference-batch.json"), output])
-            {
-                RedirectStandardError = true,
-                RedirectStandardOutput = true,
-            })!;
-            string err = run.StandardError.ReadToEnd();
-            run.WaitForExit();
-            Assert.True(run.ExitCode == 0, err);
-            Compare(package, File.ReadAllText(output));
+            Compare(package, PythonReference.Run(package.Directory, Fixture("reference-batch.json"), output));
         }
         finally
         {
             File.Delete(output);
         }
-    }
-
-    private static bool HasTorch(string python)
-    {
-        using var p = Process.Start(new ProcessStartInfo(python, ["-c", "import torch"]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
-        p.WaitForExit();
-        return p.ExitCode == 0;
     }
 }

@@ -16,8 +16,7 @@ internal static class BasisCommand
         var block = new Option<uint>("--block") { Description = "Block index b.", DefaultValueFactory = _ => 0 };
         var length = new Option<long>("--length") { Description = "Block length n.", Required = true };
         var index = new Option<string>("--index") { Description = "Element indices i, comma-separated (a-b for a range).", Required = true };
-        var dist = new Option<string>("--dist") { Description = "uniform or rademacher.", DefaultValueFactory = _ => "uniform" };
-        dist.AcceptOnlyFromAmong("uniform", "rademacher");
+        var dist = Choices.Create("--dist", "Basis distribution.", "uniform", "uniform", "rademacher");
         var command = new Command("basis", "Print basis elements: one line 'index hexbits value' per index (hexbits = float32 bit pattern).")
         {
             seed, block, length, index, dist,

@@ -64,7 +64,7 @@ internal static class BenchIdleCommand
             }, ct).ConfigureAwait(false);
             string experiment = created.GetProperty("id").GetString()!;
             await Task.Delay(2000, ct).ConfigureAwait(false);
-            var baseline = Sample(coordinator.Id);
+            var baseline = ProcessStats.Sample(coordinator.Id);
 
             var joinTimer = Stopwatch.StartNew();
             await AnsiConsole.Progress().StartAsync(async progress =>
@@ -99,14 +99,14 @@ internal static class BenchIdleCommand
             double joinSeconds = joinTimer.Elapsed.TotalSeconds;
 
             await Task.Delay(3000, ct).ConfigureAwait(false); // let start-up garbage settle
-            var start = Sample(coordinator.Id);
+            var start = ProcessStats.Sample(coordinator.Id);
             await Task.Delay(TimeSpan.FromSeconds(seconds), ct).ConfigureAwait(false);
-            var end = Sample(coordinator.Id);
+            var end = ProcessStats.Sample(coordinator.Id);
             double cpuPercent = 100.0 * (end.CpuSeconds - start.CpuSeconds) / seconds;
             double perConnection = (double)(end.RssBytes - baseline.RssBytes) / count;
             if (json)
             {
-                Console.WriteLine(JsonSerializer.Serialize(new
+                Console.WriteLine(CliJson.Serialize(new
                 {
                     connections = count,
                     idle_seconds = seconds,
@@ -139,21 +139,4 @@ internal static class BenchIdleCommand
     }
 
     private static string Mib(long bytes) => (bytes / (1024.0 * 1024)).ToString("F1", CultureInfo.InvariantCulture) + " MiB";
-
-    /// <summary>Resident memory and user + system CPU seconds of a process, from /proc.</summary>
-    private static (long RssBytes, double CpuSeconds) Sample(int pid)
-    {
-        long rss = 0;
-        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
-        {
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                rss = long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
-        }
-        // Fields 14 and 15 of /proc/PID/stat (after the parenthesised name) are utime and stime in clock ticks (100 Hz on Linux).
-        var stat = File.ReadAllText($"/proc/{pid}/stat");
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        double ticks = double.Parse(fields[11], CultureInfo.InvariantCulture) + double.Parse(fields[12], CultureInfo.InvariantCulture);
-        return (rss, ticks / 100.0);
-    }
-
 }

@@ -21,10 +21,8 @@ internal static class BenchProjectionCommand
         var seeds = new Option<int>("--seeds") { Description = "Seeds K projected per block.", DefaultValueFactory = _ => 16 };
         var threads = new Option<int>("--threads") { Description = "Worker threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var repeat = new Option<int>("--repeat") { Description = "Timed repetitions; the best is reported.", DefaultValueFactory = _ => 5 };
-        var path = new Option<string>("--path") { Description = "auto, scalar, vector256 or vector512.", DefaultValueFactory = _ => "auto" };
-        path.AcceptOnlyFromAmong("auto", "scalar", "vector256", "vector512");
-        var dist = new Option<string>("--dist") { Description = "uniform or rademacher.", DefaultValueFactory = _ => "uniform" };
-        dist.AcceptOnlyFromAmong("uniform", "rademacher");
+        var path = Choices.Create("--path", "Kernel path.", "auto", "auto", "scalar", "vector256", "vector512");
+        var dist = Choices.Create("--dist", "Basis distribution.", "uniform", "uniform", "rademacher");
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
         var command = new Command("projection", "Projection and reconstruction throughput (elements per second).")
         {
@@ -51,7 +49,7 @@ internal static class BenchProjectionCommand
             var output = parse.InvocationConfiguration.Output;
             if (parse.GetValue(json))
             {
-                output.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+                output.WriteLine(CliJson.Serialize(new Dictionary<string, object>
                 {
                     ["project_elements_per_s"] = Math.Round(result.Project),
                     ["apply_elements_per_s"] = Math.Round(result.Apply),

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
 using Ferret.Core.Projection;
@@ -29,9 +28,9 @@ internal static class BenchTrainCommand
         var steps = new Option<int>("--steps") { Description = "Timed training steps (without --round).", DefaultValueFactory = _ => 20 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed steps first (session warm-up).", DefaultValueFactory = _ => 3 };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
-        var optLevel = new Option<string>("--opt-level") { Description = "Graph optimisation: none, basic, extended, all.", DefaultValueFactory = _ => "all" };
+        var optLevel = Choices.Create("--opt-level", "Graph optimisation.", "all", "none", "basic", "extended", "all");
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
-        var profile = new Option<bool>("--profile") { Description = "Run ONNX Runtime's profiler and show where the time goes." };
+        var profile = new Option<FileInfo?>("--profile") { Description = "Run ONNX Runtime's profiler, show where the time goes, and keep its chrome-trace JSON in this file." };
         var resident = new Option<bool?>("--resident") { Description = "Keep parameters, gradients and the SGD update in the provider's memory (default: on under CUDA and with --round)." };
         var tf32 = new Option<bool>("--tf32") { Description = "TensorFloat-32 matrix products on the GPU.", DefaultValueFactory = _ => true };
         var round = new Option<bool>("--round") { Description = "Time one whole Ferret local round (local steps x micro-batches, then the projection) instead of single steps." };
@@ -49,7 +48,7 @@ internal static class BenchTrainCommand
             var options = new Options(parse.GetRequiredValue(artifacts).FullName, Positive(parse.GetValue(batch), "--batch"),
                 parse.GetValue(seq) is >= 2 and var s ? s : throw new ArgumentException($"--seq must be at least 2 (got {parse.GetValue(seq)})."),
                 Positive(parse.GetValue(steps), "--steps"), NotNegative(parse.GetValue(warmup), "--warmup"), NotNegative(parse.GetValue(threads), "--threads"),
-                parse.GetValue(optLevel)!, ExecutionDevice.Parse(parse.GetValue(device)!), parse.GetValue(profile), parse.GetValue(resident), parse.GetValue(tf32),
+                parse.GetValue(optLevel)!, ExecutionDevice.Parse(parse.GetValue(device)!), parse.GetValue(profile)?.FullName, parse.GetValue(resident), parse.GetValue(tf32),
                 parse.GetValue(round), Positive(parse.GetValue(localSteps), "--local-steps"), Positive(parse.GetValue(microBatches), "--micro-batches"),
                 parse.GetValue(seeds) is >= 2 and <= 65536 and var k ? k : throw new ArgumentException($"--seeds must lie in 2..65536 (got {parse.GetValue(seeds)})."),
                 parse.GetValue(cpuArena));
@@ -67,15 +66,42 @@ internal static class BenchTrainCommand
     private static int NotNegative(int value, string name) => value >= 0 ? value : throw new ArgumentException($"{name} must not be negative (got {value}).");
 
     private sealed record Options(string Directory, int Batch, int Seq, int Steps, int Warmup, int Threads, string OptLevel, ExecutionDevice Device,
-        bool Profile, bool? Resident, bool Tf32, bool Round, int LocalSteps, int MicroBatches, int Seeds, bool CpuArena);
+        string? Profile, bool? Resident, bool Tf32, bool Round, int LocalSteps, int MicroBatches, int Seeds, bool CpuArena);
 
     private sealed record Result(long Parameters, bool Resident, string Location, double TokensPerSecond, double StepMilliseconds, float FinalLoss,
         long PeakRss, long? PeakDevice, double? LoadSeconds, double? TrainSeconds, double? ProjectionSeconds, long? PacketBytes, IReadOnlyList<OperatorTime> Ops, string Recompute = "none");
 
     private static Result Run(Options o)
     {
+        if (o.Profile is not null && Directory.Exists(o.Profile))
+            throw new ArgumentException($"--profile '{o.Profile}' is a folder; name the file the profile goes to.");
+        // ONNX Runtime writes profiles under a prefix of its own choosing: they go to a private folder, the one asked for is moved out, the rest removed.
+        string? scratch = o.Profile is null ? null : Directory.CreateTempSubdirectory("ferret-profile-").FullName;
+        try
+        {
+            return Run(o, scratch is null ? null : Path.Combine(scratch, "train"));
+        }
+        finally
+        {
+            if (scratch is not null)
+                Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    /// <summary>The profiler's per-operator shares; its chrome-trace file moves to where --profile said.</summary>
+    private static IReadOnlyList<OperatorTime> KeepProfile(string written, string? profile)
+    {
+        if (profile is null)
+            return [];
+        var ops = OrtProfile.ByOperator(written);
+        Directory.CreateDirectory(Path.GetDirectoryName(profile)!);
+        File.Move(written, profile, overwrite: true);
+        return ops;
+    }
+
+    private static Result Run(Options o, string? profilePrefix)
+    {
         var package = ArtifactPackage.Open(o.Directory);
-        string? profilePrefix = o.Profile ? Path.Combine(Path.GetTempPath(), $"ferret-bench-train-{Environment.ProcessId}") : null;
         var settings = new SessionSettings
         {
             Device = o.Device,
@@ -108,7 +134,7 @@ internal static class BenchTrainCommand
         }
         timer.Stop();
         Finite(loss);
-        var ops = o.Profile ? OrtProfile.ByOperator(trainer.EndProfiling()) : [];
+        var ops = o.Profile is null ? [] : KeepProfile(trainer.EndProfiling(), o.Profile);
         return new Result(package.Layout.TotalLength, false, "host", (double)data.TokenCount * o.Steps / timer.Elapsed.TotalSeconds,
             timer.Elapsed.TotalMilliseconds / o.Steps, loss, DeviceMemoryMonitor.PeakHostBytes, monitor.PeakDeviceBytes, null, null, null, null, ops);
     }
@@ -165,7 +191,7 @@ internal static class BenchTrainCommand
                 Gammas = gammas.Values,
             });
             int passes = o.LocalSteps * o.MicroBatches;
-            var ops = o.Profile ? OrtProfile.ByOperator(resident.EndProfiling()) : [];
+            var ops = o.Profile is null ? [] : KeepProfile(resident.EndProfiling(), o.Profile);
             return new Result(package.Layout.TotalLength, true, resident.Location, (double)data.TokenCount * passes / train, train * 1000 / o.LocalSteps, loss,
                 DeviceMemoryMonitor.PeakHostBytes, monitor.PeakDeviceBytes, load.Elapsed.TotalSeconds, train, projection, packet.LongLength, ops, Recompute: package.Manifest.Recompute?.Mode ?? "none");
         }
@@ -177,7 +203,7 @@ internal static class BenchTrainCommand
         }
         steps.Stop();
         Finite(loss);
-        var profile = o.Profile ? OrtProfile.ByOperator(resident.EndProfiling()) : [];
+        var profile = o.Profile is null ? [] : KeepProfile(resident.EndProfiling(), o.Profile);
         return new Result(package.Layout.TotalLength, true, resident.Location, (double)data.TokenCount * o.Steps / steps.Elapsed.TotalSeconds,
             steps.Elapsed.TotalMilliseconds / o.Steps, loss, DeviceMemoryMonitor.PeakHostBytes, monitor.PeakDeviceBytes, load.Elapsed.TotalSeconds, null, null, null, profile, Recompute: package.Manifest.Recompute?.Mode ?? "none");
     }
@@ -221,7 +247,9 @@ internal static class BenchTrainCommand
             }
             if (r.Ops.Count > 0)
                 result["op_share"] = r.Ops.Take(12).ToDictionary(x => x.OpType, x => Math.Round(x.Share, 4));
-            output.WriteLine(JsonSerializer.Serialize(result));
+            if (o.Profile is not null)
+                result["profile"] = o.Profile;
+            output.WriteLine(CliJson.Serialize(result));
             return;
         }
         static string MiB(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024.0):N0} MiB");
@@ -257,6 +285,8 @@ internal static class BenchTrainCommand
             }
             AnsiConsole.Write(opTable);
         }
+        if (o.Profile is not null)
+            AnsiConsole.WriteLine($"profile written to {o.Profile} (chrome-trace JSON, for a trace viewer)");
     }
 
     private static TokenBatch RandomBatch(int batch, int seq, int vocab, int seed)

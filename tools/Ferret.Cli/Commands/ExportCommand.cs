@@ -15,25 +15,26 @@ internal static class ExportCommand
         var hf = new Option<DirectoryInfo?>("--hf") { Description = "A Hugging Face model folder (config.json + model.safetensors or a sharded index)." };
         var output = new Option<DirectoryInfo>("--out") { Description = "Folder to write the artifact package to.", Required = true };
         var seed = new Option<int>("--seed") { Description = "Seed of a preset's random weights.", DefaultValueFactory = _ => 1 };
-        var tokenizer = new Option<string?>("--tokenizer") { Description = "byte: use the built-in byte-level tokenizer instead of the folder's tokenizer.json." };
-        tokenizer.AcceptOnlyFromAmong("byte");
+        var tokenizer = Choices.Create("--tokenizer", "auto: the folder's tokenizer.model or tokenizer.json; byte: the built-in byte-level tokenizer.", "auto", "auto", "byte");
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing package." };
-        var recompute = new Option<string>("--recompute")
-        {
-            Description = "Activation recompute for training: none, or layers (add per-layer block graphs; a resident trainer then keeps only layer-boundary activations and recomputes each layer in its backward pass).",
-            DefaultValueFactory = _ => "none",
-        };
+        var recompute = Choices.Create("--recompute",
+            "Activation recompute for training: layers adds per-layer block graphs (a resident trainer then keeps only layer-boundary activations and recomputes each layer in its backward pass).",
+            "none", "none", "layers");
         var command = new Command("export", "Export a model to ONNX training artifacts (train.onnx, eval.onnx, logits.onnx, params.safetensors, manifest.json).")
         {
             preset, hf, output, seed, tokenizer, overwrite, recompute,
         };
-        CommandAction.SetAsync(command, async (parse, ct) =>
+        // Asynchronous so Ctrl-C cancels the export between its steps (nothing half-written stays behind).
+        CommandAction.SetAsync(command, (parse, ct) => Task.FromResult(Run(parse, ct)));
+        return command;
+
+        int Run(ParseResult parse, CancellationToken ct)
         {
             var p = parse.GetValue(preset);
             var h = parse.GetValue(hf);
             if ((p is null) == (h is null))
                 throw new ArgumentException("Pass exactly one of --preset NAME or --hf MODEL_DIR.");
-            if (p is not null && parse.GetValue(tokenizer) is not null)
+            if (p is not null && parse.GetResult(tokenizer) is { Implicit: false })
                 throw new ArgumentException("--tokenizer applies to --hf exports; presets always use the byte tokenizer.");
             ModelSource source = p is not null
                 ? new ModelSource.FromPreset(p, parse.GetValue(seed))
@@ -42,10 +43,10 @@ internal static class ExportCommand
             var outDir = parse.GetValue(output)!.FullName;
             Onnx.Artifacts.ArtifactPackage? package = null;
             // Ctrl+C cancels: the staging folder is removed and nothing is left behind.
-            await AnsiConsole.Status().StartAsync("exporting", ctx => Task.Run(() =>
+            AnsiConsole.Status().Start("exporting", ctx =>
             {
                 package = ModelExporter.Export(source, outDir, parse.GetValue(overwrite), new Progress<string>(m => ctx.Status($"exporting: {Markup.Escape(m)}")), options, ct);
-            }, ct)).ConfigureAwait(false);
+            });
             var m = package!.Manifest;
             var table = new Table().AddColumn("artifact").AddColumn("value");
             table.AddRow("folder", Markup.Escape(package.Directory));
@@ -60,7 +61,6 @@ internal static class ExportCommand
             table.AddRow("fingerprint", m.ParametersSha256);
             AnsiConsole.Write(table);
             return 0;
-        });
-        return command;
+        }
     }
 }

@@ -12,7 +12,7 @@ internal static class GradcheckCommand
 {
     public static Command Create()
     {
-        var dir = new Argument<DirectoryInfo>("DIR") { Description = "An artifact package folder." };
+        var dir = new Option<DirectoryInfo>("--artifacts") { Description = "An artifact package folder.", Required = true };
         var directions = new Option<int>("--directions") { Description = "Random directions to check.", DefaultValueFactory = _ => 4 };
         var eps = new Option<double>("--eps") { Description = "Finite-difference step along a unit direction.", DefaultValueFactory = _ => 1e-3 };
         var seed = new Option<int>("--seed") { Description = "Seed of the batch and directions.", DefaultValueFactory = _ => 1 };
@@ -30,7 +30,7 @@ internal static class GradcheckCommand
             bool pass = result.MaxRelativeError <= tol;
             if (parse.GetValue(json))
             {
-                parse.InvocationConfiguration.Output.WriteLine(JsonSerializer.Serialize(new
+                parse.InvocationConfiguration.Output.WriteLine(CliJson.Serialize(new
                 {
                     max_relative_error = result.MaxRelativeError,
                     loss = result.Loss,

@@ -12,7 +12,7 @@ internal static class InspectCommand
 {
     public static Command Create()
     {
-        var dir = new Argument<DirectoryInfo>("DIR") { Description = "An artifact package folder." };
+        var dir = new Option<DirectoryInfo>("--artifacts") { Description = "An artifact package folder.", Required = true };
         var json = new Option<bool>("--json") { Description = "Print the summary as JSON." };
         var verify = new Option<bool>("--verify") { Description = "Recompute the parameters' fingerprint and compare it with the manifest." };
         var command = new Command("inspect", "Show an artifact package: model, parameters, blocks, tokenizer, graphs, fingerprint.") { dir, json, verify };
@@ -46,7 +46,7 @@ internal static class InspectCommand
             }).ToList();
             if (parse.GetValue(json))
             {
-                parse.InvocationConfiguration.Output.WriteLine(JsonSerializer.Serialize(new
+                parse.InvocationConfiguration.Output.WriteLine(CliJson.Serialize(new
                 {
                     family = m.ModelFamily,
                     preset = m.Preset,

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using Ferret.Cli.Reports;
 using Ferret.Core.Algorithms;
 using Ferret.Onnx.Artifacts;
@@ -15,16 +14,9 @@ namespace Ferret.Cli.Commands;
 /// <summary><c>ferret simulate</c>: in-process federations of one or several algorithms on the same setup.</summary>
 internal static class SimulateCommand
 {
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = true,
-        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
-
     public static Command Create()
     {
-        var algorithm = new Option<string>("--algorithm") { Description = "ferret, fedkseed, fedzo or fedavg.", DefaultValueFactory = _ => "ferret" };
-        algorithm.AcceptOnlyFromAmong([.. FederatedAlgorithms.Names]);
+        var algorithm = Choices.Create("--algorithm", "The algorithm (one run; --compare runs several).", "ferret", [.. FederatedAlgorithms.Names]);
         var compare = new Option<string?>("--compare") { Description = "Several algorithms on the identical setup, e.g. ferret,fedkseed,fedzo,fedavg." };
         var artifacts = new Option<DirectoryInfo>("--artifacts") { Description = "Artifact package (ferret export).", Required = true };
         var data = new Option<string>("--data") { Description = "Training data: a file (Alpaca/Dolly/GSM8K JSON or JSONL), a Natural Instructions folder, or a folder with train.jsonl and test.jsonl.", Required = true };
@@ -33,8 +25,7 @@ internal static class SimulateCommand
         var clients = new Option<int>("--clients") { Description = "Clients N.", DefaultValueFactory = _ => 20 };
         var fraction = new Option<double>("--fraction") { Description = "Fraction m of clients sampled per round.", DefaultValueFactory = _ => 0.25 };
         var rounds = new Option<int>("--rounds") { Description = "Rounds R.", DefaultValueFactory = _ => 12 };
-        var partition = new Option<string>("--partition") { Description = "iid, dirichlet or category.", DefaultValueFactory = _ => "iid" };
-        partition.AcceptOnlyFromAmong("iid", "dirichlet", "category");
+        var partition = Choices.Create("--partition", "How the data is split across clients.", "iid", "iid", "dirichlet", "category");
         var alpha = new Option<double>("--alpha") { Description = "Dirichlet alpha of label skew.", DefaultValueFactory = _ => 0.5 };
         var seed = new Option<ulong>("--seed") { Description = "Experiment seed.", DefaultValueFactory = _ => 42 };
         var localSteps = new Option<string?>("--local-steps") { Description = "Local steps T, one value or per algorithm (ferret=10,fedkseed=200); default: the reference." };
@@ -48,8 +39,8 @@ internal static class SimulateCommand
         var generate = new Option<int>("--generate-examples") { Description = "Held-out examples decoded for Rouge-L each round.", DefaultValueFactory = _ => 16 };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
-        var json = new Option<FileInfo?>("--json") { Description = "Write every round of every run to this JSON file." };
-        var report = new Option<DirectoryInfo?>("--report") { Description = "Folder for comparison.md and eval-loss.png (with --compare)." };
+        var json = new Option<FileInfo?>("--json") { Description = "Write every round of every run to this JSON file (snake_case keys)." };
+        var report = new Option<DirectoryInfo?>("--report") { Description = "Folder for comparison.md and eval-loss.png, for one algorithm or several (--compare); nothing is written without it." };
         var command = new Command("simulate", "Simulate federated fine-tuning with in-process clients driven through the algorithm interface.")
         {
             algorithm, compare, artifacts, data, format, test, clients, fraction, rounds, partition, alpha, seed, localSteps, microBatches, localLr, serverLr, seeds,
@@ -57,73 +48,145 @@ internal static class SimulateCommand
         };
         CommandAction.Set(command, parse =>
         {
-            var package = ArtifactPackage.Open(parse.GetValue(artifacts)!.FullName);
-            var tokenizer = Tokenizers.FromPackage(package);
-            var (trainSet, testSet) = LoadData(parse.GetValue(data)!, parse.GetValue(test), (int)parse.GetValue(seed), parse.GetValue(format));
+            // Everything is checked before anything starts: the first run must not end in a refusal of the second.
+            int nClients = AtLeast(parse.GetValue(clients), 1, "--clients");
+            double m = parse.GetValue(fraction);
+            if (!(m is > 0 and <= 1))
+                throw new ArgumentException($"--fraction {m.ToString(CultureInfo.InvariantCulture)} must lie in (0, 1].");
+            int nRounds = AtLeast(parse.GetValue(rounds), 1, "--rounds");
+            double a = parse.GetValue(alpha);
+            if (!(a > 0) || double.IsInfinity(a))
+                throw new ArgumentException($"--alpha {a.ToString(CultureInfo.InvariantCulture)} must be positive.");
+            int length = AtLeast(parse.GetValue(maxLength), 4, "--max-length");
+            int nEval = AtLeast(parse.GetValue(evalExamples), 1, "--eval-examples");
+            int nGenerate = AtLeast(parse.GetValue(generate), 0, "--generate-examples");
+            int nThreads = AtLeast(parse.GetValue(threads), 0, "--threads");
+            var executionDevice = ExecutionDevice.Parse(parse.GetValue(device)!);
+            if (parse.GetValue(compare) is not null && parse.GetResult(algorithm) is { Implicit: false })
+                throw new ArgumentException("Pass --algorithm NAME for one run or --compare a,b,... for several, not both.");
             var algorithms = parse.GetValue(compare) is { } list
-                ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(x => x.ToLowerInvariant()).ToArray()
                 : [parse.GetValue(algorithm)!];
-            foreach (var a in algorithms)
+            foreach (var name in algorithms)
             {
-                if (!FederatedAlgorithms.Names.Contains(a))
-                    throw new ArgumentException($"--compare: unknown algorithm '{a}' (expected {string.Join(", ", FederatedAlgorithms.Names)}).");
+                if (!FederatedAlgorithms.Names.Contains(name))
+                    throw new ArgumentException($"--compare: unknown algorithm '{name}' (expected {string.Join(", ", FederatedAlgorithms.Names)}).");
             }
-            var results = new List<SimulationResult>();
-            foreach (var a in algorithms)
+            if (algorithms.Length == 0 || algorithms.Distinct().Count() != algorithms.Length)
+                throw new ArgumentException($"--compare '{parse.GetValue(compare)}' must name each algorithm once.");
+            var package = ArtifactPackage.Open(parse.GetValue(artifacts)!.FullName);
+            var runs = new List<SimulationOptions>();
+            foreach (var name in algorithms)
             {
-                var settings = FederatedAlgorithms.ReferenceSettings(a);
-                if (Setting(parse.GetValue(localSteps), a, "--local-steps") is double t)
-                    settings.LocalSteps = (int)t;
-                if (Setting(parse.GetValue(microBatches), a, "--micro-batches") is double mb)
-                    settings.MicroBatches = (int)mb;
-                if (Setting(parse.GetValue(localLr), a, "--local-lr") is double lr)
+                // The package's recommendation first (its manifest), then what the command line says.
+                var settings = package.Manifest.SettingsFor(name);
+                if (Setting(parse.GetValue(localSteps), name, "--local-steps") is double t)
+                    settings.LocalSteps = WholeNumber(t, "--local-steps");
+                if (Setting(parse.GetValue(microBatches), name, "--micro-batches") is double mb)
+                    settings.MicroBatches = WholeNumber(mb, "--micro-batches");
+                if (Setting(parse.GetValue(localLr), name, "--local-lr") is double lr)
                     settings.LocalLearningRate = lr;
-                if (Setting(parse.GetValue(serverLr), a, "--server-lr") is double slr)
+                if (Setting(parse.GetValue(serverLr), name, "--server-lr") is double slr)
                     settings.ServerLearningRate = slr;
-                if (Setting(parse.GetValue(seeds), a, "--seeds") is double k)
-                    settings.CandidateSeeds = (int)k;
-                if (Setting(parse.GetValue(epsilon), a, "--zo-eps") is double eps)
+                if (Setting(parse.GetValue(seeds), name, "--seeds") is double k)
+                    settings.CandidateSeeds = WholeNumber(k, "--seeds");
+                if (Setting(parse.GetValue(epsilon), name, "--zo-eps") is double eps)
                     settings.ZerothOrderEpsilon = eps;
-                settings.Validate();
-                var options = new SimulationOptions
+                ValidateInUsersWords(settings, name);
+                runs.Add(new SimulationOptions
                 {
-                    Algorithm = a,
+                    Algorithm = name,
                     Settings = settings,
-                    Clients = parse.GetValue(clients),
-                    Fraction = parse.GetValue(fraction),
-                    Rounds = parse.GetValue(rounds),
+                    Clients = nClients,
+                    Fraction = m,
+                    Rounds = nRounds,
                     Seed = parse.GetValue(seed),
                     Partition = parse.GetValue(partition) switch { "dirichlet" => PartitionScheme.Dirichlet, "category" => PartitionScheme.ByCategory, _ => PartitionScheme.Iid },
-                    DirichletAlpha = parse.GetValue(alpha),
-                    MaxLength = parse.GetValue(maxLength),
-                    EvalExamples = parse.GetValue(evalExamples),
-                    GenerateExamples = parse.GetValue(generate),
-                    Session = new SessionSettings { IntraOpThreads = parse.GetValue(threads), Device = ExecutionDevice.Parse(parse.GetValue(device)!) },
-                };
-                AnsiConsole.MarkupLine($"[bold]{a}[/]: {options.Clients} clients, {options.Fraction:P0} per round, {options.Rounds} rounds, T = {settings.LocalSteps}, eta = {settings.LocalLearningRate}");
-                results.Add(Simulator.Run(package, trainSet, testSet, options, tokenizer, r => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"  round {r.Round,3}: eval loss {r.EvalLoss:F4}  Rouge-L {r.RougeL:F3}  train loss {r.TrainLoss:F3}  up {ComparisonReport.Bytes(r.BytesUpPerClient)}/client  down {ComparisonReport.Bytes(r.BytesDownPerClient)}  compute {r.ClientComputeSeconds:F2} s/client  {r.WallSeconds:F1} s"))));
+                    DirichletAlpha = a,
+                    MaxLength = length,
+                    EvalExamples = nEval,
+                    GenerateExamples = nGenerate,
+                    Session = new SessionSettings { IntraOpThreads = nThreads, Device = executionDevice },
+                });
             }
-            if (parse.GetValue(json) is { } jsonFile)
+            var jsonFile = parse.GetValue(json)?.FullName;
+            var reportDir = parse.GetValue(report)?.FullName;
+            // Where results go is settled before the runs, not after them.
+            if (jsonFile is not null)
             {
-                var tmp = jsonFile.FullName + ".tmp";
-                File.WriteAllText(tmp, JsonSerializer.Serialize(results.Select(r => new { algorithm = r.Algorithm, fingerprint = r.FinalFingerprint, settings = r.Options.Settings, rounds = r.Rounds }), JsonOptions));
-                File.Move(tmp, jsonFile.FullName, overwrite: true);
+                if (Directory.Exists(jsonFile))
+                    throw new IOException($"--json '{jsonFile}' is a folder; name a file.");
+                Directory.CreateDirectory(Path.GetDirectoryName(jsonFile)!);
+            }
+            if (reportDir is not null)
+            {
+                if (File.Exists(reportDir))
+                    throw new IOException($"--report '{reportDir}' is a file; name a folder.");
+                Directory.CreateDirectory(reportDir);
+            }
+            var tokenizer = Tokenizers.FromPackage(package);
+            var (trainSet, testSet) = LoadData(parse.GetValue(data)!, parse.GetValue(test), (int)parse.GetValue(seed), parse.GetValue(format));
+            if (trainSet.Count < nClients)
+                throw new ArgumentException($"--clients {nClients} is more than the {trainSet.Count} training examples.");
+
+            var results = new List<SimulationResult>();
+            foreach (var options in runs)
+            {
+                AnsiConsole.MarkupLine(Markup.Escape($"{SettingsLine.Of(options.Algorithm, options.Settings)}; {options.Clients} clients, {options.Fraction.ToString("P0", CultureInfo.InvariantCulture)} per round, {options.Rounds} rounds, {options.Partition.ToString().ToLowerInvariant()} split"));
+                results.Add(Simulator.Run(package, trainSet, testSet, options, tokenizer, r => AnsiConsole.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  round {r.Round,3}: eval loss {r.EvalLoss:F4}  Rouge-L {r.RougeL:F3}  {(r.Round == 0 ? "(before training)" : $"train loss {r.TrainLoss:F3}  up {ComparisonReport.Bytes(r.BytesUpPerClient)}/client  down {ComparisonReport.Bytes(r.BytesDownPerClient)}  compute {r.ClientComputeSeconds:F2} s/client  {r.WallSeconds:F1} s")}"))));
             }
             var markdown = ComparisonReport.Markdown(results);
-            Console.WriteLine();
-            Console.WriteLine(markdown);
-            if (parse.GetValue(report) is { } dir)
+            AnsiConsole.WriteLine();
+            AnsiConsole.WriteLine(markdown);
+            // One rule: files are written where --json and --report say, for one algorithm or several, and nowhere else.
+            if (jsonFile is not null)
             {
-                Directory.CreateDirectory(dir.FullName);
-                File.WriteAllText(Path.Combine(dir.FullName, "comparison.md"), markdown);
-                ComparisonReport.Plot(results, Path.Combine(dir.FullName, "eval-loss.png"));
-                AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(Path.Combine(dir.FullName, "comparison.md"))}[/] and [bold]eval-loss.png[/]");
+                var tmp = jsonFile + ".tmp";
+                File.WriteAllText(tmp, CliJson.Serialize(results.Select(r => new { algorithm = r.Algorithm, fingerprint = r.FinalFingerprint, settings = r.Options.Settings, rounds = r.Rounds }), indented: true));
+                File.Move(tmp, jsonFile, overwrite: true);
+                AnsiConsole.WriteLine($"wrote {jsonFile}");
+            }
+            if (reportDir is not null)
+            {
+                Directory.CreateDirectory(reportDir);
+                File.WriteAllText(Path.Combine(reportDir, "comparison.md"), markdown);
+                ComparisonReport.Plot(results, Path.Combine(reportDir, "eval-loss.png"), ComparisonReport.Subtitle(package, trainSet.Count, testSet.Count, runs[0]));
+                AnsiConsole.WriteLine($"wrote {Path.Combine(reportDir, "comparison.md")} and {Path.Combine(reportDir, "eval-loss.png")}");
             }
             return 0;
         });
         return command;
     }
+
+    private static int AtLeast(int value, int least, string option) =>
+        value >= least ? value : throw new ArgumentException($"{option} must be at least {least} (got {value}).");
+
+    private static int WholeNumber(double value, string option) =>
+        value == Math.Floor(value) && value is >= 0 and <= int.MaxValue ? (int)value : throw new ArgumentException($"{option}: {value.ToString(CultureInfo.InvariantCulture)} is not a whole number.");
+
+    /// <summary>The settings' own checks, with the option that sets each field named instead of the field.</summary>
+    private static void ValidateInUsersWords(AlgorithmSettings settings, string algorithm)
+    {
+        try
+        {
+            settings.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            var message = e.Message;
+            foreach (var (field, option) in OptionOf)
+                message = message.Replace($"Setting '{field}'", $"{option} for {algorithm}", StringComparison.Ordinal);
+            throw new ArgumentException(message, e);
+        }
+    }
+
+    private static readonly (string Field, string Option)[] OptionOf =
+    [
+        (nameof(AlgorithmSettings.LocalSteps), "--local-steps"), (nameof(AlgorithmSettings.MicroBatches), "--micro-batches"),
+        (nameof(AlgorithmSettings.LocalLearningRate), "--local-lr"), (nameof(AlgorithmSettings.ServerLearningRate), "--server-lr"),
+        (nameof(AlgorithmSettings.CandidateSeeds), "--seeds"), (nameof(AlgorithmSettings.ZerothOrderEpsilon), "--zo-eps"),
+    ];
 
     /// <summary>
     /// A hyper-parameter for one algorithm: either one value for all (<c>0.05</c>) or per algorithm
@@ -148,7 +211,7 @@ internal static class SimulateCommand
 
     /// <summary>The <c>--format</c> option shared by the commands that read instruction data.</summary>
     internal static Option<DataFormat> FormatOption() =>
-        new("--format") { Description = "Data format: Auto (from the file), Alpaca, CodeAlpaca (category = programming language), Dolly, NaturalInstructions, Gsm8k.", DefaultValueFactory = _ => DataFormat.Auto };
+        Choices.Enum("--format", "Data format: auto (from the file), alpaca, codealpaca (category = programming language), dolly, naturalinstructions, gsm8k.", DataFormat.Auto);
 
     internal static (List<InstructionExample> Train, List<InstructionExample> Test) LoadData(string data, string? test, int seed, DataFormat format = DataFormat.Auto)
     {
@@ -158,19 +221,25 @@ internal static class SimulateCommand
             trainPath = Path.Combine(data, "train.jsonl");
             test ??= File.Exists(Path.Combine(data, "test.jsonl")) ? Path.Combine(data, "test.jsonl") : null;
         }
-        var trainSet = Read(trainPath, format);
+        var trainSet = Read(trainPath, format, "training");
         if (test is not null)
-            return (trainSet, Read(test, format));
-        return Partitioner.HoldOutFraction(trainSet, 0.1, seed);
+        {
+            var held = Read(test, format, "held-out");
+            return (trainSet, held);
+        }
+        var split = Partitioner.HoldOutFraction(trainSet, 0.1, seed);
+        AnsiConsole.WriteLine($"held out 10 %: {split.Train.Count} train, {split.Test.Count} test examples");
+        return split;
     }
 
-    private static List<InstructionExample> Read(string path, DataFormat format)
+    private static List<InstructionExample> Read(string path, DataFormat format, string role)
     {
         var set = InstructionData.Read(path, format);
+        AnsiConsole.WriteLine($"{role} data: {Path.GetFullPath(path)}, {set.Format.ToString().ToLowerInvariant()} format{(format == DataFormat.Auto ? " (detected)" : "")}, {set.Examples.Count} examples{(set.Problems.Count > 0 ? $", {set.Problems.Count} malformed records skipped" : "")}");
         foreach (var p in set.Problems.Take(5))
-            AnsiConsole.MarkupLine($"[yellow]skipped[/] {Markup.Escape(p)}");
+            Terminal.Error.MarkupLine($"[yellow]skipped[/] {Markup.Escape(p)}");
         if (set.Problems.Count > 5)
-            AnsiConsole.MarkupLine($"[yellow]skipped {set.Problems.Count - 5} more malformed records[/]");
+            Terminal.Error.MarkupLine($"[yellow]skipped {set.Problems.Count - 5} more malformed records[/]");
         if (set.Examples.Count == 0)
             throw new InvalidDataException($"'{path}' holds no usable examples.");
         return [.. set.Examples];

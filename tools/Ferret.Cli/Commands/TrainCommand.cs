@@ -21,8 +21,7 @@ internal static class TrainCommand
         var steps = new Option<int>("--steps") { Description = "Optimizer steps.", DefaultValueFactory = _ => 200 };
         var batch = new Option<int>("--batch") { Description = "Examples per micro-batch.", DefaultValueFactory = _ => 4 };
         var accumulate = new Option<int>("--accumulate") { Description = "Micro-batches per step.", DefaultValueFactory = _ => 1 };
-        var optimizer = new Option<string>("--optimizer") { Description = "sgd or adamw.", DefaultValueFactory = _ => "adamw" };
-        optimizer.AcceptOnlyFromAmong("sgd", "adamw");
+        var optimizer = Choices.Create("--optimizer", "The optimizer.", "adamw", "sgd", "adamw");
         var lr = new Option<float>("--lr") { Description = "Learning rate.", DefaultValueFactory = _ => 1e-3f };
         var clip = new Option<float>("--clip") { Description = "Gradient-norm clipping (0: off).", DefaultValueFactory = _ => 1f };
         var evalEvery = new Option<int>("--eval-every") { Description = "Steps between evaluations.", DefaultValueFactory = _ => 50 };
@@ -37,6 +36,18 @@ internal static class TrainCommand
         };
         CommandAction.Set(command, parse =>
         {
+            // Checked before anything loads, in the options' own words.
+            float rate = parse.GetValue(lr), clipNorm = parse.GetValue(clip);
+            if (!(rate > 0) || !float.IsFinite(rate))
+                throw new ArgumentException($"--lr must be a positive number (got {rate.ToString(CultureInfo.InvariantCulture)}).");
+            if (!(clipNorm >= 0) || !float.IsFinite(clipNorm))
+                throw new ArgumentException($"--clip must be 0 (off) or a positive norm (got {clipNorm.ToString(CultureInfo.InvariantCulture)}).");
+            if (parse.GetValue(maxLength) < 4)
+                throw new ArgumentException($"--max-length must be at least 4 (got {parse.GetValue(maxLength)}).");
+            if (parse.GetValue(threads) < 0)
+                throw new ArgumentException($"--threads must not be negative (got {parse.GetValue(threads)}).");
+            _ = Positive(parse.GetValue(steps), "--steps") + Positive(parse.GetValue(batch), "--batch") + Positive(parse.GetValue(accumulate), "--accumulate")
+                + Positive(parse.GetValue(evalEvery), "--eval-every");
             var package = ArtifactPackage.Open(parse.GetValue(artifacts)!.FullName);
             var outDir = parse.GetValue(output)!.FullName;
             if (Directory.Exists(outDir) && !parse.GetValue(overwrite))

@@ -35,23 +35,41 @@ internal static class DemoCommand
     {
         var clients = new Option<int>("--clients") { Description = "Edge-client processes.", DefaultValueFactory = _ => 4 };
         var rounds = new Option<int>("--rounds") { Description = "Ferret rounds.", DefaultValueFactory = _ => 5 };
-        var artifacts = new Option<DirectoryInfo>("--artifacts") { Description = "Folder of artifact packages; tiny-llama is exported into it when missing.", DefaultValueFactory = _ => new DirectoryInfo("artifacts") };
-        var keep = new Option<bool>("--keep") { Description = "Keep the temporary folder (round log, data, process logs)." };
-        var algorithm = new Option<string>("--algorithm") { Description = "ferret, or a baseline: fedavg, fedkseed, fedzo.", DefaultValueFactory = _ => FederatedAlgorithms.Ferret };
-        algorithm.AcceptOnlyFromAmong([.. FederatedAlgorithms.Names]);
+        var artifacts = new Option<DirectoryInfo>("--artifacts") { Description = "The artifact package to start from; the tiny-llama preset is exported there when it is missing.", DefaultValueFactory = _ => new DirectoryInfo(Path.Combine("artifacts", "tiny-llama")) };
+        var saveModel = new Option<DirectoryInfo?>("--save-model") { Description = "Where the tuned model goes as a Hugging Face folder, replaced each run (default: demo-model beside the package; its artifact package beside it, DIR-package)." };
+        var keep = new Option<bool>("--keep") { Description = "Keep the temporary folder (round log, data, process logs, admin key)." };
+        var algorithm = Choices.Create("--algorithm", "ferret, or a baseline: fedavg, fedkseed, fedzo.", FederatedAlgorithms.Ferret, [.. FederatedAlgorithms.Names]);
         var timeout = new Option<int>("--timeout") { Description = "Give up after this many seconds.", DefaultValueFactory = _ => 900 };
+        var keepOpen = new Option<bool>("--keep-open") { Description = "After the rounds, keep the coordinator and its dashboard running until Ctrl+C." };
         var devices = new Option<string?>("--devices") { Description = "One device per client, e.g. cpu,cuda,cpu,cuda (default: all cpu); one entry applies to all." };
         var command = new Command("demo", "Run a coordinator and edge-client processes on loopback: five Ferret (or baseline) rounds on tiny-llama with synthetic tasks.")
         {
-            clients, rounds, algorithm, artifacts, devices, keep, timeout,
+            clients, rounds, algorithm, artifacts, saveModel, devices, keep, timeout, keepOpen,
         };
         CommandAction.SetAsync(command, async (parse, ct) =>
         {
             try
             {
                 var placement = DemoDevices.Parse(parse.GetValue(devices), parse.GetValue(clients), parse.GetResult(clients) is { Implicit: false });
-                return await RunAsync(parse.GetValue(algorithm)!, placement, parse.GetValue(rounds), parse.GetValue(artifacts)!.FullName,
-                    parse.GetValue(keep), parse.GetValue(timeout), ct).ConfigureAwait(false);
+                var package = parse.GetValue(artifacts)!.FullName;
+                var model = parse.GetValue(saveModel)?.FullName ?? Path.Combine(Path.GetDirectoryName(package) ?? package, "demo-model");
+                return await RunAsync(parse.GetValue(algorithm)!, placement, parse.GetValue(rounds), package, model,
+                    parse.GetValue(keep), parse.GetValue(timeout), parse.GetValue(keepOpen), ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                Console.Error.WriteLine("ferret demo: interrupted.");
+                return Interrupted;
+            }
+            catch (Interruption)
+            {
+                Console.Error.WriteLine("ferret demo: interrupted.");
+                return Interrupted;
+            }
+            catch (OperationCanceledException)
+            {
+                Console.Error.WriteLine($"ferret demo: gave up after --timeout {parse.GetValue(timeout)} s.");
+                return 1;
             }
             catch (Exception e) when (e is InvalidOperationException or HttpRequestException or TimeoutException)
             {
@@ -62,13 +80,25 @@ internal static class DemoCommand
         return command;
     }
 
-    private static async Task<int> RunAsync(string algorithmName, DemoDevices placement, int roundCount, string artifactsRoot, bool keep, int timeoutSeconds, CancellationToken cancel)
+    /// <summary>Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it.</summary>
+    private const int Interrupted = 130;
+
+    /// <summary>A child process stopped by the same Ctrl-C: the demo was interrupted, not broken.</summary>
+    private sealed class Interruption : Exception;
+
+    private static async Task<int> RunAsync(string algorithmName, DemoDevices placement, int roundCount, string packageDirectory, string modelDirectory, bool keep,
+        int timeoutSeconds, bool keepOpen, CancellationToken cancel)
     {
         int clientCount = placement.Devices.Count;
         if (clientCount is < 1 or > 32)
             throw new ArgumentException($"--clients {clientCount} is outside 1..32.");
         if (roundCount is < 1 or > 1000)
             throw new ArgumentException($"--rounds {roundCount} is outside 1..1000.");
+        if (timeoutSeconds < 1)
+            throw new ArgumentException($"--timeout {timeoutSeconds} must be at least 1 second.");
+        if (Path.GetFullPath(modelDirectory) == Path.GetFullPath(packageDirectory))
+            throw new ArgumentException($"--save-model '{modelDirectory}' is the starting package itself; name another folder.");
+        string artifactsRoot = Path.GetDirectoryName(packageDirectory) ?? throw new ArgumentException($"--artifacts '{packageDirectory}' has no parent folder.");
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         deadline.CancelAfter(TimeSpan.FromSeconds(timeoutSeconds));
         var ct = deadline.Token;
@@ -79,7 +109,7 @@ internal static class DemoCommand
         try
         {
             // 1. The model and the data.
-            var package = EnsurePreset(artifactsRoot, "tiny-llama");
+            var package = EnsurePreset(packageDirectory, "tiny-llama");
             var (shards, testSet) = WriteData(work, clientCount);
 
             // 2. The coordinator, on a free loopback port, its round log in the temporary folder.
@@ -87,16 +117,19 @@ internal static class DemoCommand
             var (coordinator, url) = await CoordinatorProcess.StartAsync("coordinator", "http://127.0.0.1:0", adminKey, Path.Combine(work, "coordinator.db"),
                 artifactsRoot, Path.Combine(work, "coordinator.log"), ["--Ferret:EngineTickMilliseconds", "200"], ct).ConfigureAwait(false);
             children.Add(coordinator);
-            AnsiConsole.MarkupLine($"coordinator listening on [bold]{url}[/] (round log {Markup.Escape(Path.Combine(work, "coordinator.db"))})");
+            AnsiConsole.MarkupLine($"coordinator listening on [bold]{url}[/] (round log, data and process logs in a temporary folder{(keep ? $": {Markup.Escape(work)}" : ", deleted at exit; --keep keeps it")})");
 
             // 3. An experiment and one enrolment token per device.
             using var admin = new HttpClient { BaseAddress = url };
             admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
             var experimentId = await CreateExperimentAsync(admin, algorithmName, Path.GetFileName(package.Directory), roundCount, clientCount, ct).ConfigureAwait(false);
             var descriptor = Wire.Deserialize<ExperimentDescriptor>(await admin.GetByteArrayAsync(new Uri($"api/experiments/{experimentId}/descriptor", UriKind.Relative), ct).ConfigureAwait(false));
-            AnsiConsole.MarkupLine($"experiment [bold]{experimentId}[/]: {algorithmName}, K = {descriptor.Settings.CandidateSeeds}, {roundCount} rounds, {clientCount} clients, T = {descriptor.Settings.LocalSteps}");
-            AnsiConsole.MarkupLine($"watch it: hub [bold]{new Uri(url, RoundsProtocol.Path)}[/] (Subscribe(\"{experimentId}\")), status [bold]{new Uri(url, $"api/experiments/{experimentId}")}[/] (bearer: the admin key in {Markup.Escape(Path.Combine(work, "admin-key.txt"))})");
-            await File.WriteAllTextAsync(Path.Combine(work, "admin-key.txt"), adminKey, ct).ConfigureAwait(false);
+            AnsiConsole.MarkupLine($"experiment [bold]{experimentId}[/]: {roundCount} rounds, {clientCount} clients; {Markup.Escape(SettingsLine.Of(descriptor.Algorithm, descriptor.Settings))}");
+            AnsiConsole.MarkupLine($"watch it: hub [bold]{new Uri(url, RoundsProtocol.Path)}[/] (Subscribe(\"{experimentId}\")), status [bold]{new Uri(url, $"api/experiments/{experimentId}")}[/] "
+                + (keep ? $"(bearer: the admin key in {Markup.Escape(Path.Combine(work, "admin-key.txt"))})" : "(bearer: the admin key; --keep writes it to a file)"));
+            if (keep)
+                await File.WriteAllTextAsync(Path.Combine(work, "admin-key.txt"), adminKey, ct).ConfigureAwait(false);
+            await PrintDashboardAsync(admin, url, Math.Max(60, timeoutSeconds / 60), ct).ConfigureAwait(false);
 
             // 4. The model before, scored while nothing else runs.
             var tokenizer = Tokenizers.FromPackage(package);
@@ -159,12 +192,15 @@ internal static class DemoCommand
                      "--data", shards[i], "--threads", "1", "--device", placement.Devices[i].ToString(), "--device-check-cache", Path.Combine(work, "device-checks")],
                     Path.Combine(work, $"edge-{i + 1}.log")));
             }
-            AnsiConsole.MarkupLine($"started {clientCount} edge clients (logs in {Markup.Escape(work)})");
+            AnsiConsole.MarkupLine($"started {clientCount} edge clients");
 
             while (!ended.Task.IsCompleted)
             {
                 if (children.FirstOrDefault(c => c.HasExited && c.ExitCode != 0) is { } dead)
                 {
+                    if (dead.ExitCode == Interrupted || cancel.IsCancellationRequested)
+                        throw new Interruption();
+                    keep = true; // its log is the explanation: keep the folder it is in
                     throw new InvalidOperationException(dead.ExitCode == 3
                         ? $"{dead.Name} failed its device check and did not join: {File.ReadLines(dead.LogPath).LastOrDefault(l => l.Contains("device", StringComparison.Ordinal))}"
                         : $"{dead.Name} exited with code {dead.ExitCode}; see {dead.LogPath}.");
@@ -174,43 +210,81 @@ internal static class DemoCommand
 
             // 6. The model after: the initial parameters with every global update in the log applied.
             var updates = Wire.Deserialize<GlobalUpdate[]>(await admin.GetByteArrayAsync(new Uri($"api/experiments/{experimentId}/updates?after=0", UriKind.Relative), ct).ConfigureAwait(false));
-            var algorithm = FederatedAlgorithms.Create(descriptor, descriptor.Blocks(package.Layout));
-            var tuned = (float[])initial.Clone();
+            Dictionary<int, List<string>> reported;
+            lock (fingerprints)
+                reported = fingerprints.ToDictionary(kv => kv.Key, kv => kv.Value.Select(f => f.StartsWith("MISMATCH ", StringComparison.Ordinal) ? f["MISMATCH ".Length..] : f).ToList());
+            var (model, _) = TunedModel.Replay(package, descriptor, updates, null, r => reported.GetValueOrDefault(r) ?? []);
+            var tuned = model.Parameters;
+            string fingerprint = model.Fingerprint;
+            // Each round's model as the demo replays it, for the per-client table.
             var replay = new Dictionary<int, string>();
+            var replayed = (float[])initial.Clone();
+            var rules = FederatedAlgorithms.Create(descriptor, descriptor.Blocks(package.Layout));
             foreach (var u in updates)
             {
-                algorithm.Apply(u, tuned);
-                replay[u.Round] = ModelFingerprint.Compute(tuned);
+                rules.Apply(u, replayed);
+                replay[u.Round] = ModelFingerprint.Compute(replayed);
             }
-            string fingerprint = ModelFingerprint.Compute(tuned);
             var after = Evaluate(package, tuned, testSet, encoder);
+            var saved = TunedModel.Save(package, tuned, modelDirectory, TunedModel.DefaultPackageDirectory(modelDirectory), overwrite: true, TunedModel.Provenance(descriptor, model));
             foreach (var edge in children.Skip(1))
                 await edge.WaitAsync(ct).WaitAsync(TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
 
             Summarise(roundEvents, fingerprints, updates.Length, fingerprint, before, after, total.Elapsed);
+            AnsiConsole.WriteLine($"model saved: {saved.HuggingFaceDirectory}");
+            AnsiConsole.WriteLine($"package saved: {saved.PackageDirectory} (ferret generate --artifacts {saved.PackageDirectory} --prompt \"...\")");
             placement.Render(await DemoDevices.NamesAsync(admin, ct).ConfigureAwait(false), replay);
             var failed = children.Skip(1).Where(c => c.ExitCode != 0).Select(c => c.Name).ToList();
             if (failed.Count > 0)
                 throw new InvalidOperationException($"edge clients {string.Join(", ", failed)} did not exit cleanly; see their logs in {work}.");
             ok = true;
+            if (keepOpen)
+                await KeepOpenAsync(admin, url, cancel).ConfigureAwait(false);
             return 0;
         }
         finally
         {
             foreach (var c in children.AsEnumerable().Reverse())
                 c.Dispose();
-            if (ok && !keep)
+            if ((ok || cancel.IsCancellationRequested) && !keep)
                 Directory.Delete(work, recursive: true);
             else
                 AnsiConsole.MarkupLine($"kept [bold]{Markup.Escape(work)}[/] (round log, data, process logs)");
         }
     }
 
-    private static ArtifactPackage EnsurePreset(string artifactsRoot, string preset)
+    /// <summary>
+    /// Prints the dashboard's address as a one-time sign-in link: the browser that opens it gets its own admin
+    /// session, and the admin key itself never appears on the screen.
+    /// </summary>
+    private static async Task PrintDashboardAsync(HttpClient admin, Uri url, int validMinutes, CancellationToken ct)
     {
-        var dir = Path.Combine(artifactsRoot, preset);
+        var link = await CoordinatorProcess.PostAsync(admin, "api/sign-in-links", new { role = "admin", label = "ferret demo", validMinutes }, ct).ConfigureAwait(false);
+        // Plain Console: a link wrapped at the terminal's width cannot be clicked or copied.
+        Console.Out.WriteLine($"dashboard: {new Uri(url, link.GetProperty("path").GetString())} (one-time sign-in link, valid {validMinutes} minutes)");
+    }
+
+    /// <summary>Keeps the coordinator and its dashboard up after the rounds, with a fresh link, until Ctrl+C.</summary>
+    private static async Task KeepOpenAsync(HttpClient admin, Uri url, CancellationToken cancel)
+    {
+        await PrintDashboardAsync(admin, url, 24 * 60, cancel).ConfigureAwait(false);
+        AnsiConsole.MarkupLine("the coordinator keeps running; [bold]Ctrl+C[/] stops it");
+        try
+        {
+            await Task.Delay(Timeout.Infinite, cancel).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            AnsiConsole.WriteLine("stopped.");
+        }
+    }
+
+    private static ArtifactPackage EnsurePreset(string dir, string preset)
+    {
         if (File.Exists(Path.Combine(dir, ArtifactManifest.FileName)))
             return ArtifactPackage.Open(dir);
+        if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
+            throw new ArgumentException($"--artifacts '{dir}' is a folder but not an artifact package (no {ArtifactManifest.FileName}); name a package folder, or a folder that does not exist yet.");
         AnsiConsole.MarkupLine($"exporting the [bold]{preset}[/] preset to {Markup.Escape(dir)}");
         return ModelExporter.Export(new ModelSource.FromPreset(preset, 1), dir, overwrite: false);
     }
@@ -230,10 +304,9 @@ internal static class DemoCommand
         return (shards, test);
     }
 
-    /// <summary>The README's comparison settings: first-order methods at eta 0.05 (Ferret's slr 3), zeroth-order ones at 2e-5.</summary>
+    /// <summary>Hyper-parameters are left to the package's recommendation (its manifest), as any admin's request would.</summary>
     private static async Task<string> CreateExperimentAsync(HttpClient admin, string algorithm, string artifact, int rounds, int clients, CancellationToken ct)
     {
-        bool firstOrder = algorithm is FederatedAlgorithms.Ferret or FederatedAlgorithms.FedAvg;
         var created = await CoordinatorProcess.PostAsync(admin, "api/experiments", new
         {
             name = "demo",
@@ -242,8 +315,6 @@ internal static class DemoCommand
             rounds,
             fraction = 1.0,
             experimentSeed = 42UL,
-            localLearningRate = firstOrder ? 0.05 : 2e-5,
-            serverLearningRate = algorithm == FederatedAlgorithms.Ferret ? 3.0 : (double?)null,
             minClients = clients,
             roundDeadlineSeconds = 180,
         }, ct).ConfigureAwait(false);

@@ -31,7 +31,18 @@ internal static class ComparisonReport
         _ => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024 * 1024):F1} MiB"),
     };
 
-    public static void Plot(IReadOnlyList<SimulationResult> results, string path)
+    /// <summary>The setup a comparison ran on, for the plot's subtitle.</summary>
+    public static string Subtitle(Onnx.Artifacts.ArtifactPackage package, int train, int test, SimulationOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(package);
+        ArgumentNullException.ThrowIfNull(options);
+        var model = package.Manifest.Preset ?? package.Manifest.ModelFamily;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{model} ({package.Manifest.ParameterCount / 1e6:F2} M parameters), {train:N0} train / {test:N0} test examples, {options.Clients} clients, {options.Fraction:P0} per round, {options.Partition.ToString().ToLowerInvariant()} split, seed {options.Seed}");
+    }
+
+    /// <summary>Eval loss against rounds, one curve per run: whole-number rounds, the legend beside the plot (never over a curve), the setup as subtitle.</summary>
+    public static void Plot(IReadOnlyList<SimulationResult> results, string path, string? subtitle = null)
     {
         ArgumentNullException.ThrowIfNull(results);
         var plot = new ScottPlot.Plot();
@@ -42,12 +53,14 @@ internal static class ComparisonReport
             var line = plot.Add.Scatter(xs, ys);
             line.LegendText = r.Algorithm;
         }
-        plot.Title("Eval loss by round");
+        plot.Title(subtitle is null ? "Eval loss by round" : $"Eval loss by round\n{subtitle}");
+        plot.Axes.Title.Label.FontSize = subtitle is null ? 16 : 13;
         plot.XLabel("round");
         plot.YLabel("eval loss");
-        plot.ShowLegend();
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
+        plot.ShowLegend(ScottPlot.Edge.Right);
         var tmp = path + ".tmp.png";
-        plot.SavePng(tmp, 900, 540);
+        plot.SavePng(tmp, 1000, 540);
         File.Move(tmp, path, overwrite: true);
     }
 }
