@@ -23,4 +23,8 @@ public static class CoordinatorMetrics
     public static Counter<long> PacketsRejected { get; } = Meter.CreateCounter<long>("ferret.packets.rejected", description: "Client packets rejected at the door, with a reason.");
 
     public static Counter<long> PacketBytes { get; } = Meter.CreateCounter<long>("ferret.packets.bytes", "By", "Bytes of accepted client packets.");
+
+    public static Counter<long> HubCallsLimited { get; } = Meter.CreateCounter<long>("ferret.hub.calls.limited", description: "Hub calls refused because a connection called too fast.");
+
+    public static Counter<long> AuthenticationsLimited { get; } = Meter.CreateCounter<long>("ferret.auth.limited", description: "Requests refused (429) from addresses with too many failed authentications.");
 }

@@ -80,6 +80,35 @@ public sealed class CoordinatorOptions
     [Range(10, 60_000)]
     public int EngineTickMilliseconds { get; set; } = 500;
 
+    /// <summary>File holding the admin key (read once at start; keeps the key out of the command line and the environment).</summary>
+    public string? AdminKeyFile { get; set; }
+
+    /// <summary>Largest sample count a packet may claim: under sample-count weighting no client outweighs others by more than this.</summary>
+    [Range(1, int.MaxValue)]
+    public long MaxSampleCount { get; set; } = 1_000_000;
+
+    /// <summary>Hub calls a connection may make per second on average (bursts of twice as many).</summary>
+    [Range(1, 1_000_000)]
+    public int HubCallsPerSecond { get; set; } = 20;
+
+    /// <summary>Failed authentications and enrolments an address may make per minute before it is refused (429) for a while.</summary>
+    [Range(1, 1_000_000)]
+    public int FailedAuthenticationsPerMinute { get; set; } = 20;
+
+    /// <summary>Rejections per client per minute written to the round log, the log and the observers; the rest are counted only.</summary>
+    [Range(1, 1_000_000)]
+    public int RejectionsPerMinute { get; set; } = 30;
+
+    /// <summary>Largest REST request body (JSON); larger ones get 413 before they are read.</summary>
+    [Range(1024, 64 * 1024 * 1024)]
+    public long MaxRequestBodyBytes { get; set; } = 64 * 1024;
+
+    /// <summary>
+    /// Fault injection for <c>ferret bench chaos</c>: names of kill points (comma-separated, see <c>KillPoints</c>) at
+    /// which the process kills itself with SIGKILL. Empty in production.
+    /// </summary>
+    public string? KillAt { get; set; }
+
     /// <summary>How long an enrolment token stays valid.</summary>
     [Range(1, 60 * 24 * 30)]
     public int EnrolmentValidityMinutes { get; set; } = 60 * 24;

@@ -1,10 +1,12 @@
+using System.Net;
 using Microsoft.AspNetCore.SignalR.Client;
 
 namespace Ferret.EdgeClient;
 
 /// <summary>
 /// Exponential backoff with full jitter, capped, never giving up: an edge device keeps trying until the
-/// coordinator is back (restarts, network loss) or the user stops it.
+/// coordinator is back (restarts, network loss) or the user stops it. As the hub's reconnect policy it stops
+/// only when the coordinator refuses the token (revoked): trying again cannot help then.
 /// </summary>
 public sealed class Backoff(TimeSpan initial, TimeSpan cap) : IRetryPolicy
 {
@@ -19,6 +21,8 @@ public sealed class Backoff(TimeSpan initial, TimeSpan cap) : IRetryPolicy
     public TimeSpan? NextRetryDelay(RetryContext retryContext)
     {
         ArgumentNullException.ThrowIfNull(retryContext);
+        if (retryContext.RetryReason is HttpRequestException { StatusCode: HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden })
+            return null;
         return Delay(retryContext.PreviousRetryCount);
     }
 }

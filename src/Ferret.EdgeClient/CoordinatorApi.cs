@@ -4,16 +4,11 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
-using Ferret.Onnx.Artifacts;
 
 namespace Ferret.EdgeClient;
 
 /// <summary>An experiment as the coordinator lists it (the fields a client needs).</summary>
 public sealed record ExperimentSummary(string Id, string Name, string Algorithm, string State, int Rounds, string ArtifactFingerprint, DateTimeOffset CreatedUtc);
-
-internal sealed record ArtifactFile(string Name, long Bytes);
-
-internal sealed record ArtifactListing(string Fingerprint, string Folder, IReadOnlyList<ArtifactFile> Files);
 
 /// <summary>The coordinator's REST API as the edge client uses it: enrolment, experiments, catch-up, artifact download.</summary>
 public sealed class CoordinatorApi : IDisposable
@@ -64,56 +59,20 @@ public sealed class CoordinatorApi : IDisposable
         return Wire.Deserialize<ExperimentDescriptor>(await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false));
     }
 
-    /// <summary>The completed global updates after a round, in order.</summary>
-    public async Task<GlobalUpdate[]> UpdatesAfterAsync(string experimentId, int round, CancellationToken ct)
+    /// <summary>The completed global updates after a round, in order; run-length fields expand to at most <paramref name="maxEntries"/> (the experiment's shape).</summary>
+    public async Task<GlobalUpdate[]> UpdatesAfterAsync(string experimentId, int round, int maxEntries, CancellationToken ct)
     {
-        var bytes = await _http.GetByteArrayAsync(new Uri($"api/experiments/{Uri.EscapeDataString(experimentId)}/updates?after={round}", UriKind.Relative), ct)
+        using var response = await _http.GetAsync(new Uri($"api/experiments/{Uri.EscapeDataString(experimentId)}/updates?after={round}", UriKind.Relative), ct)
             .ConfigureAwait(false);
-        return Wire.Deserialize<GlobalUpdate[]>(bytes);
+        await EnsureAsync(response, $"the global updates of experiment '{experimentId}'", ct).ConfigureAwait(false);
+        return Wire.Deserialize<GlobalUpdate[]>(await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false), maxEntries);
     }
 
-    /// <summary>
-    /// Downloads the artifact package with this fingerprint into <paramref name="directory"/>: files land in a
-    /// sibling temporary folder, the package is opened and its parameters checked against the fingerprint,
-    /// and only then is the folder moved into place, so a broken download never looks like a package.
-    /// </summary>
-    public async Task DownloadArtifactAsync(string fingerprint, string directory, IProgress<string>? progress, CancellationToken ct)
-    {
-        using var response = await _http.GetAsync(new Uri($"api/artifacts/{fingerprint}", UriKind.Relative), ct).ConfigureAwait(false);
-        await EnsureAsync(response, $"artifact {fingerprint}", ct).ConfigureAwait(false);
-        var listing = await response.Content.ReadFromJsonAsync<ArtifactListing>(Json, ct).ConfigureAwait(false)
-            ?? throw new InvalidDataException($"The coordinator sent an empty listing for artifact {fingerprint}.");
-        var full = Path.GetFullPath(directory);
-        var staging = full.TrimEnd(Path.DirectorySeparatorChar) + $".download-{Environment.ProcessId}";
-        if (Directory.Exists(staging))
-            Directory.Delete(staging, recursive: true);
-        Directory.CreateDirectory(staging);
-        try
-        {
-            foreach (var file in listing.Files)
-            {
-                progress?.Report($"downloading {file.Name} ({file.Bytes:N0} bytes)");
-                await using var stream = await _http.GetStreamAsync(new Uri($"api/artifacts/{fingerprint}/files/{Uri.EscapeDataString(file.Name)}", UriKind.Relative), ct)
-                    .ConfigureAwait(false);
-                await using var target = File.Create(Path.Combine(staging, file.Name));
-                await stream.CopyToAsync(target, ct).ConfigureAwait(false);
-            }
-            var package = ArtifactPackage.Open(staging);
-            if (package.Manifest.ParametersSha256 != fingerprint)
-                throw new InvalidDataException($"The downloaded artifact's manifest fingerprint {package.Manifest.ParametersSha256} is not {fingerprint}.");
-            // Streamed, so verifying a download never needs the whole model in memory.
-            package.VerifyParameters(cancellationToken: ct);
-            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-            Directory.Move(staging, full);
-        }
-        catch
-        {
-            Directory.Delete(staging, recursive: true);
-            throw;
-        }
-    }
+    /// <summary>Downloads and verifies the artifact package with this fingerprint into <paramref name="directory"/> (see <see cref="ArtifactDownload"/>).</summary>
+    public Task DownloadArtifactAsync(string fingerprint, string directory, Action<string> say, CancellationToken ct) =>
+        ArtifactDownload.DownloadAsync(_http, fingerprint, directory, say, ct);
 
-    private static async Task EnsureAsync(HttpResponseMessage response, string what, CancellationToken ct)
+    internal static async Task EnsureAsync(HttpResponseMessage response, string what, CancellationToken ct)
     {
         if (response.IsSuccessStatusCode)
             return;

@@ -1,9 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Runtime.InteropServices;
-using System.Text.Json;
-using System.Threading.Channels;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
 using Ferret.Core.Parameters;
@@ -14,68 +10,23 @@ using Ferret.Training.Data;
 using Ferret.Training.Runtime;
 using Ferret.Training.Simulation;
 using Ferret.Training.Tokenization;
-using Microsoft.AspNetCore.SignalR;
-using Microsoft.AspNetCore.SignalR.Client;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Ferret.EdgeClient;
 
-/// <summary>How an edge client is started (the command line, see Program).</summary>
-public sealed record EdgeClientOptions
-{
-    public required Uri Coordinator { get; init; }
-
-    public required string Token { get; init; }
-
-    /// <summary>The experiment to join; null picks the newest one that is not finished.</summary>
-    public string? ExperimentId { get; init; }
-
-    /// <summary>The artifact package folder; downloaded from the coordinator by fingerprint when missing.</summary>
-    public required string ArtifactsDirectory { get; init; }
-
-    public required string DataPath { get; init; }
-
-    public DataFormat DataFormat { get; init; } = DataFormat.Auto;
-
-    public MalformedRecords Malformed { get; init; } = MalformedRecords.Skip;
-
-    public int MaxLength { get; init; } = 320;
-
-    public SessionSettings Session { get; init; } = new();
-
-    /// <summary>Exit once the experiment has ended (its last round, or a stop).</summary>
-    public bool ExitWhenDone { get; init; } = true;
-
-    /// <summary>Run the device self-test (<c>ferret doctor</c>) before joining; passes are cached.</summary>
-    public bool DeviceCheck { get; init; } = true;
-
-    /// <summary>Where passed device checks are remembered (default: <see cref="DeviceSelfTest.DefaultCacheDirectory"/>).</summary>
-    public string? DeviceCheckCache { get; init; }
-
-    /// <summary>Without an experiment id: wait for a new experiment when every one on the coordinator is finished (else exit).</summary>
-    public bool WaitForExperiment { get; init; }
-
-    /// <summary>When set, the final model is written here as a Hugging Face folder (and a package beside it) once the experiment ends.</summary>
-    public string? SaveModelDirectory { get; init; }
-
-    /// <summary>Replace an existing <see cref="SaveModelDirectory"/>.</summary>
-    public bool OverwriteModel { get; init; }
-}
-
 /// <summary>
-/// One edge device taking part in one experiment. It connects to the rounds hub (reconnecting with backoff
-/// for as long as it runs), joins, replays the global updates it missed, trains each assignment through
-/// the experiment's algorithm on its own data, sends the packet, applies every global update bit-exactly
-/// and reports the resulting model fingerprint. All model work happens on one worker loop, in the order the
-/// coordinator's messages arrived, so the model is never touched by two things at once.
+/// One edge device taking part in one experiment: the model work. It prepares the model (downloading the
+/// package when it lacks it), replays the global updates it missed, trains each assignment through the
+/// experiment's algorithm on its own data, sends the packet, applies every global update bit-exactly and
+/// reports the resulting model fingerprint. All model work happens on one worker loop, in the order the
+/// coordinator's messages arrived (<see cref="CoordinatorSession"/> keeps the connection), so the model is
+/// never touched by two things at once. Every call to the coordinator waits out transient failures.
 /// </summary>
 public sealed class EdgeParticipant : IAsyncDisposable
 {
     private readonly EdgeClientOptions _options;
     private readonly TextWriter _out;
     private readonly CoordinatorApi _api;
-    private readonly HubConnection _hub;
-    private readonly Channel<object> _work = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly CoordinatorSession _session;
     private string _experimentId = "";
     private ExperimentDescriptor? _descriptor;
     private IFederatedAlgorithm? _algorithm;
@@ -94,32 +45,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
         _options = options;
         _out = output;
         _api = new CoordinatorApi(options.Coordinator, options.Token);
-        _hub = new HubConnectionBuilder()
-            .WithUrl(new Uri(options.Coordinator, RoundsProtocol.Path), o => o.AccessTokenProvider = () => Task.FromResult<string?>(options.Token))
-            .AddMessagePackProtocol()
-            .WithAutomaticReconnect(Backoff.Default)
-            .Build();
-        _hub.ServerTimeout = TimeSpan.FromSeconds(60);
-        _hub.On<RoundAssignment>(RoundsProtocol.Assignment, a => _work.Writer.TryWrite(a));
-        _hub.On<RoundEvent>(RoundsProtocol.RoundEvent, e => _work.Writer.TryWrite(e));
-        _hub.Reconnecting += e =>
-        {
-            Say($"connection lost ({e?.Message ?? "closed"}); reconnecting");
-            return Task.CompletedTask;
-        };
-        _hub.Reconnected += async _ =>
-        {
-            Say("reconnected; joining again");
-            try
-            {
-                await JoinAsync(rejoin: true, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is HubException || IsConnectionLoss(e, CancellationToken.None))
-            {
-                // Lost again before the join went through; the next reconnect joins.
-                Say($"rejoin failed: {e.Message}");
-            }
-        };
+        _session = new CoordinatorSession(options.Coordinator, options.Token, Say, () => CoordinatorSession.DescribeDevice(options.Session.Device.ToString()));
     }
 
     /// <summary>The model fingerprint after the last applied round.</summary>
@@ -129,23 +55,21 @@ public sealed class EdgeParticipant : IAsyncDisposable
     public async Task RunAsync(CancellationToken ct)
     {
         var data = LoadData();
-        _clientId = await UntilReachableAsync(_api.WhoAmIAsync, ct).ConfigureAwait(false);
+        _clientId = await Transient.RetryAsync("checking the client token", _api.WhoAmIAsync, Say, ct).ConfigureAwait(false);
         Say($"client {_clientId}");
         if ((_options.ExperimentId ?? await PickExperimentAsync(ct).ConfigureAwait(false)) is not { } experimentId)
             return;
         _experimentId = experimentId;
         // Ready to train before joining: a device that is still downloading or loading its model is not assigned work.
-        var descriptor = await UntilReachableAsync(c => _api.DescriptorAsync(_experimentId, c), ct).ConfigureAwait(false);
+        var descriptor = await Transient.RetryAsync("fetching the experiment", c => _api.DescriptorAsync(_experimentId, c), Say, ct).ConfigureAwait(false);
         var deviceCheck = await PrepareAsync(descriptor, data, ct).ConfigureAwait(false);
-        await ConnectAsync(ct).ConfigureAwait(false);
         if (deviceCheck is { } verdict)
         {
-            await _hub.InvokeAsync(RoundsProtocol.ReportDeviceCheck, _experimentId, _options.Session.Device.ToString(), verdict.Passed, verdict.Summary, ct)
-                .ConfigureAwait(false);
+            await _session.ReportDeviceCheckAsync(_experimentId, _options.Session.Device.ToString(), verdict.Passed, verdict.Summary, ct).ConfigureAwait(false);
             if (!verdict.Passed)
                 throw new DeviceCheckFailedException($"device {_options.Session.Device} failed its check against the cpu, so this client does not join: {verdict.Summary}");
         }
-        var join = await JoinAsync(rejoin: false, ct).ConfigureAwait(false);
+        var join = await _session.StartAsync(_experimentId, ct).ConfigureAwait(false);
         await CatchUpAsync(ct).ConfigureAwait(false);
         if (join.State is "Completed" or "Stopped")
         {
@@ -154,7 +78,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
             if (_options.ExitWhenDone)
                 return;
         }
-        await foreach (var item in _work.Reader.ReadAllAsync(ct).ConfigureAwait(false))
+        await foreach (var item in _session.Messages.ReadAllAsync(ct).ConfigureAwait(false))
         {
             bool ended = item switch
             {
@@ -190,7 +114,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
     {
         for (int attempt = 0; ; attempt++)
         {
-            var all = await UntilReachableAsync(_api.ListExperimentsAsync, ct).ConfigureAwait(false);
+            var all = await Transient.RetryAsync("listing experiments", _api.ListExperimentsAsync, Say, ct).ConfigureAwait(false);
             var pick = all.Where(e => e.State is "Created" or "Running").OrderByDescending(e => e.CreatedUtc).FirstOrDefault();
             if (pick is not null)
             {
@@ -208,75 +132,13 @@ public sealed class EdgeParticipant : IAsyncDisposable
         }
     }
 
-    /// <summary>Calls the coordinator, retrying with backoff while it cannot be reached (not while it refuses).</summary>
-    private async Task<T> UntilReachableAsync<T>(Func<CancellationToken, Task<T>> call, CancellationToken ct)
-    {
-        for (int attempt = 0; ; attempt++)
-        {
-            try
-            {
-                return await call(ct).ConfigureAwait(false);
-            }
-            catch (HttpRequestException e) when (e.StatusCode is null)
-            {
-                if (attempt == 0)
-                    Say($"coordinator not reachable ({e.Message}); retrying with backoff");
-            }
-            await Task.Delay(Backoff.Default.Delay(attempt), ct).ConfigureAwait(false);
-        }
-    }
-
-    private async Task ConnectAsync(CancellationToken ct)
-    {
-        for (int attempt = 0; ; attempt++)
-        {
-            try
-            {
-                await _hub.StartAsync(ct).ConfigureAwait(false);
-                Say($"connected to {_options.Coordinator}");
-                return;
-            }
-            catch (HttpRequestException e) when (e.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
-            {
-                throw new UnauthorizedAccessException($"The coordinator refused the token ({(int)e.StatusCode}); enrol again or check --token.", e);
-            }
-            catch (HttpRequestException e)
-            {
-                if (attempt == 0)
-                    Say($"coordinator not reachable ({e.Message}); retrying with backoff");
-            }
-            await Task.Delay(Backoff.Default.Delay(attempt), ct).ConfigureAwait(false);
-        }
-    }
-
-    private async Task<JoinResult> JoinAsync(bool rejoin, CancellationToken ct)
-    {
-        var capabilities = JsonSerializer.Serialize(new
-        {
-            device = _options.Session.Device.ToString(),
-            os = RuntimeInformation.OSDescription,
-            arch = RuntimeInformation.ProcessArchitecture.ToString(),
-            cores = Environment.ProcessorCount,
-            memoryBytes = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes,
-            runtime = RuntimeInformation.FrameworkDescription,
-        });
-        var join = await _hub.InvokeAsync<JoinResult>(RoundsProtocol.Join, _experimentId, capabilities, ct).ConfigureAwait(false);
-        // After a reconnect the worker first replays what was missed (and stops if the experiment ended meanwhile).
-        if (rejoin)
-            _work.Writer.TryWrite(join);
-        if (join.OpenAssignment is { } pending)
-            _work.Writer.TryWrite(pending);
-        return join;
-    }
-
     private async Task<(bool Passed, string Summary)?> PrepareAsync(ExperimentDescriptor descriptor, List<InstructionExample> data, CancellationToken ct)
     {
         descriptor.Validate();
         if (!File.Exists(Path.Combine(_options.ArtifactsDirectory, ArtifactManifest.FileName)))
         {
             Say($"artifact package not in '{_options.ArtifactsDirectory}'; downloading {descriptor.ArtifactFingerprint[..16]} from the coordinator");
-            await _api.DownloadArtifactAsync(descriptor.ArtifactFingerprint, _options.ArtifactsDirectory, new Progress<string>(Say), ct)
-                .ConfigureAwait(false);
+            await _api.DownloadArtifactAsync(descriptor.ArtifactFingerprint, _options.ArtifactsDirectory, Say, ct).ConfigureAwait(false);
         }
         var package = _package = ArtifactPackage.Open(_options.ArtifactsDirectory);
         if (package.Manifest.ParametersSha256 != descriptor.ArtifactFingerprint)
@@ -304,10 +166,13 @@ public sealed class EdgeParticipant : IAsyncDisposable
         return deviceCheck;
     }
 
-    /// <summary>Replays every completed global update after the current round.</summary>
+    /// <summary>Largest run-length expansion a global update of this experiment needs.</summary>
+    private int MaxUpdateEntries => (int)Math.Min(int.MaxValue, PacketLimits.MaxEntries(_descriptor!));
+
+    /// <summary>Replays every completed global update after the current round, waiting out a coordinator that is down.</summary>
     private async Task CatchUpAsync(CancellationToken ct)
     {
-        var updates = await _api.UpdatesAfterAsync(_experimentId, _round, ct).ConfigureAwait(false);
+        var updates = await Transient.RetryAsync("catching up", c => _api.UpdatesAfterAsync(_experimentId, _round, MaxUpdateEntries, c), Say, ct).ConfigureAwait(false);
         if (updates.Length == 0)
             return;
         int from = _round;
@@ -336,7 +201,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
             case RoundEvent.Completed when e.Round > _round:
                 if (e.GlobalUpdate is { } inline && e.BaseRound == _round)
                 {
-                    Apply(Wire.Deserialize<GlobalUpdate>(inline));
+                    Apply(Wire.Deserialize<GlobalUpdate>(inline, MaxUpdateEntries));
                     Say(string.Create(CultureInfo.InvariantCulture,
                         $"round {e.Round} applied: {e.Aggregated}/{e.Assigned} packets aggregated, mean train loss {e.MeanTrainLoss:F4}, update {e.BytesDown:N0} bytes"));
                     await ReportFingerprintAsync(ct).ConfigureAwait(false);
@@ -365,14 +230,10 @@ public sealed class EdgeParticipant : IAsyncDisposable
         if (_round == 0)
             return;
         var fingerprint = Fingerprint;
-        try
+        if (await _session.ReportFingerprintAsync(_round, fingerprint, ct).ConfigureAwait(false) is bool agrees)
         {
-            bool agrees = _lastReportAgreed = await _hub.InvokeAsync<bool>(RoundsProtocol.ReportFingerprint, _experimentId, _round, fingerprint, ct).ConfigureAwait(false);
+            _lastReportAgreed = agrees;
             Say(agrees ? $"round {_round} fingerprint {fingerprint[..16]} agrees" : $"round {_round} fingerprint {fingerprint[..16]} DISAGREES with another participant");
-        }
-        catch (Exception e) when (e is HubException || IsConnectionLoss(e, ct))
-        {
-            Say($"could not report the fingerprint of round {_round}: {e.Message}");
         }
     }
 
@@ -400,68 +261,23 @@ public sealed class EdgeParticipant : IAsyncDisposable
             packet = await Task.Run(() => _algorithm!.Train(a.Round, _model, SeedMix.Random(_descriptor.ExperimentSeed, (ulong)a.Round, clientSeed, 2), ct), ct)
                 .ConfigureAwait(false);
         }
-        catch (Exception e) when (e is InvalidOperationException or ArgumentException or OutOfMemoryException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException)
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or OutOfMemoryException or InvalidDataException
+            or Microsoft.ML.OnnxRuntime.OnnxRuntimeException)
         {
             await FailAsync(a, $"training failed: {e.Message}", ct).ConfigureAwait(false);
             return false;
         }
         var bytes = Wire.Serialize(packet);
-        var result = await SubmitAsync(a, bytes, ct).ConfigureAwait(false);
+        var result = await _session.SubmitAsync(a, bytes, ct).ConfigureAwait(false);
         Say(string.Create(CultureInfo.InvariantCulture,
             $"round {a.Round}: trained in {timer.Elapsed.TotalSeconds:F1} s, train loss {packet.Stats.Loss:F4}, packet {bytes.Length:N0} bytes -> {(result.Accepted ? "accepted" : "rejected: " + result.Reason)}"));
         return false;
     }
 
-    /// <summary>Sends the packet, in one message or streamed in chunks; retries across reconnects until the deadline.</summary>
-    private async Task<SubmitResult> SubmitAsync(RoundAssignment a, byte[] packet, CancellationToken ct)
-    {
-        for (int attempt = 0; ; attempt++)
-        {
-            try
-            {
-                return packet.Length <= RoundsProtocol.ChunkBytes
-                    ? await _hub.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdate, a.ExperimentId, a.Round, packet, ct).ConfigureAwait(false)
-                    : await _hub.InvokeAsync<SubmitResult>(RoundsProtocol.SubmitUpdateStream, a.ExperimentId, a.Round, Chunks(packet), ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (IsConnectionLoss(e, ct) && DateTimeOffset.UtcNow < a.DeadlineUtc)
-            {
-                // Not connected right now (the coordinator restarts, the network drops): wait for the reconnect.
-                if (attempt == 0)
-                    Say($"round {a.Round}: packet not delivered ({e.Message}); retrying until the deadline");
-                await Task.Delay(Backoff.Default.Delay(attempt), ct).ConfigureAwait(false);
-            }
-            catch (Exception e) when (IsConnectionLoss(e, ct))
-            {
-                return new SubmitResult { Accepted = false, Reason = $"not delivered before the deadline: {e.Message}" };
-            }
-        }
-    }
-
-    /// <summary>The connection is down or dropped mid-call (not a refusal by the coordinator, not our own cancellation).</summary>
-    private static bool IsConnectionLoss(Exception e, CancellationToken ct) =>
-        e is InvalidOperationException or IOException or System.Net.WebSockets.WebSocketException or HttpRequestException
-        || (e is OperationCanceledException && !ct.IsCancellationRequested);
-
-    private static async IAsyncEnumerable<byte[]> Chunks(byte[] packet)
-    {
-        for (int offset = 0; offset < packet.Length; offset += RoundsProtocol.ChunkBytes)
-        {
-            yield return packet.AsSpan(offset, Math.Min(RoundsProtocol.ChunkBytes, packet.Length - offset)).ToArray();
-            await Task.Yield();
-        }
-    }
-
     private async Task FailAsync(RoundAssignment a, string reason, CancellationToken ct)
     {
         Say($"round {a.Round}: {reason}");
-        try
-        {
-            await _hub.InvokeAsync(RoundsProtocol.ReportFailure, a.ExperimentId, a.Round, reason, ct).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is HubException || IsConnectionLoss(e, ct))
-        {
-            Say($"round {a.Round}: could not report the failure: {e.Message}");
-        }
+        await _session.ReportFailureAsync(a, reason, ct).ConfigureAwait(false);
     }
 
     /// <summary>With --save-model: the final model as a Hugging Face folder and a package, unless it disagreed with another participant.</summary>
@@ -487,7 +303,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _hub.DisposeAsync().ConfigureAwait(false);
+        await _session.DisposeAsync().ConfigureAwait(false);
         _trainer?.Dispose();
         _api.Dispose();
     }

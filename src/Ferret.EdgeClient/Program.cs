@@ -5,10 +5,10 @@ using Ferret.Training.Data;
 using Ferret.Training.Runtime;
 
 var coordinator = new Option<string>("--coordinator") { Description = "Coordinator base URL, e.g. http://10.0.0.5:5000.", Required = true };
-var token = new Option<string?>("--token") { Description = "Client token (default: $FERRET_TOKEN, then --token-file)." };
-var enrolment = new Option<string?>("--enrolment-token") { Description = "Single-use enrolment token from an admin; redeemed once for a client token." };
+var token = new Option<string?>("--token") { Description = "Client token (visible to other users in ps: prefer $FERRET_TOKEN or --token-file)." };
+var enrolment = new Option<string?>("--enrolment-token") { Description = "Single-use enrolment token from an admin (or $FERRET_ENROLMENT_TOKEN); redeemed once for a client token." };
 var name = new Option<string>("--name") { Description = "Device name shown to the coordinator (with --enrolment-token).", DefaultValueFactory = _ => Environment.MachineName };
-var tokenFile = new Option<FileInfo?>("--token-file") { Description = "Where the client token is kept: read when present, written after enrolment." };
+var tokenFile = new Option<FileInfo?>("--token-file") { Description = "Where the client token is kept: read when present, written (mode 0600) after enrolment." };
 var experiment = new Option<string?>("--experiment") { Description = "Experiment id (default: the newest experiment that is not finished)." };
 var artifacts = new Option<DirectoryInfo>("--artifacts") { Description = "Artifact package folder; downloaded from the coordinator by fingerprint when missing.", Required = true };
 var data = new Option<FileInfo>("--data") { Description = "This device's training data (Alpaca, Dolly, GSM8K or Code Alpaca JSON/JSONL).", Required = true };
@@ -90,15 +90,13 @@ static async Task<string> ResolveTokenAsync(Uri coordinator, string? token, stri
         return token.Trim();
     if (tokenFile is { Exists: true })
         return (await File.ReadAllTextAsync(tokenFile.FullName, ct)).Trim();
+    enrolment ??= Environment.GetEnvironmentVariable("FERRET_ENROLMENT_TOKEN");
     if (string.IsNullOrWhiteSpace(enrolment))
-        throw new ArgumentException("No client token: pass --token, set FERRET_TOKEN, or enrol with --enrolment-token (and --token-file to keep it).");
-    var (clientId, issued) = await CoordinatorApi.EnrolAsync(coordinator, enrolment, name, new { device = Environment.MachineName }, ct);
+        throw new ArgumentException("No client token: pass --token-file, set FERRET_TOKEN, or enrol with --enrolment-token / FERRET_ENROLMENT_TOKEN (and --token-file to keep it).");
+    var (clientId, issued) = await Transient.RetryAsync("enrolling", c => CoordinatorApi.EnrolAsync(coordinator, enrolment, name, new { device = Environment.MachineName }, c),
+        Console.WriteLine, ct);
     Console.WriteLine($"enrolled as {clientId}");
     if (tokenFile is not null)
-    {
-        var tmp = tokenFile.FullName + ".tmp";
-        await File.WriteAllTextAsync(tmp, issued, ct);
-        File.Move(tmp, tokenFile.FullName, overwrite: true);
-    }
+        SecretFile.Write(tokenFile.FullName, issued);
     return issued;
 }

@@ -7,19 +7,25 @@ using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Ferret.Coordinator.Tests;
 
 /// <summary>
-/// The coordinator hosted in-process on a fresh round log; with <paramref name="clock"/> (a fake), deadlines and
-/// timestamps follow that clock instead of the machine's, so no test depends on how fast the machine is.
+/// The coordinator hosted in-process on a fresh round log. <paramref name="settings"/> override configuration
+/// (<c>Ferret:HubCallsPerSecond</c>...), <paramref name="clock"/> replaces the coordinator's time (fake time),
+/// and every log entry at any level is kept in <see cref="Logs"/>.
 /// </summary>
-internal sealed class CoordinatorFactory(bool runRounds = true, TimeProvider? clock = null) : WebApplicationFactory<Program>
+internal sealed class CoordinatorFactory(bool runRounds = true, IReadOnlyDictionary<string, string>? settings = null, TimeProvider? clock = null,
+    string? contentRoot = null)
+    : WebApplicationFactory<Program>
 {
     public const string AdminKey = "test-admin-key";
     public const long MaxMessageBytes = 256 * 1024;
     public const long MaxPacketBytes = 8 * 1024 * 1024;
     private readonly TempDirectory _dir = new();
+
+    public LogCapture Logs { get; } = new();
 
     public string DatabasePath => _dir.File("coordinator.db");
 
@@ -35,8 +41,13 @@ internal sealed class CoordinatorFactory(bool runRounds = true, TimeProvider? cl
         builder.UseSetting("Ferret:RunRounds", runRounds ? "true" : "false");
         builder.UseSetting("Ferret:EngineTickMilliseconds", "50");
         builder.UseSetting("Ferret:MaxMessageBytes", MaxMessageBytes.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>())
+            builder.UseSetting(key, value);
+        builder.ConfigureLogging(logging => logging.AddProvider(Logs));
+        if (contentRoot is not null)
+            builder.UseContentRoot(contentRoot);
         if (clock is not null)
-            builder.ConfigureServices(s => s.AddSingleton(clock));
+            builder.ConfigureServices(services => services.AddSingleton(clock));
     }
 
     public HttpClient Admin()

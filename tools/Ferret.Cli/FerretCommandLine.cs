@@ -22,7 +22,8 @@ internal static class FerretCommandLine
         root.Add(SimulateCommand.Create());
         root.Add(ModelCommand.Create());
         root.Add(GenerateCommand.Create());
-        root.Add(BenchCommand.Create(BenchProjectionCommand.Create(), BenchTrainCommand.Create(), BenchIdleCommand.Create(), BenchScaleCommand.Create()));
+        root.Add(BenchCommand.Create(BenchProjectionCommand.Create(), BenchTrainCommand.Create(), BenchIdleCommand.Create(), BenchScaleCommand.Create(),
+            BenchChaosCommand.Create(), BenchFuzzCommand.Create(), BenchLoadCommand.Create()));
         return root;
     }
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Ferret.Coordinator.Security;
+using Ferret.Core.Protocol;
 using Ferret.Onnx.Artifacts;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -28,6 +29,8 @@ public sealed class ArtifactIndex(IOptions<CoordinatorOptions> options)
 
     public ArtifactView? Find(string fingerprint)
     {
+        if (fingerprint is not { Length: 64 } || !fingerprint.All(char.IsAsciiHexDigitLower))
+            return null;
         if (_byFingerprint.TryGetValue(fingerprint, out var hit) && Directory.Exists(Path.Combine(options.Value.ArtifactsDirectory, hit.Folder)))
             return hit;
         Refresh();
@@ -35,6 +38,9 @@ public sealed class ArtifactIndex(IOptions<CoordinatorOptions> options)
     }
 
     public string PathOf(ArtifactView artifact, string file) => Path.Combine(options.Value.ArtifactsDirectory, artifact.Folder, file);
+
+    /// <summary>The artifacts folder everything served must lie in.</summary>
+    public string Root => options.Value.ArtifactsDirectory;
 
     private void Refresh()
     {
@@ -44,6 +50,8 @@ public sealed class ArtifactIndex(IOptions<CoordinatorOptions> options)
         {
             foreach (var dir in Directory.EnumerateDirectories(root))
             {
+                if (!ArtifactPaths.IsConfined(root, dir))
+                    continue; // a package linked in from outside the artifacts folder is not served
                 var manifestPath = Path.Combine(dir, ArtifactManifest.FileName);
                 if (!File.Exists(manifestPath))
                     continue;
@@ -57,7 +65,7 @@ public sealed class ArtifactIndex(IOptions<CoordinatorOptions> options)
                     continue; // a damaged package is not served; creating an experiment from it reports why
                 }
                 var files = Directory.EnumerateFiles(dir).Select(f => new FileInfo(f))
-                    .Where(f => !f.Name.StartsWith('.') && !f.Name.EndsWith(".tmp", StringComparison.Ordinal))
+                    .Where(f => !f.Name.StartsWith('.') && !f.Name.EndsWith(".tmp", StringComparison.Ordinal) && ArtifactPaths.IsConfined(root, f.FullName))
                     .OrderBy(f => f.Name, StringComparer.Ordinal).Select(f => new ArtifactFileView(f.Name, f.Length)).ToList();
                 index.TryAdd(manifest.ParametersSha256, new ArtifactView(manifest.ParametersSha256, Path.GetFileName(dir), manifest.ModelFamily,
                     manifest.ParameterCount, files));
@@ -87,9 +95,14 @@ public static class ArtifactEndpoints
     {
         if (index.Find(fingerprint) is not { } artifact)
             return TypedResults.NotFound($"No artifact package with fingerprint '{fingerprint}'.");
-        // Only files the listing names are served: no path in the name can reach outside the package.
+        // Only files the listing names are served: no path in the name can reach outside the package; and the
+        // file is confined again now, in case a link replaced it since the listing.
         if (!artifact.Files.Any(f => f.Name == name))
+            return TypedResults.NotFound($"Artifact package '{artifact.Folder}' has no file '{(name.Length > 80 ? name[..80] + "..." : name)}'.");
+        var path = Path.GetFullPath(index.PathOf(artifact, name));
+        if (!ArtifactPaths.IsConfined(index.Root, path))
             return TypedResults.NotFound($"Artifact package '{artifact.Folder}' has no file '{name}'.");
-        return TypedResults.PhysicalFile(Path.GetFullPath(index.PathOf(artifact, name)), "application/octet-stream", name, enableRangeProcessing: true);
+        KillSwitch.Reach(KillPoints.ArtifactDownload);
+        return TypedResults.PhysicalFile(path, "application/octet-stream", name, enableRangeProcessing: true);
     }
 }

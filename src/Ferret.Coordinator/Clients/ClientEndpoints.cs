@@ -1,6 +1,8 @@
 using System.Security.Claims;
 using System.Text.Json;
 using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.Rounds;
+using Ferret.Coordinator.ScaleOut;
 using Ferret.Coordinator.Security;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -37,6 +39,8 @@ public static class ClientEndpoints
         int minutes = request?.ValidMinutes ?? options.Value.EnrolmentValidityMinutes;
         if (minutes is <= 0 or > 60 * 24 * 365)
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["validMinutes"] = [$"{minutes} is outside 1..525600."] });
+        if (request?.Label is { Length: > CallerInput.MaxNameChars } label)
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["label"] = [$"{label.Length} characters; at most {CallerInput.MaxNameChars}."] });
         var now = clock.GetUtcNow();
         var token = Tokens.New("enrol_");
         var expires = now.AddMinutes(minutes);
@@ -49,8 +53,12 @@ public static class ClientEndpoints
         var errors = new Dictionary<string, string[]>();
         if (string.IsNullOrWhiteSpace(request?.EnrolmentToken))
             errors["enrolmentToken"] = ["Required."];
-        if (string.IsNullOrWhiteSpace(request?.Name) || request.Name.Length > 200)
-            errors["name"] = ["Required, at most 200 characters."];
+        if (request?.EnrolmentToken is { Length: > 200 })
+            errors["enrolmentToken"] = ["Not an enrolment token."];
+        if (string.IsNullOrWhiteSpace(request?.Name) || request.Name.Length > CallerInput.MaxNameChars)
+            errors["name"] = [$"Required, at most {CallerInput.MaxNameChars} characters."];
+        if (request?.Capabilities is { } caps && caps.GetRawText().Length > CallerInput.MaxCapabilitiesChars)
+            errors["capabilities"] = [$"{caps.GetRawText().Length} characters of JSON; at most {CallerInput.MaxCapabilitiesChars}."];
         if (errors.Count > 0)
             return TypedResults.ValidationProblem(errors);
         var now = clock.GetUtcNow();
@@ -67,8 +75,23 @@ public static class ClientEndpoints
     private static Results<Ok<ClientView>, NotFound> Me(ClaimsPrincipal user, IClientRegistry log) =>
         log.GetClient(user.FindFirstValue(ClaimTypes.NameIdentifier)!) is { } c ? TypedResults.Ok(View(c)) : TypedResults.NotFound();
 
-    private static Results<NoContent, NotFound> Revoke(string id, IClientRegistry log) =>
-        log.RevokeClient(id) ? TypedResults.NoContent() : TypedResults.NotFound();
+    /// <summary>
+    /// Revokes a client: its token stops working, its live connections on this instance are cut (on others,
+    /// its next packet is refused and a reconnect fails authentication), its open assignments stop being waited for.
+    /// </summary>
+    private static Results<NoContent, NotFound> Revoke(string id, IClientRegistry registry, IRoundLog log, ClientConnections connections,
+        IExperimentOwnership ownership)
+    {
+        if (!CallerInput.IsId(id) || !registry.RevokeClient(id))
+            return TypedResults.NotFound();
+        connections.Abort(id);
+        foreach (var experiment in log.ListExperiments().Where(e => e.State is ExperimentState.Created or ExperimentState.Running))
+        {
+            if (log.GetProgress(experiment.Id).Open is { } open && log.MarkAssignmentFailed(experiment.Id, open.Round, id, "client revoked"))
+                ownership.Nudge(experiment.Id);
+        }
+        return TypedResults.NoContent();
+    }
 
     private static ClientView View(ClientRecord c) =>
         new(c.Id, c.Name, c.EnrolledUtc, c.Capabilities is null ? null : JsonDocument.Parse(c.Capabilities).RootElement.Clone(), c.Revoked);

@@ -36,7 +36,7 @@ public static class DashboardFiles
         if (!files.GetFileInfo("index.html").Exists)
         {
             app.MapGet("/", () => TypedResults.Text("This coordinator was built without its dashboard (-p:FerretDashboard=false); the API is under /api.", statusCode: 404))
-                .ExcludeFromDescription();
+                .AllowAnonymous().ExcludeFromDescription();
             return app;
         }
         // Only the dashboard's own files are compressed: API answers carry secrets and stay out of reach of BREACH-style guessing.

@@ -84,16 +84,17 @@ public static class ExperimentEndpoints
         var errors = new Dictionary<string, string[]>();
         if (request is null)
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["body"] = ["A JSON body is required."] });
-        if (string.IsNullOrWhiteSpace(request.Name))
-            errors["name"] = ["Required."];
+        if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > CallerInput.MaxNameChars)
+            errors["name"] = [$"Required, at most {CallerInput.MaxNameChars} characters."];
         if (!FederatedAlgorithms.Names.Contains(request.Algorithm))
-            errors["algorithm"] = [$"'{request.Algorithm}' is not one of {string.Join(", ", FederatedAlgorithms.Names)}."];
+            errors["algorithm"] = [$"'{Shorten(request.Algorithm)}' is not one of {string.Join(", ", FederatedAlgorithms.Names)}."];
         if (request.Rounds is < 1 or > 100_000)
             errors["rounds"] = [$"{request.Rounds} is outside 1..100000."];
         if (!(request.Fraction is > 0 and <= 1))
             errors["fraction"] = [$"{request.Fraction.ToString(CultureInfo.InvariantCulture)} is outside (0, 1]."];
         ArtifactPackage? package = null;
-        if (string.IsNullOrWhiteSpace(request.Artifact) || request.Artifact.Contains("..", StringComparison.Ordinal) || Path.IsPathRooted(request.Artifact))
+        if (string.IsNullOrWhiteSpace(request.Artifact) || request.Artifact.Length > CallerInput.MaxNameChars || request.Artifact.Contains("..", StringComparison.Ordinal)
+            || Path.IsPathRooted(request.Artifact) || request.Artifact.IndexOfAny(['/', '\\', '%']) >= 0)
         {
             errors["artifact"] = ["Name an artifact package: its folder inside the coordinator's artifacts directory, or its fingerprint."];
         }
@@ -105,7 +106,10 @@ public static class ExperimentEndpoints
                 string folder = request.Artifact.Length == 64 && request.Artifact.All(char.IsAsciiHexDigitLower)
                     ? artifacts.Find(request.Artifact)?.Folder ?? throw new IOException($"No artifact package with fingerprint '{request.Artifact}'.")
                     : request.Artifact;
-                package = ArtifactPackage.Open(Path.Combine(options.Value.ArtifactsDirectory, folder));
+                var path = Path.Combine(options.Value.ArtifactsDirectory, folder);
+                if (!ArtifactPaths.IsConfined(options.Value.ArtifactsDirectory, path))
+                    throw new IOException($"'{folder}' is not a package inside the artifacts folder.");
+                package = ArtifactPackage.Open(path);
             }
             catch (Exception e) when (e is IOException or InvalidDataException)
             {
@@ -199,6 +203,8 @@ public static class ExperimentEndpoints
             fingerprints.Select(f => new FingerprintView(f.ClientId, f.Fingerprint, f.ReportedUtc)).ToList(),
             fingerprints.Select(f => f.Fingerprint).Distinct().Count() <= 1));
     }
+
+    private static string Shorten(string? text) => text is { Length: > 80 } ? text[..80] + "..." : text ?? "";
 
     private static ExperimentView View(ExperimentRecord e, ExperimentDescriptor d, IReadOnlyList<RoundView>? rounds, IParticipants? participants) =>
         new(e.Id, e.Name, e.Algorithm, e.State.ToString(), e.Rounds, d.Fraction, d.MinClients, d.RoundDeadlineSeconds, d.Settings.CandidateSeeds, d.BlockLengths.Length, d.ParameterCount,

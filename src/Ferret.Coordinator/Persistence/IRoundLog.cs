@@ -54,6 +54,19 @@ public interface IRoundLog
     IReadOnlyList<(string ClientId, byte[] Packet)> GetPackets(string experimentId, int round);
 
     /// <summary>
+    /// Where a client stands in a round, in one indexed query: the round's state and deadline, and the client's
+    /// assignment state (null when it is not assigned). Null when there is no such round. The door asks it
+    /// before it reads a byte of a streamed packet.
+    /// </summary>
+    (RoundState Round, DateTimeOffset DeadlineUtc, AssignmentState? Assignment)? GetSubmissionState(string experimentId, int round, string clientId);
+
+    /// <summary>
+    /// Turns a stored packet of an open round away (it fails the checks it must pass to be aggregated): the
+    /// assignment becomes rejected with the reason and the packet bytes are dropped. False when there was none.
+    /// </summary>
+    bool RejectStoredPacket(string experimentId, int round, string clientId, string reason);
+
+    /// <summary>
     /// Completes an open round in one transaction: the global update and the aggregator's new state are stored,
     /// silent clients are marked missed, and the experiment completes after its last round. Nothing is
     /// broadcast before this returns. When <paramref name="aggregatedClients"/> is given, the round's received

@@ -38,10 +38,13 @@ public sealed partial class RoundEngine : BackgroundService
     private readonly TimeProvider _clock;
     private readonly IOptions<CoordinatorOptions> _options;
     private readonly ILogger<RoundEngine> _logger;
+    private readonly PacketDoor _door;
+    private readonly Dictionary<string, (string Message, DateTimeOffset LoggedUtc, int Since)> _failures = new(StringComparer.Ordinal);
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
 
     public RoundEngine(IRoundLog log, IClientRegistry clients, ExperimentAlgorithms algorithms, IParticipants participants,
-        IExperimentOwnership ownership, IHubContext<RoundsHub> hub, TimeProvider clock, IOptions<CoordinatorOptions> options, ILogger<RoundEngine> logger)
+        IExperimentOwnership ownership, IHubContext<RoundsHub> hub, TimeProvider clock, IOptions<CoordinatorOptions> options, ILogger<RoundEngine> logger,
+        PacketDoor door)
     {
         ArgumentNullException.ThrowIfNull(ownership);
         _log = log;
@@ -53,6 +56,7 @@ public sealed partial class RoundEngine : BackgroundService
         _clock = clock;
         _options = options;
         _logger = logger;
+        _door = door;
         ownership.Woken += (experimentId, gained) =>
         {
             // A new owner's aggregator must come from the log, whatever it held when it last owned the experiment.
@@ -79,12 +83,13 @@ public sealed partial class RoundEngine : BackgroundService
                 try
                 {
                     await StepAsync(experiment, stoppingToken).ConfigureAwait(false);
+                    _failures.Remove(experiment.Id);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
-                    // One experiment's fault (a corrupt packet that passed the door, a full disk) must not stop the others.
+                    // One experiment's fault (a full disk, a database that does not answer) must not stop the others.
                     _algorithms.Evict(experiment.Id);
-                    EngineLog.StepFailed(_logger, e, experiment.Id);
+                    ReportFailure(experiment.Id, e);
                 }
             }
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
@@ -195,43 +200,58 @@ public sealed partial class RoundEngine : BackgroundService
         DateTimeOffset now, CancellationToken cancellationToken)
     {
         double seconds = (now - open.OpenedUtc).TotalSeconds;
-        var packets = _log.GetPackets(experiment.Id, open.Round);
         bool last = open.Round >= experiment.Rounds;
-        if (packets.Count == 0)
+        var experimentAlgorithm = _algorithms.Get(experiment.Id) ?? throw new InvalidOperationException($"Experiment '{experiment.Id}' vanished.");
+        // Every stored packet passes the door's checks again: a packet stored by an older, laxer coordinator
+        // (or damaged on disk) is turned away with its reason here instead of failing the round on every tick.
+        var updates = new List<ClientUpdate>();
+        var aggregated = new List<string>();
+        long up = 0;
+        var stored = _log.GetPackets(experiment.Id, open.Round);
+        foreach (var (clientId, packet) in stored)
         {
-            _log.AbandonRound(experiment.Id, open.Round, "no packet arrived before the deadline", now);
-            CoordinatorMetrics.RoundsAbandoned.Add(1);
-            if (last)
-                _log.SetExperimentState(experiment.Id, ExperimentState.Completed, now);
-            EngineLog.Abandoned(_logger, experiment.Id, open.Round);
-            await BroadcastAsync(new RoundEvent
+            var (checkedUpdate, reason) = _door.Inspect(experimentAlgorithm.Descriptor, experimentAlgorithm.Algorithm, open.Round, packet);
+            if (checkedUpdate is null)
             {
-                ExperimentId = experiment.Id,
-                Round = open.Round,
-                Kind = RoundEvent.Abandoned,
-                BaseRound = baseRound,
-                Assigned = assignments.Count,
-                Missing = assignments.Count,
-                Seconds = seconds,
-                ExperimentEnded = last,
-                AtUtc = now,
-                Detail = "no packet arrived before the deadline",
-            }, cancellationToken).ConfigureAwait(false);
+                _log.RejectStoredPacket(experiment.Id, open.Round, clientId, $"stored packet failed the checks at aggregation: {reason}");
+                EngineLog.StoredPacketRejected(_logger, experiment.Id, open.Round, clientId, reason!);
+                continue;
+            }
+            updates.Add(checkedUpdate);
+            aggregated.Add(clientId);
+            up += packet.Length;
+        }
+        if (updates.Count == 0)
+        {
+            string why = stored.Count == 0 ? "no packet arrived before the deadline" : "no valid packet arrived before the deadline";
+            await AbandonAsync(experiment, open, assignments.Count, baseRound, last, now, why, cancellationToken).ConfigureAwait(false);
             return;
         }
-        var experimentAlgorithm = _algorithms.Get(experiment.Id) ?? throw new InvalidOperationException($"Experiment '{experiment.Id}' vanished.");
-        var updates = packets.Select(p => Wire.Deserialize<ClientUpdate>(p.Packet)).ToList();
-        var failures = assignments.Where(a => a.State != AssignmentState.Received)
+        var failures = _log.GetAssignments(experiment.Id, open.Round).Where(a => a.State != AssignmentState.Received)
             .Select(a => new ClientFailure(a.ClientId, a.Reason ?? a.State.ToString().ToLowerInvariant())).ToList();
-        var update = experimentAlgorithm.Algorithm.Aggregate(open.Round, updates, failures);
-        var bytes = Wire.Serialize(update);
-        long up = packets.Sum(p => (long)p.Packet.Length);
-        double? loss = updates.Count > 0 ? updates.Average(u => u.Stats.Loss) : null;
+        GlobalUpdate update;
+        byte[] bytes;
+        try
+        {
+            update = experimentAlgorithm.Algorithm.Aggregate(open.Round, updates, failures);
+            bytes = Wire.Serialize(update);
+        }
+        catch (Exception e) when (e is not OperationCanceledException and not OutOfMemoryException)
+        {
+            // Packets that pass the door cannot fail aggregation; if one ever does, the round is given up with the
+            // reason (the next round builds on the same model) rather than retried forever.
+            _algorithms.Evict(experiment.Id);
+            EngineLog.AggregationFailed(_logger, e, experiment.Id, open.Round);
+            await AbandonAsync(experiment, open, assignments.Count, baseRound, last, now, $"aggregation failed: {e.Message}", cancellationToken).ConfigureAwait(false);
+            return;
+        }
+        var losses = updates.Select(u => u.Stats.Loss).Where(double.IsFinite).ToList();
+        double? loss = losses.Count > 0 ? losses.Average() : null;
         var metrics = new RoundMetrics(assignments.Count, updates.Count, assignments.Count - updates.Count, loss, up, bytes.Length, seconds);
         try
         {
             _log.CompleteRound(experiment.Id, open.Round, bytes, experimentAlgorithm.Algorithm.ExportState(), JsonSerializer.Serialize(metrics), now,
-                packets.Select(p => p.ClientId).ToList());
+                aggregated);
         }
         catch
         {
@@ -240,6 +260,7 @@ public sealed partial class RoundEngine : BackgroundService
             _algorithms.Evict(experiment.Id);
             throw;
         }
+        KillSwitch.Reach(KillPoints.AfterPersistBeforeBroadcast);
         CoordinatorMetrics.RoundsCompleted.Add(1);
         CoordinatorMetrics.RoundDuration.Record(seconds);
         EngineLog.Completed(_logger, experiment.Id, open.Round, updates.Count, assignments.Count, bytes.Length, seconds);
@@ -262,6 +283,43 @@ public sealed partial class RoundEngine : BackgroundService
         }, cancellationToken).ConfigureAwait(false);
     }
 
+    private async Task AbandonAsync(ExperimentRecord experiment, RoundRecord open, int assigned, int baseRound, bool last, DateTimeOffset now, string reason,
+        CancellationToken cancellationToken)
+    {
+        _log.AbandonRound(experiment.Id, open.Round, reason, now);
+        CoordinatorMetrics.RoundsAbandoned.Add(1);
+        if (last)
+            _log.SetExperimentState(experiment.Id, ExperimentState.Completed, now);
+        EngineLog.Abandoned(_logger, experiment.Id, open.Round, reason);
+        await BroadcastAsync(new RoundEvent
+        {
+            ExperimentId = experiment.Id,
+            Round = open.Round,
+            Kind = RoundEvent.Abandoned,
+            BaseRound = baseRound,
+            Assigned = assigned,
+            Missing = assigned,
+            Seconds = (now - open.OpenedUtc).TotalSeconds,
+            ExperimentEnded = last,
+            AtUtc = now,
+            Detail = reason,
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Logs a failed step with its stack the first time, then once a minute while the same failure repeats.</summary>
+    private void ReportFailure(string experimentId, Exception e)
+    {
+        var now = _clock.GetUtcNow();
+        string message = e.GetType().FullName + ": " + e.Message;
+        if (_failures.TryGetValue(experimentId, out var seen) && seen.Message == message && now - seen.LoggedUtc < TimeSpan.FromMinutes(1))
+        {
+            _failures[experimentId] = seen with { Since = seen.Since + 1 };
+            return;
+        }
+        EngineLog.StepFailed(_logger, e, experimentId, seen.Message == message ? seen.Since : 0);
+        _failures[experimentId] = (message, now, 0);
+    }
+
     private Task BroadcastAsync(RoundEvent e, CancellationToken cancellationToken) =>
         _hub.Clients.Group(RoundsHub.Group(e.ExperimentId)).SendAsync(RoundsProtocol.RoundEvent, e, cancellationToken);
 
@@ -273,10 +331,16 @@ public sealed partial class RoundEngine : BackgroundService
         [LoggerMessage(EventId = 11, Level = LogLevel.Information, Message = "{Experiment} round {Round} completed: {Aggregated} of {Assigned} packets aggregated, global update {Bytes} bytes, {Seconds:F2} s")]
         public static partial void Completed(ILogger logger, string experiment, int round, int aggregated, int assigned, int bytes, double seconds);
 
-        [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "{Experiment} round {Round} abandoned: no packet arrived before the deadline")]
-        public static partial void Abandoned(ILogger logger, string experiment, int round);
+        [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "{Experiment} round {Round} abandoned: {Reason}")]
+        public static partial void Abandoned(ILogger logger, string experiment, int round, string reason);
 
-        [LoggerMessage(EventId = 13, Level = LogLevel.Error, Message = "Round engine step failed for {Experiment}; retrying from the round log")]
-        public static partial void StepFailed(ILogger logger, Exception exception, string experiment);
+        [LoggerMessage(EventId = 13, Level = LogLevel.Error, Message = "Round engine step failed for {Experiment} ({Repeats} more times since last logged); retrying from the round log")]
+        public static partial void StepFailed(ILogger logger, Exception exception, string experiment, int repeats);
+
+        [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "{Experiment} round {Round}: stored packet of {Client} turned away at aggregation: {Reason}")]
+        public static partial void StoredPacketRejected(ILogger logger, string experiment, int round, string client, string reason);
+
+        [LoggerMessage(EventId = 15, Level = LogLevel.Error, Message = "{Experiment} round {Round}: aggregation failed; the round is abandoned")]
+        public static partial void AggregationFailed(ILogger logger, Exception exception, string experiment, int round);
     }
 }

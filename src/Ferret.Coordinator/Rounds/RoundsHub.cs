@@ -1,11 +1,11 @@
-using System.Buffers;
+using System.Collections.Concurrent;
 using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Ferret.Coordinator.Persistence;
 using Ferret.Coordinator.ScaleOut;
 using Ferret.Coordinator.Security;
-using Ferret.Core.Packets;
+using Ferret.Core.Algorithms;
 using Ferret.Core.Protocol;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.SignalR;
@@ -16,18 +16,21 @@ namespace Ferret.Coordinator.Rounds;
 /// <summary>
 /// The SignalR hub (MessagePack protocol) at <c>/hubs/rounds</c>. Clients join experiments, submit packets
 /// and report fingerprints; observers subscribe to an experiment's live events. Every packet is checked at
-/// the door (size, format, sender assigned to that open round, one per client per round, then the
-/// algorithm's own checks); a bad packet gets a reason back, is logged and counted, and never disturbs the
-/// round. Packets over one hub message stream in chunks (<see cref="SubmitUpdateStream"/>). Any instance takes
-/// packets: the round log decides one per client per round, and the experiment's owner is nudged to look.
+/// the door (who sends it and for what before a byte of a stream is read, then size, format and every value,
+/// see <see cref="PacketDoor"/>, then one per assigned client per round); a bad packet gets a reason back, is
+/// counted, and never disturbs the round. Packets over one hub message stream in chunks (<see cref="SubmitUpdateStream"/>).
+/// Any instance takes packets: the round log decides one per client per round, and the experiment's owner is
+/// nudged to look. Every method carries its own policy (README, "Who may call what").
 /// </summary>
 [Authorize(Policy = Policies.Observer)]
 public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, ExperimentAlgorithms algorithms, IParticipants participants,
-    IExperimentOwnership ownership, DatabaseGate gate, IOptions<CoordinatorOptions> options, TimeProvider clock, ILogger<RoundsHub> logger) : Hub
+    IExperimentOwnership ownership, DatabaseGate gate, PacketDoor door, RejectionWriter rejections, ClientConnections connections,
+    IOptions<CoordinatorOptions> options, TimeProvider clock, ILogger<RoundsHub> logger) : Hub
 {
     public const string Path = RoundsProtocol.Path;
 
-    private const int MaxCapabilitiesChars = 8 * 1024;
+    /// <summary>Clients with a streamed upload in progress: one at a time each, so a client cannot multiply what it makes the coordinator hold.</summary>
+    private static readonly ConcurrentDictionary<string, byte> Uploading = new(StringComparer.Ordinal);
 
     /// <summary>Everyone taking part in or watching an experiment: its round events.</summary>
     public static string Group(string experimentId) => "experiment:" + experimentId;
@@ -39,14 +42,18 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
 
     private bool IsClient => Context.User?.IsInRole(BearerAuthenticationHandler.ClientRole) == true;
 
+    public override Task OnConnectedAsync()
+    {
+        if (IsClient)
+            connections.Add(ClientId, Context);
+        return base.OnConnectedAsync();
+    }
+
     /// <summary>Receives live events of an experiment: round events and every client's.</summary>
+    [Authorize(Policy = Policies.Observer)]
     public async Task Subscribe(string experimentId)
     {
-        using (await gate.EnterAsync().ConfigureAwait(false))
-        {
-            if (log.GetExperiment(experimentId) is null)
-                throw new HubException($"No experiment '{experimentId}'.");
-        }
+        await RequireExperimentAsync(experimentId).ConfigureAwait(false);
         await Groups.AddToGroupAsync(Context.ConnectionId, Group(experimentId)).ConfigureAwait(false);
         await Groups.AddToGroupAsync(Context.ConnectionId, ObserverGroup(experimentId)).ConfigureAwait(false);
     }
@@ -56,18 +63,15 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
     /// events, and learns the descriptor, the last completed round and any assignment still waiting for it
     /// (after a reconnect or a coordinator restart).
     /// </summary>
+    [Authorize(Policy = Policies.Client)]
     public async Task<JoinResult> Join(string experimentId, string? capabilitiesJson)
     {
-        if (!IsClient)
-            throw new HubException("Only enrolled clients join experiments; observers subscribe.");
-        ExperimentRecord? experiment;
-        using (await gate.EnterAsync().ConfigureAwait(false))
-            experiment = log.GetExperiment(experimentId) ?? throw new HubException($"No experiment '{experimentId}'.");
+        var experiment = await RequireExperimentAsync(experimentId).ConfigureAwait(false);
         string client = ClientId;
         if (!string.IsNullOrEmpty(capabilitiesJson))
         {
-            if (capabilitiesJson.Length > MaxCapabilitiesChars)
-                throw new HubException($"Capabilities of {capabilitiesJson.Length} characters exceed {MaxCapabilitiesChars}.");
+            if (capabilitiesJson.Length > CallerInput.MaxCapabilitiesChars)
+                throw new HubException($"Capabilities of {capabilitiesJson.Length} characters exceed {CallerInput.MaxCapabilitiesChars}.");
             try
             {
                 using var _ = JsonDocument.Parse(capabilitiesJson);
@@ -86,11 +90,8 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
         {
             var progress = log.GetProgress(experimentId);
             lastCompleted = progress.LastCompleted;
-            if (progress.Open is { } open
-                && log.GetAssignments(experimentId, open.Round).Any(a => a.ClientId == client && a.State == AssignmentState.Assigned))
-            {
+            if (progress.Open is { } open && log.GetSubmissionState(experimentId, open.Round, client)?.Assignment == AssignmentState.Assigned)
                 assignment = new RoundAssignment { ExperimentId = experimentId, Round = open.Round, BaseRound = lastCompleted, DeadlineUtc = open.DeadlineUtc };
-            }
             participants.Join(Context.ConnectionId, client, experimentId);
             ownership.Nudge(experimentId);
         }
@@ -99,37 +100,121 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
     }
 
     /// <summary>A client's packet for a round in one message, as MessagePack bytes of a ClientUpdate.</summary>
+    [Authorize(Policy = Policies.Client)]
     public Task<SubmitResult> SubmitUpdate(string experimentId, int round, byte[] packet)
     {
+        long bytes = packet?.LongLength ?? 0;
         long limit = options.Value.MaxMessageBytes;
-        return packet is not null && packet.LongLength > limit
-            ? Reject(experimentId, round, packet.LongLength, $"packet of {packet.LongLength} bytes exceeds the message limit of {limit}; stream it in chunks")
+        return bytes > limit
+            ? Reject(experimentId, round, bytes, $"packet of {bytes} bytes exceeds the message limit of {limit}; stream it in chunks")
             : Submit(experimentId, round, packet);
     }
 
-    /// <summary>A large packet (a full delta) streamed in chunks; the whole is checked exactly like a one-message packet.</summary>
+    /// <summary>
+    /// A large packet (a full delta) streamed in chunks; the whole is checked exactly like a one-message packet.
+    /// Who sends it and for which round is checked before a chunk is read, the total is bounded by the
+    /// experiment's largest valid packet, and the upload must end by the round's deadline.
+    /// </summary>
+    [Authorize(Policy = Policies.Client)]
     public async Task<SubmitResult> SubmitUpdateStream(string experimentId, int round, IAsyncEnumerable<byte[]> chunks)
     {
         ArgumentNullException.ThrowIfNull(chunks);
-        long limit = options.Value.MaxPacketBytes;
-        var buffer = new ArrayBufferWriter<byte>();
-        long total = 0;
-        await foreach (var chunk in chunks.ConfigureAwait(false))
+        (ExperimentDescriptor Descriptor, IFederatedAlgorithm Algorithm)? found = null;
+        if (CallerInput.IsId(experimentId))
         {
-            total += chunk.LongLength;
-            if (total <= limit)
-                buffer.Write(chunk);
+            using (await gate.EnterAsync().ConfigureAwait(false))
+                found = algorithms.Get(experimentId);
         }
-        if (total > limit)
-            return await Reject(experimentId, round, total, $"streamed packet of {total} bytes exceeds the limit of {limit}").ConfigureAwait(false);
-        return await Submit(experimentId, round, buffer.WrittenSpan.ToArray()).ConfigureAwait(false);
+        if (found is not { } experiment)
+        {
+            await DrainAsync(chunks, options.Value.MaxMessageBytes).ConfigureAwait(false);
+            return await Submit(experimentId, round, null).ConfigureAwait(false);
+        }
+        string client = ClientId;
+        long limit = Math.Min(options.Value.MaxPacketBytes, PacketLimits.MaxPacketBytes(experiment.Descriptor));
+        (string? Refusal, DateTimeOffset Deadline) state;
+        using (await gate.EnterAsync().ConfigureAwait(false))
+            state = NotAnswerable(experimentId, round, client);
+        string? refusal = state.Refusal;
+        if (refusal is null && !Uploading.TryAdd(client, 0))
+            refusal = "another upload from this client is still in progress";
+        if (refusal is not null)
+        {
+            long drained = await DrainAsync(chunks, limit).ConfigureAwait(false);
+            return await Reject(experimentId, round, drained, refusal).ConfigureAwait(false);
+        }
+        try
+        {
+            var left = state.Deadline - clock.GetUtcNow();
+            using var byDeadline = new CancellationTokenSource(left > TimeSpan.Zero ? left : TimeSpan.Zero, clock);
+            using var cancel = CancellationTokenSource.CreateLinkedTokenSource(byDeadline.Token, Context.ConnectionAborted);
+            var parts = new List<byte[]>();
+            long total = 0;
+            try
+            {
+                await foreach (var chunk in chunks.WithCancellation(cancel.Token).ConfigureAwait(false))
+                {
+                    total += chunk?.LongLength ?? 0;
+                    if (total > limit)
+                    {
+                        parts.Clear();
+                        total += await DrainAsync(chunks, limit).ConfigureAwait(false);
+                        return await Reject(experimentId, round, total, $"streamed packet passed {limit} bytes, the most this experiment's packets can take").ConfigureAwait(false);
+                    }
+                    if (chunk is { Length: > 0 })
+                        parts.Add(chunk);
+                    KillSwitch.Reach(KillPoints.StreamedUpload);
+                }
+            }
+            catch (OperationCanceledException) when (byDeadline.IsCancellationRequested)
+            {
+                return await Reject(experimentId, round, total, $"round {round} reached its deadline during the upload").ConfigureAwait(false);
+            }
+            var packet = new byte[total];
+            long at = 0;
+            foreach (var part in parts)
+            {
+                part.CopyTo(packet, at);
+                at += part.Length;
+            }
+            parts.Clear();
+            return await Submit(experimentId, round, packet).ConfigureAwait(false);
+        }
+        finally
+        {
+            Uploading.TryRemove(client, out _);
+        }
+    }
+
+    /// <summary>
+    /// Reads the rest of a refused stream without keeping it (SignalR closes a connection whose stream is left
+    /// unread), up to <paramref name="budget"/> bytes or a minute; past that the sender's connection closes.
+    /// </summary>
+    private async Task<long> DrainAsync(IAsyncEnumerable<byte[]> chunks, long budget)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1), clock);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, Context.ConnectionAborted);
+        long total = 0;
+        try
+        {
+            await foreach (var chunk in chunks.WithCancellation(cancel.Token).ConfigureAwait(false))
+            {
+                total += chunk?.LongLength ?? 0;
+                if (total > budget)
+                    break;
+            }
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+        }
+        return total;
     }
 
     /// <summary>A client could not train its assignment (out of memory, bad data): the round stops waiting for it.</summary>
+    [Authorize(Policy = Policies.Client)]
     public async Task ReportFailure(string experimentId, int round, string reason)
     {
-        if (!IsClient)
-            throw new HubException("Only enrolled clients report failures.");
+        await RequireExperimentAsync(experimentId).ConfigureAwait(false);
         string client = ClientId;
         reason = string.IsNullOrWhiteSpace(reason) ? "unspecified" : reason.Length > 500 ? reason[..500] : reason;
         using (await gate.EnterAsync().ConfigureAwait(false))
@@ -145,6 +230,7 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
     /// A client's start-up device self-test: observers see the device and the outcome; a failed device does not join,
     /// so this event is where its reason shows.
     /// </summary>
+    [Authorize(Policy = Policies.Client)]
     public async Task ReportDeviceCheck(string experimentId, string device, bool passed, string? detail)
     {
         if (!IsClient)
@@ -165,17 +251,25 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
         }).ConfigureAwait(false);
     }
 
-    /// <summary>The model fingerprint a participant holds after applying a round; disagreement is flagged to observers.</summary>
+    /// <summary>
+    /// The model fingerprint a participant holds after applying a round; disagreement is flagged to observers.
+    /// Only the round's own participants report: nobody else can make a round look disputed.
+    /// </summary>
+    [Authorize(Policy = Policies.Client)]
     public async Task<bool> ReportFingerprint(string experimentId, int round, string fingerprint)
     {
         if (string.IsNullOrEmpty(fingerprint) || fingerprint.Length != 64 || !fingerprint.All(char.IsAsciiHexDigitLower))
             throw new HubException("A fingerprint is 64 lower-case hex digits.");
+        await RequireExperimentAsync(experimentId).ConfigureAwait(false);
         string client = ClientId;
         bool agrees;
         using (await gate.EnterAsync().ConfigureAwait(false))
         {
-            if (log.GetRound(experimentId, round) is not { State: RoundState.Completed })
+            var state = log.GetSubmissionState(experimentId, round, client);
+            if (state is not { Round: RoundState.Completed })
                 throw new HubException($"Round {round} of '{experimentId}' has no global update to fingerprint.");
+            if (state.Value.Assignment is null)
+                throw new HubException($"Only the clients assigned to round {round} report its fingerprint.");
             log.RecordFingerprint(new FingerprintRecord(experimentId, round, client, fingerprint, clock.GetUtcNow()));
             agrees = log.GetFingerprints(experimentId, round).Select(f => f.Fingerprint).Distinct().Count() == 1;
         }
@@ -192,6 +286,7 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
 
     public override async Task OnDisconnectedAsync(Exception? exception)
     {
+        connections.Remove(Context.ConnectionId);
         (string ClientId, string ExperimentId)? gone = null;
         using (await gate.EnterAsync().ConfigureAwait(false))
         {
@@ -206,35 +301,49 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
         await base.OnDisconnectedAsync(exception).ConfigureAwait(false);
     }
 
+    private async Task<ExperimentRecord> RequireExperimentAsync(string experimentId)
+    {
+        if (!CallerInput.IsId(experimentId))
+            throw new HubException($"Not a valid experiment id: {CallerInput.DescribeInvalidId(experimentId)}.");
+        using (await gate.EnterAsync().ConfigureAwait(false))
+            return log.GetExperiment(experimentId) ?? throw new HubException($"No experiment '{experimentId}'.");
+    }
+
+    /// <summary>Why this client cannot answer this round now (null: it can), and the round's deadline, from one query.</summary>
+    private (string? Refusal, DateTimeOffset Deadline) NotAnswerable(string experimentId, int round, string client)
+    {
+        var state = log.GetSubmissionState(experimentId, round, client);
+        return (state switch
+        {
+            null => $"round {round} has not opened",
+            { Assignment: null } => $"this client is not assigned to round {round}",
+            { Round: not RoundState.Open } => $"round {round} is closed (late packet)",
+            { Assignment: not AssignmentState.Assigned } => $"a packet for round {round} was already received from this client (replay)",
+            _ => null,
+        }, state?.DeadlineUtc ?? default);
+    }
+
     private async Task<SubmitResult> Submit(string experimentId, int round, byte[]? packet)
     {
-        if (!IsClient)
-            throw new HubException("Only enrolled clients submit packets.");
         long bytes = packet?.LongLength ?? 0;
-        if (packet is null || packet.Length == 0)
-            return await Reject(experimentId, round, bytes, "empty packet").ConfigureAwait(false);
-        (Core.Algorithms.ExperimentDescriptor Descriptor, Core.Algorithms.IFederatedAlgorithm Algorithm)? found;
+        if (!CallerInput.IsId(experimentId))
+            return await Reject(null, round, bytes, CallerInput.DescribeInvalidId(experimentId)).ConfigureAwait(false);
+        (ExperimentDescriptor Descriptor, IFederatedAlgorithm Algorithm)? found;
         using (await gate.EnterAsync().ConfigureAwait(false))
             found = algorithms.Get(experimentId);
         if (found is not { } experiment)
             return await Reject(experimentId, round, bytes, $"no experiment '{experimentId}'").ConfigureAwait(false);
-        ClientUpdate update;
-        try
-        {
-            update = Wire.Deserialize<ClientUpdate>(packet);
-        }
-        catch (InvalidDataException e)
-        {
-            return await Reject(experimentId, round, bytes, $"malformed packet: {e.Message}").ConfigureAwait(false);
-        }
-        var verdict = experiment.Algorithm.Check(update, round);
-        if (!verdict.Accepted)
-            return await Reject(experimentId, round, bytes, verdict.Reason!).ConfigureAwait(false);
+        var (update, reason) = door.Inspect(experiment.Descriptor, experiment.Algorithm, round, packet);
+        if (update is null || packet is null)
+            return await Reject(experimentId, round, bytes, reason ?? "empty packet").ConfigureAwait(false);
         string client = ClientId;
         var digest = Convert.ToHexStringLower(SHA256.HashData(packet));
         PacketOutcome outcome;
         using (await gate.EnterAsync().ConfigureAwait(false))
         {
+            // Revocation cuts live connections; a call already in flight is stopped here.
+            if (clients.GetClient(client) is not { Revoked: false })
+                throw new HubException("This client has been revoked.");
             outcome = log.RecordPacket(experimentId, round, client, packet, digest, update.Stats.Loss, clock.GetUtcNow());
             if (outcome == PacketOutcome.Accepted)
                 ownership.Nudge(experimentId);
@@ -262,19 +371,15 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
         return new SubmitResult { Accepted = true };
     }
 
-    private async Task<SubmitResult> Reject(string experimentId, int round, long bytes, string reason)
+    private async Task<SubmitResult> Reject(string? experimentId, int round, long bytes, string reason)
     {
-        if (!IsClient)
-            throw new HubException("Only enrolled clients submit packets.");
-        string client = ClientId;
-        var at = clock.GetUtcNow(); // the same instant in the log and the event, so a dashboard can tell them apart from new ones
-        using (await gate.EnterAsync().ConfigureAwait(false))
-            log.RecordRejection(experimentId, round, client, reason, bytes, at);
-        CoordinatorMetrics.PacketsRejected.Add(1);
-        HubLog.Rejected(logger, client, experimentId, round, reason);
-        await Notify(new ClientEvent { ExperimentId = experimentId, Round = round, ClientId = client, Kind = ClientEvent.Rejected, Bytes = bytes, Detail = reason, AtUtc = at })
-            .ConfigureAwait(false);
-        return new SubmitResult { Accepted = false, Reason = reason };
+        if (experimentId is not null && !CallerInput.IsId(experimentId))
+        {
+            reason = CallerInput.DescribeInvalidId(experimentId);
+            experimentId = null;
+        }
+        await rejections.WriteAsync(ClientId, Context.User?.FindFirstValue(ClaimTypes.Name), experimentId, round, bytes, reason).ConfigureAwait(false);
+        return new SubmitResult { Accepted = false, Reason = reason.Length > RejectionWriter.MaxReasonChars ? reason[..RejectionWriter.MaxReasonChars] : reason };
     }
 
     /// <summary>

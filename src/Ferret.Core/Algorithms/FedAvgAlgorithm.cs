@@ -47,6 +47,8 @@ public abstract class FullDeltaAlgorithm : IFederatedAlgorithm
         var envelope = LocalTraining.CheckEnvelope(update, Experiment, round);
         if (!envelope.Accepted)
             return envelope;
+        if (LocalTraining.RequirePresent(f.Delta, "Delta") is { Accepted: false } missing)
+            return missing;
         if (f.Delta.LongLength != Experiment.ParameterCount)
             return PacketVerdict.Reject($"delta has {f.Delta.Length} values; the model has {Experiment.ParameterCount}");
         return LocalTraining.CheckValues(f.Delta, Experiment.Settings.MaxAbsPacketValue, "delta");

@@ -82,6 +82,10 @@ public sealed class FedKSeedAlgorithm : IFederatedAlgorithm
         var envelope = LocalTraining.CheckEnvelope(update, _experiment, round);
         if (!envelope.Accepted)
             return envelope;
+        if (LocalTraining.RequirePresent(u.SeedIndices, "SeedIndices") is { Accepted: false } noSeeds)
+            return noSeeds;
+        if (LocalTraining.RequirePresent(u.Scalars, "Scalars") is { Accepted: false } noScalars)
+            return noScalars;
         if (u.SeedIndices.Length != u.Scalars.Length)
             return PacketVerdict.Reject($"{u.SeedIndices.Length} seed indices but {u.Scalars.Length} scalars");
         var seen = new HashSet<int>();

@@ -61,6 +61,11 @@ public sealed class FerretAlgorithm : IFederatedAlgorithm
         var envelope = LocalTraining.CheckEnvelope(update, _experiment, round);
         if (!envelope.Accepted)
             return envelope;
+        foreach (var (field, name) in new (object?, string)[] { (f.SeedIndices, "SeedIndices"), (f.Blocks, "Blocks"), (f.Gammas, "Gammas") })
+        {
+            if (LocalTraining.RequirePresent(field, name) is { Accepted: false } missing)
+                return missing;
+        }
         int n = f.Gammas.Length;
         if (f.SeedIndices.Length != n || f.Blocks.Length != n)
             return PacketVerdict.Reject($"{f.SeedIndices.Length} seed indices, {f.Blocks.Length} blocks and {n} gammas differ in length");

@@ -64,19 +64,45 @@ internal static class LocalTraining
         return new InMemoryUpdate(delta);
     }
 
-    /// <summary>Checks the fields every packet shares.</summary>
+    /// <summary>Largest sample count a packet may claim (no device holds 2^31 examples); coordinators may cap it lower.</summary>
+    public const long MaxSampleCount = int.MaxValue;
+
+    /// <summary>Longest wall time a packet may claim for its local work (30 days).</summary>
+    public const double MaxComputeSeconds = 30 * 24 * 3600;
+
+    /// <summary>
+    /// Checks the fields every packet shares, every reported value included: a value that cannot be stored,
+    /// averaged or written as JSON (NaN, infinities, absurd magnitudes) never gets past the door.
+    /// </summary>
     public static PacketVerdict CheckEnvelope(ClientUpdate update, ExperimentDescriptor experiment, int round)
     {
         if (update.Version != ClientUpdate.CurrentVersion)
             return PacketVerdict.Reject($"packet version {update.Version} is not supported (expected {ClientUpdate.CurrentVersion})");
         if (update.ExperimentId != experiment.Id)
-            return PacketVerdict.Reject($"packet is for experiment '{update.ExperimentId}', not '{experiment.Id}'");
+            return PacketVerdict.Reject($"packet is for experiment '{Shorten(update.ExperimentId)}', not '{experiment.Id}'");
         if (update.Round != round)
             return PacketVerdict.Reject($"packet is for round {update.Round}; round {round} is open");
-        if (update.SampleCount <= 0)
-            return PacketVerdict.Reject($"sample count {update.SampleCount} is not positive");
+        if (update.SampleCount is <= 0 or > MaxSampleCount)
+            return PacketVerdict.Reject($"sample count {update.SampleCount} is outside 1..{MaxSampleCount}");
+        if (update.Stats is not { } stats)
+            return PacketVerdict.Reject("packet has no training stats");
+        double maxLoss = experiment.Settings.MaxAbsPacketValue;
+        if (!double.IsFinite(stats.Loss) || Math.Abs(stats.Loss) > maxLoss)
+            return PacketVerdict.Reject($"train loss {stats.Loss} is not a finite value within +-{maxLoss}");
+        if (!double.IsFinite(stats.ComputeSeconds) || stats.ComputeSeconds is < 0 or > MaxComputeSeconds)
+            return PacketVerdict.Reject($"compute seconds {stats.ComputeSeconds} are outside 0..{MaxComputeSeconds}");
+        if (stats.ForwardPasses < 0 || stats.BackwardPasses < 0)
+            return PacketVerdict.Reject($"pass counts {stats.ForwardPasses} and {stats.BackwardPasses} must not be negative");
         return PacketVerdict.Accept;
     }
+
+    /// <summary>A caller-supplied string as a reason may quote it: at most 80 characters.</summary>
+    public static string Shorten(string? text) =>
+        text is null ? "(nil)" : text.Length <= 80 ? text : string.Concat(text.AsSpan(0, 80), $"... ({text.Length} characters)");
+
+    /// <summary>Rejects a nil array field (MessagePack nil decodes to null) with its name.</summary>
+    public static PacketVerdict RequirePresent(object? field, string name) =>
+        field is null ? PacketVerdict.Reject($"packet field '{name}' is nil") : PacketVerdict.Accept;
 
     public static PacketVerdict CheckValues(ReadOnlySpan<float> values, double maxAbs, string what)
     {

@@ -45,11 +45,13 @@ public sealed class RawUInt16IndexFormatter : IMessagePackFormatter<int[]?>
 
 /// <summary>
 /// Block ids, which come sorted in runs (one run per block), as (id, count) pairs: a few bytes per block
-/// instead of one integer per seed.
+/// instead of one integer per seed. Decoding expands at most <see cref="BoundedWireOptions.MaxDecodedElements"/>
+/// values (the experiment's shape), or <see cref="DefaultMaxLength"/> without a bound.
 /// </summary>
 public sealed class RunLengthInt32Formatter : IMessagePackFormatter<int[]?>
 {
-    private const int MaxLength = 1 << 26;
+    /// <summary>The expansion allowed when the options carry no experiment bound (trusted data: the coordinator's own updates).</summary>
+    public const int DefaultMaxLength = 1 << 26;
 
     public void Serialize(ref MessagePackWriter writer, int[]? value, MessagePackSerializerOptions options)
     {
@@ -78,18 +80,31 @@ public sealed class RunLengthInt32Formatter : IMessagePackFormatter<int[]?>
     {
         if (reader.TryReadNil())
             return null;
+        int max = options is BoundedWireOptions bounded ? bounded.MaxDecodedElements : DefaultMaxLength;
         int n = reader.ReadArrayHeader();
         if (n % 2 != 0)
             throw new MessagePackSerializationException("A run-length array holds (value, count) pairs.");
-        var values = new List<int>();
-        for (int i = 0; i < n; i += 2)
+        if (n / 2 > max)
+            throw new MessagePackSerializationException($"{n / 2} runs exceed the {max} values allowed.");
+        // Read the pairs first and size the result once: nothing is allocated past the bound.
+        var runs = new (int Value, int Count)[n / 2];
+        long total = 0;
+        for (int i = 0; i < runs.Length; i++)
         {
             int v = reader.ReadInt32();
             int c = reader.ReadInt32();
-            if (c <= 0 || values.Count + (long)c > MaxLength)
-                throw new MessagePackSerializationException($"Run of {c} values is out of range.");
-            values.AddRange(Enumerable.Repeat(v, c));
+            total += c;
+            if (c <= 0 || total > max)
+                throw new MessagePackSerializationException($"Run of {c} values is out of range (at most {max} values in all).");
+            runs[i] = (v, c);
         }
-        return [.. values];
+        var values = new int[total];
+        int at = 0;
+        foreach (var (v, c) in runs)
+        {
+            values.AsSpan(at, c).Fill(v);
+            at += c;
+        }
+        return values;
     }
 }

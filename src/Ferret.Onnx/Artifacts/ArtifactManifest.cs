@@ -51,6 +51,8 @@ public sealed record RecomputeDescription(
 /// The <c>manifest.json</c> of an artifact package (architecture.md). <paramref name="Initializer"/> names how a
 /// preset's seeded weights were drawn (<c>system-random-box-muller</c>, <c>philox-box-muller</c>); null for
 /// weights read from a checkpoint.
+/// weights read from a checkpoint. <see cref="FileSha256"/> names every other file of the package with its lower-case
+/// hex SHA-256 (written at export; absent from packages exported before it).
 /// </summary>
 public sealed record ArtifactManifest(
     int FormatVersion,
@@ -70,7 +72,8 @@ public sealed record ArtifactManifest(
     string CreatedBy,
     IReadOnlyDictionary<string, RecommendedSettings>? Recommended = null,
     string? Initializer = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RecomputeDescription? Recompute = null)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RecomputeDescription? Recompute = null,
+    IReadOnlyDictionary<string, string>? FileSha256 = null)
 {
     public const int CurrentFormatVersion = 1;
     public const string FileName = "manifest.json";

@@ -95,6 +95,33 @@ public sealed class ArtifactPackage
         return new ArtifactPackage(directory, m, layout, blocks, config);
     }
 
+    /// <summary>Lower-case hex SHA-256 of a file's bytes.</summary>
+    public static string Sha256Of(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
+    }
+
+    /// <summary>
+    /// Checks every file the manifest hashes against its SHA-256; returns the names checked, or null when the
+    /// manifest predates file hashes (then only <see cref="LoadParameters"/> can vouch for the parameters).
+    /// </summary>
+    public IReadOnlyList<string>? VerifyFiles()
+    {
+        if (Manifest.FileSha256 is not { } hashes)
+            return null;
+        foreach (var (name, expected) in hashes)
+        {
+            var path = Path.Combine(Directory, name);
+            if (Path.GetFileName(name) != name || !File.Exists(path))
+                throw new InvalidDataException($"'{Directory}': the manifest lists '{name}', which is not a file of the package.");
+            var actual = Sha256Of(path);
+            if (actual != expected)
+                throw new InvalidDataException($"'{path}' has SHA-256 {actual}; the manifest says {expected}. The package was modified or damaged.");
+        }
+        return [.. hashes.Keys];
+    }
+
     private static void CheckRecompute(RecomputeDescription r, ParameterLayout layout, string manifestPath)
     {
         if (r.Mode != RecomputeDescription.LayersMode)

@@ -35,11 +35,18 @@ public sealed class ArtifactPackageWriter : IDisposable
 
     public void CopyFile(string sourcePath) => File.Copy(sourcePath, PathOf(Path.GetFileName(sourcePath)), overwrite: true);
 
-    /// <summary>Writes the manifest last, then moves the package into place.</summary>
+    /// <summary>Writes the manifest last, with the SHA-256 of every other file, then moves the package into place.</summary>
     public void Commit(ArtifactManifest manifest)
     {
         ArgumentNullException.ThrowIfNull(manifest);
-        File.WriteAllText(PathOf(ArtifactManifest.FileName), manifest.ToJson());
+        var hashes = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var file in System.IO.Directory.EnumerateFiles(StagingDirectory))
+        {
+            string name = Path.GetFileName(file);
+            if (name != ArtifactManifest.FileName)
+                hashes[name] = ArtifactPackage.Sha256Of(file);
+        }
+        File.WriteAllText(PathOf(ArtifactManifest.FileName), (manifest with { FileSha256 = hashes }).ToJson());
         _staged.Commit();
     }
 

@@ -102,14 +102,15 @@ public static class ModelExporter
                 recommended,
                 initializer,
                 recompute);
-            cancellationToken.ThrowIfCancellationRequested();
+            progress.Report("hashing the package's files");
             writer.Commit(manifest);
         }
         finally
         {
             checkpoint?.Dispose();
         }
-        progress?.Report("done");
+        // Committed: a Ctrl-C from here on no longer undoes the export, so "done" goes past the cancelling reporter.
+        reporter?.Report("done");
         return ArtifactPackage.Open(outputDirectory);
     }
 

@@ -132,6 +132,17 @@ internal sealed class Federation : IDisposable
         return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString()!;
     }
 
+    /// <summary>Enrols device <paramref name="index"/> now and keeps its token in its token file; returns the client id.</summary>
+    public async Task<string> EnrolDeviceAsync(int index)
+    {
+        using var anonymous = new HttpClient { BaseAddress = Url };
+        var response = await anonymous.PostAsJsonAsync("api/clients/enrol", new { enrolmentToken = await EnrolmentTokenAsync(), name = $"edge-{index}" });
+        response.EnsureSuccessStatusCode();
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        await File.WriteAllTextAsync(Path.Combine(_dir, $"edge-{index}.token"), body.GetProperty("token").GetString());
+        return body.GetProperty("clientId").GetString()!;
+    }
+
     /// <summary>
     /// Starts edge client <paramref name="index"/> (1-based) as a process. Its token lives in a file, so a
     /// restarted process with the same index is the same client.
@@ -144,11 +155,10 @@ internal sealed class Federation : IDisposable
         string[] args = ["--coordinator", UrlOf(instance).ToString(), "--token-file", tokenFile, "--experiment", experimentId, "--artifacts", artifacts ?? Package.Directory,
             "--data", data ?? Shards[index - 1], "--max-length", "64", "--threads", "1", "--name", $"edge-{index}",
             "--device-check-cache", Path.Combine(_dir, "device-checks")];
-        if (enrolment is not null)
-            args = [.. args, "--enrolment-token", enrolment];
         args = [.. args, .. extra ?? []];
         logName ??= $"edge-{index}";
-        var process = new ChildProcess(logName, Deployables.EdgeClient, args, Path.Combine(_dir, logName + ".log"), onLine);
+        var process = new ChildProcess(logName, Deployables.EdgeClient, args, Path.Combine(_dir, logName + ".log"), onLine,
+            enrolment is null ? null : new Dictionary<string, string> { ["FERRET_ENROLMENT_TOKEN"] = enrolment });
         _processes.Add(process);
         return process;
     }

@@ -41,6 +41,9 @@ public sealed class FederationTests
         };
         foreach (var edge in edges)
             await Federation.ExitsCleanlyAsync(edge, 180);
+        // The tokens the devices received at enrolment are readable by their owner only.
+        if (!OperatingSystem.IsWindows())
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(federation.Scratch("edge-1.token")));
         Assert.Equal(federation.Package.Manifest.ParametersSha256, Onnx.Artifacts.ArtifactPackage.Open(downloaded).Manifest.ParametersSha256);
         Assert.Equal(["device-3/tiny-gpt2"], Directory.GetDirectories(federation.Scratch("device-3")).Select(d => "device-3/" + Path.GetFileName(d)));
 

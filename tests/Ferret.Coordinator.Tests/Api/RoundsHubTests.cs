@@ -107,21 +107,32 @@ public sealed class RoundsHubTests : IAsyncLifetime, IDisposable
         await using var admin = Connect(CoordinatorFactory.AdminKey);
         await admin.StartAsync();
         var e = await Assert.ThrowsAsync<HubException>(() => admin.InvokeAsync<SubmitResult>("SubmitUpdate", _experiment.Id, 1, Packet(1)));
-        Assert.Contains("Only enrolled clients", e.Message);
+        Assert.Contains("unauthorized", e.Message);
     }
 
     [Fact]
-    public async Task Disagreeing_fingerprints_are_flagged()
+    public async Task Disagreeing_fingerprints_are_flagged_and_only_the_rounds_participants_report()
     {
+        var log = _factory.Services.GetRequiredService<IRoundLog>();
+        var c = await _factory.EnrolAsync("edge-c");
+        log.OpenRound(_experiment.Id, 2, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddMinutes(5), [_a.ClientId, _b.ClientId]);
         await using var a = Connect(_a.Token);
         await using var b = Connect(_b.Token);
-        await a.StartAsync();
-        await b.StartAsync();
+        await using var stranger = Connect(c.Token);
+        await using var admin = Connect(CoordinatorFactory.AdminKey);
+        foreach (var h in new[] { a, b, stranger, admin })
+            await h.StartAsync();
         // Only a round with a global update can be fingerprinted.
-        await Assert.ThrowsAsync<HubException>(() => a.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 1, new string('a', 64)));
-        _factory.Services.GetRequiredService<IRoundLog>().CompleteRound(_experiment.Id, 1,
-            Wire.Serialize<GlobalUpdate>(new SeedCoefficientsUpdate { ExperimentId = _experiment.Id, Round = 1 }), null, null, DateTimeOffset.UtcNow);
-        Assert.True(await a.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 1, new string('a', 64)), "expected await a.InvokeAsync<bool>(\"ReportFingerprint\", _experiment.Id, 1, new string('a', 64))");
-        Assert.False(await b.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 1, new string('b', 64)), "expected false: await b.InvokeAsync<bool>(\"ReportFingerprint\", _experiment.Id, 1, new string('b', 64))");
+        await Assert.ThrowsAsync<HubException>(() => a.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 2, new string('a', 64)));
+        log.AbandonRound(_experiment.Id, 1, "test", DateTimeOffset.UtcNow);
+        log.CompleteRound(_experiment.Id, 2, Wire.Serialize<GlobalUpdate>(new SeedCoefficientsUpdate { ExperimentId = _experiment.Id, Round = 2 }), null, null, DateTimeOffset.UtcNow);
+        Assert.True(await a.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 2, new string('a', 64)), "the first report of round 2 agrees with itself");
+        // Neither a client that was not assigned to the round nor the admin can make it look disputed.
+        var notAssigned = await Assert.ThrowsAsync<HubException>(() => stranger.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 2, new string('c', 64)));
+        Assert.Contains("Only the clients assigned to round 2", notAssigned.Message);
+        var byAdmin = await Assert.ThrowsAsync<HubException>(() => admin.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 2, new string('d', 64)));
+        Assert.Contains("unauthorized", byAdmin.Message);
+        Assert.Equal([new string('a', 64)], log.GetFingerprints(_experiment.Id, 2).Select(f => f.Fingerprint));
+        Assert.False(await b.InvokeAsync<bool>("ReportFingerprint", _experiment.Id, 2, new string('b', 64)), "a participant's different fingerprint is flagged as disagreeing");
     }
 }

@@ -101,6 +101,30 @@ public abstract class RoundLogContract : IDisposable
     }
 
     [SkippableFact]
+    public void The_door_reads_where_a_client_stands_and_a_stored_packet_can_be_turned_away_before_the_round_completes()
+    {
+        var (log, clients) = WithOpenRound(3, "a", "b");
+        Enrol(clients, "c");
+        Assert.Equal((RoundState.Open, T0.AddMinutes(5), (AssignmentState?)AssignmentState.Assigned), log.GetSubmissionState("exp-1", 1, "a"));
+        Assert.Null(log.GetSubmissionState("exp-1", 1, "c")!.Value.Assignment);
+        Assert.Null(log.GetSubmissionState("exp-1", 2, "a"));
+        log.RecordPacket("exp-1", 1, "a", [1], "h1", null, T0);
+        log.RecordPacket("exp-1", 1, "b", [2], "h2", null, T0);
+        Assert.Equal(AssignmentState.Received, log.GetSubmissionState("exp-1", 1, "a")!.Value.Assignment);
+
+        Assert.True(log.RejectStoredPacket("exp-1", 1, "b", "stored packet failed the checks"), "a received packet can be turned away");
+        Assert.False(log.RejectStoredPacket("exp-1", 1, "b", "again"), "only once");
+        Assert.Equal(["a"], log.GetPackets("exp-1", 1).Select(p => p.ClientId));
+        var b = log.GetAssignments("exp-1", 1).Single(x => x.ClientId == "b");
+        Assert.Equal((AssignmentState.Rejected, "stored packet failed the checks"), (b.State, b.Reason));
+        // The completion takes exactly the packets that passed; the turned-away one stays rejected, not missed.
+        log.CompleteRound("exp-1", 1, [0], null, null, T0, ["a"]);
+        Assert.Equal(AssignmentState.Rejected, log.GetAssignments("exp-1", 1).Single(x => x.ClientId == "b").State);
+        Assert.False(log.RejectStoredPacket("exp-1", 1, "a", "late"), "a completed round's packets are final");
+        Assert.Equal(RoundState.Completed, log.GetSubmissionState("exp-1", 1, "a")!.Value.Round);
+    }
+
+    [SkippableFact]
     public void Copies_of_a_packet_racing_in_on_many_connections_are_stored_once()
     {
         var (log, _) = WithOpenRound(3, "a", "b");

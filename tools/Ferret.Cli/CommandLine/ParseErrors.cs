@@ -11,12 +11,18 @@ internal static class ParseErrors
 {
     public const int ExitCode = 2;
 
+    /// <summary>
+    /// How long Ctrl-C waits for a command to clean up (remove a staging folder, close a round log) before the
+    /// process ends anyway. System.CommandLine's default of 2 s is shorter than one step of an export on a busy machine.
+    /// </summary>
+    public static readonly TimeSpan CleanupTimeout = TimeSpan.FromSeconds(60);
+
     /// <summary>Invokes <paramref name="parse"/>, or reports its first error.</summary>
     public static int Invoke(ParseResult parse, string program, InvocationConfiguration? configuration = null)
     {
         ArgumentNullException.ThrowIfNull(parse);
         if (parse.Errors.Count == 0 || parse.Action is HelpAction)
-            return configuration is null ? parse.Invoke() : parse.Invoke(configuration);
+            return parse.Invoke(configuration ?? new InvocationConfiguration { ProcessTerminationTimeout = CleanupTimeout });
         (configuration?.Error ?? Console.Error).WriteLine($"{program}: {Line(parse, program)}");
         return ExitCode;
     }
@@ -26,7 +32,7 @@ internal static class ParseErrors
     {
         ArgumentNullException.ThrowIfNull(parse);
         if (parse.Errors.Count == 0 || parse.Action is HelpAction)
-            return parse.InvokeAsync();
+            return parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = CleanupTimeout });
         Console.Error.WriteLine($"{program}: {Line(parse, program)}");
         return Task.FromResult(ExitCode);
     }

@@ -69,7 +69,7 @@ internal static class ModelCommand
                     {
                         downloaded = Path.Combine(Path.GetTempPath(), $"ferret-model-start-{Guid.NewGuid():N}");
                         Console.Error.WriteLine($"downloading the starting package {log.Descriptor.ArtifactFingerprint[..16]} from {uri}");
-                        await api.DownloadArtifactAsync(log.Descriptor.ArtifactFingerprint, downloaded, null, ct).ConfigureAwait(false);
+                        await api.DownloadArtifactAsync(log.Descriptor.ArtifactFingerprint, downloaded, line => Console.Error.WriteLine(line), ct).ConfigureAwait(false);
                         start = downloaded;
                     }
                 }

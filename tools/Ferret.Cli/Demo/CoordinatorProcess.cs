@@ -17,15 +17,16 @@ internal static partial class CoordinatorProcess
         string artifactsRoot, string logPath, IEnumerable<string>? settings = null, CancellationToken ct = default)
     {
         var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // The admin key travels in the environment, not on the command line that `ps` shows every user.
         var process = new ChildProcess(name, Deployables.Coordinator,
-            ["--urls", url, "--Ferret:AdminKey", adminKey, "--Ferret:DatabasePath", databasePath, "--Ferret:ArtifactsDirectory", artifactsRoot, .. settings ?? []],
+            ["--urls", url, "--Ferret:DatabasePath", databasePath, "--Ferret:ArtifactsDirectory", artifactsRoot, .. settings ?? []],
             logPath,
             line =>
             {
                 if (ListeningLine().Match(line) is { Success: true } m)
                     listening.TrySetResult(new Uri(m.Groups[1].Value));
             },
-            new Dictionary<string, string> { ["ASPNETCORE_ENVIRONMENT"] = "Production" });
+            new Dictionary<string, string> { ["ASPNETCORE_ENVIRONMENT"] = "Production", ["Ferret__AdminKey"] = adminKey });
         try
         {
             var exited = process.WaitAsync(ct).ContinueWith(_ => (Uri?)null, TaskScheduler.Default);

@@ -128,7 +128,7 @@ internal static class DemoCommand
             AnsiConsole.MarkupLine($"watch it: hub [bold]{new Uri(url, RoundsProtocol.Path)}[/] (Subscribe(\"{experimentId}\")), status [bold]{new Uri(url, $"api/experiments/{experimentId}")}[/] "
                 + (keep ? $"(bearer: the admin key in {Markup.Escape(Path.Combine(work, "admin-key.txt"))})" : "(bearer: the admin key; --keep writes it to a file)"));
             if (keep)
-                await File.WriteAllTextAsync(Path.Combine(work, "admin-key.txt"), adminKey, ct).ConfigureAwait(false);
+                SecretFile.Write(Path.Combine(work, "admin-key.txt"), adminKey);
             await PrintDashboardAsync(admin, url, Math.Max(60, timeoutSeconds / 60), ct).ConfigureAwait(false);
 
             // 4. The model before, scored while nothing else runs.
@@ -187,10 +187,11 @@ internal static class DemoCommand
             {
                 var enrolment = await CoordinatorProcess.PostAsync(admin, "api/enrolments", new { label = $"demo edge {i + 1}" }, ct).ConfigureAwait(false);
                 children.Add(new ChildProcess($"edge-{i + 1}", Deployables.EdgeClient,
-                    ["--coordinator", url.ToString(), "--enrolment-token", enrolment.GetProperty("token").GetString()!, "--name", $"edge-{i + 1}",
+                    ["--coordinator", url.ToString(), "--name", $"edge-{i + 1}",
                      "--token-file", Path.Combine(work, $"edge-{i + 1}.token"), "--experiment", experimentId, "--artifacts", package.Directory,
                      "--data", shards[i], "--threads", "1", "--device", placement.Devices[i].ToString(), "--device-check-cache", Path.Combine(work, "device-checks")],
-                    Path.Combine(work, $"edge-{i + 1}.log")));
+                    Path.Combine(work, $"edge-{i + 1}.log"),
+                    environment: new Dictionary<string, string> { ["FERRET_ENROLMENT_TOKEN"] = enrolment.GetProperty("token").GetString()! }));
             }
             AnsiConsole.MarkupLine($"started {clientCount} edge clients");
 

@@ -30,7 +30,8 @@ internal sealed record LogSnapshot(ExperimentDescriptor Descriptor, IReadOnlyLis
     {
         ArgumentNullException.ThrowIfNull(api);
         var descriptor = await api.DescriptorAsync(experimentId, ct).ConfigureAwait(false);
-        var updates = await api.UpdatesAfterAsync(experimentId, 0, ct).ConfigureAwait(false);
+        // Run-length fields expand to at most the experiment's own shape (as the edge client reads them).
+        var updates = await api.UpdatesAfterAsync(experimentId, 0, (int)Math.Min(int.MaxValue, PacketLimits.MaxEntries(descriptor)), ct).ConfigureAwait(false);
         using var http = new HttpClient { BaseAddress = coordinator };
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         var status = await GetJsonAsync(http, $"api/experiments/{Uri.EscapeDataString(experimentId)}", ct).ConfigureAwait(false);

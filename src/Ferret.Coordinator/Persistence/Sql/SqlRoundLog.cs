@@ -1,4 +1,5 @@
 using System.Data.Common;
+using Ferret.Core.Protocol;
 
 namespace Ferret.Coordinator.Persistence.Sql;
 
@@ -145,6 +146,34 @@ public sealed class SqlRoundLog(SqlDatabase db) : IRoundLog
         return packets;
     }
 
+    public (RoundState Round, DateTimeOffset DeadlineUtc, AssignmentState? Assignment)? GetSubmissionState(string experimentId, int round, string clientId)
+    {
+        using var c = db.Open();
+        var rows = db.Query(c, null, """
+            SELECT r.state, r.deadline_utc, a.state FROM rounds r
+            LEFT JOIN assignments a ON a.experiment_id = r.experiment_id AND a.round = r.round AND a.client_id = @c
+            WHERE r.experiment_id = @e AND r.round = @r
+            """,
+            rd => (Enum.Parse<RoundState>(rd.GetString(0)), db.ReadTime(rd, 1), rd.IsDBNull(2) ? (AssignmentState?)null : Enum.Parse<AssignmentState>(rd.GetString(2))),
+            ("e", experimentId), ("r", round), ("c", clientId));
+        return rows.Count == 0 ? null : rows[0];
+    }
+
+    public bool RejectStoredPacket(string experimentId, int round, string clientId, string reason)
+    {
+        using var c = db.Open();
+        using var tx = c.BeginTransaction();
+        if (LockRound(c, tx, experimentId, round, db.ForUpdate) != Open)
+            return false;
+        bool rejected = db.Execute(c, tx, """
+            UPDATE assignments SET state = @x, reason = @why, packet = NULL
+            WHERE experiment_id = @e AND round = @r AND client_id = @c AND state = @s
+            """,
+            ("x", AssignmentState.Rejected.ToString()), ("why", reason), ("e", experimentId), ("r", round), ("c", clientId), ("s", Received)) == 1;
+        tx.Commit();
+        return rejected;
+    }
+
     public void CompleteRound(string experimentId, int round, byte[] globalUpdate, byte[]? serverState, string? metricsJson, DateTimeOffset closedUtc,
         IReadOnlyCollection<string>? aggregatedClients = null)
     {
@@ -183,6 +212,7 @@ public sealed class SqlRoundLog(SqlDatabase db) : IRoundLog
             db.Execute(c, tx, "UPDATE experiments SET state = @s, ended_utc = @t WHERE id = @e",
                 ("s", ExperimentState.Completed.ToString()), ("t", db.Time(closedUtc)), ("e", experimentId));
         }
+        KillSwitch.Reach(KillPoints.AggregationTransaction);
         tx.Commit();
     }
 
