@@ -38,7 +38,7 @@ public sealed class ArtifactCommandTests : IDisposable
         var output = Path.Combine(_dir, "tiny-gpt2-recompute");
         var (code, _, error) = CliRunner.Run("export", "--preset", "tiny-gpt2", "--out", output, "--recompute", "Layers");
         Assert.True(code == 0, error);
-        (code, var json, error) = CliRunner.Run("inspect", output, "--json");
+        (code, var json, error) = CliRunner.Run("inspect", "--artifacts", output, "--json");
         Assert.True(code == 0, error);
         using var doc = JsonDocument.Parse(json);
         Assert.Equal("layers", doc.RootElement.GetProperty("recompute").GetString());
@@ -47,7 +47,8 @@ public sealed class ArtifactCommandTests : IDisposable
     }
 
     [Theory]
-    [InlineData(new[] { "export", "--preset", "tiny-gpt2", "--out", "X", "--recompute", "sideways" }, "Unknown --recompute value 'sideways': expected none or layers.")]
+    [InlineData(new[] { "export", "--preset", "tiny-gpt2", "--out", "X", "--recompute", "sideways" }, "--recompute: 'sideways' is not one of none, layers.")]
+    [InlineData(new[] { "export", "--preset", "tiny-gpt2", "--out", "X", "--precision", "fp8" }, "--precision: 'fp8' is not one of fp32, bf16-mixed.")]
     [InlineData(new[] { "export", "--out", "X" }, "exactly one of --preset")]
     [InlineData(new[] { "export", "--preset", "huge-llama", "--out", "X" }, "Unknown preset 'huge-llama'")]
     [InlineData(new[] { "export", "--hf", "/nonexistent/model", "--out", "X" }, "does not exist")]

@@ -40,7 +40,7 @@ public sealed class DoctorCommandTests : IDisposable
         var (code, json, _) = CliRunner.Run("doctor", "--device", "cuda", "--artifacts", package, "--json", "--seq", "16", "--threads", "1");
         Assert.True(code == 1, $"a device without its runtime must fail the check (exit 1), got {code}: {json}");
         using var doc = JsonDocument.Parse(json);
-        Assert.False(doc.RootElement.GetProperty("passed").GetBoolean());
+        Assert.False(doc.RootElement.GetProperty("passed").GetBoolean(), "the JSON says the check did not pass");
         Assert.Contains("CUDA execution provider is not available", doc.RootElement.GetProperty("failure").GetString());
         Assert.Contains("CUDA 13", doc.RootElement.GetProperty("failure").GetString());
     }

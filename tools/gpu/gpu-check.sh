@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of docs/gpu-check.md, as one script: CUDA correctness (issue 8) and memory at scale (issue 9).
+# The GPU checks (README, "On a GPU machine"), as one script: CUDA correctness (issue 8) and memory at scale (issue 9).
 #   FERRET="dotnet out/ferret-gpu/ferret.dll" tools/gpu/gpu-check.sh PART [WORK_DIR]
 # PART: correctness | scale | paper (the 7B-class model) | all. Every step has its own time limit and the script goes on
 # when one fails; each step prints one "== step" header and its output, then "-- step: exit N, S s".
@@ -48,7 +48,6 @@ if [ "$part" = scale ] || [ "$part" = all ]; then
   step export-374m-bf16 180 export_once llama-374m llama-374m-bf16 --precision bf16-mixed
   step bench-374m-bf16 120 f bench train --artifacts llama-374m-bf16 --device cuda --batch 4 --seq 512 --steps 5 --warmup 2 --json
   step anchor-374m-bf16 120 anchor llama-374m --device cuda --batch 4 --seq 512 --steps 5 --precision bf16-autocast
-  step doctor-374m-bf16 120 f doctor --device cuda --artifacts llama-374m-bf16 --seq 32
   step export-1b 300 export_once tinyllama-1.1b tinyllama-1.1b
   step bench-1b 150 f bench train --artifacts tinyllama-1.1b --device cuda --batch 2 --seq 512 --steps 5 --warmup 2 --json
   step anchor-1b 150 anchor tinyllama-1.1b --device cuda --batch 2 --seq 512 --steps 5

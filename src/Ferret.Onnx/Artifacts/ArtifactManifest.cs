@@ -52,7 +52,8 @@ public sealed record RecomputeDescription(
 /// preset's seeded weights were drawn (<c>system-random-box-muller</c>, <c>philox-box-muller</c>); null for
 /// weights read from a checkpoint.
 /// weights read from a checkpoint. <see cref="FileSha256"/> names every other file of the package with its lower-case
-/// hex SHA-256 (written at export; absent from packages exported before it).
+/// hex SHA-256 (written at export; absent from packages exported before it). <paramref name="Precision"/> is
+/// <c>bf16-mixed</c> when the training graph's linear layers compute in bf16 (a GPU's tensor cores); absent: float32.
 /// </summary>
 public sealed record ArtifactManifest(
     int FormatVersion,
@@ -73,7 +74,8 @@ public sealed record ArtifactManifest(
     IReadOnlyDictionary<string, RecommendedSettings>? Recommended = null,
     string? Initializer = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RecomputeDescription? Recompute = null,
-    IReadOnlyDictionary<string, string>? FileSha256 = null)
+    IReadOnlyDictionary<string, string>? FileSha256 = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Precision = null)
 {
     public const int CurrentFormatVersion = 1;
     public const string FileName = "manifest.json";

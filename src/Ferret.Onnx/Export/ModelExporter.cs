@@ -4,6 +4,7 @@ using Ferret.Onnx.Autodiff;
 using Ferret.Onnx.Checkpoints;
 using Ferret.Onnx.Graphs;
 using Ferret.Onnx.Models;
+using Ferret.Onnx.Precision;
 using Ferret.Onnx.Weights;
 
 namespace Ferret.Onnx.Export;
@@ -31,6 +32,8 @@ public static class ModelExporter
     {
         ArgumentNullException.ThrowIfNull(source);
         options ??= new ExportOptions();
+        if (options.Precision == ComputePrecision.Bf16Mixed && options.Recompute == RecomputeMode.Layers)
+            throw new ArgumentException("--precision bf16-mixed and --recompute layers cannot be combined yet (the layer block graphs are float32 only); export with one of them.");
         using var writer = new ArtifactPackageWriter(outputDirectory, overwrite);
         // Cancelled between steps: disposing the writer removes what was staged.
         var reporter = progress;
@@ -82,7 +85,7 @@ public static class ModelExporter
             // Weights are checked before the tokenizer: a folder's tensors are the more telling defect.
             tokenizer ??= Tokenizer(checkpoint!, (ModelSource.FromHuggingFace)source, writer);
 
-            var (train, eval, logits, recompute) = WriteGraphs(writer, builder, parameters.Select(p => p.Name).ToList(), options.Recompute, progress, cancellationToken);
+            var (train, eval, logits, recompute) = WriteGraphs(writer, builder, parameters.Select(p => p.Name).ToList(), options, progress, cancellationToken);
             string fingerprint = WriteParameters(writer, "params.safetensors", values, source is ModelSource.FromPreset fp ? $"{presetName} seed {fp.Seed}" : checkpoint!.Directory, progress, cancellationToken);
 
             var manifest = new ArtifactManifest(
@@ -101,7 +104,8 @@ public static class ModelExporter
                 $"Ferret.NET {typeof(ModelExporter).Assembly.GetName().Version}",
                 recommended,
                 initializer,
-                recompute);
+                recompute,
+                Precision: options.Precision == ComputePrecision.Bf16Mixed ? MixedPrecision.Name(options.Precision) : null);
             progress.Report("hashing the package's files");
             writer.Commit(manifest);
         }
@@ -135,13 +139,15 @@ public static class ModelExporter
 
     /// <summary>Builds, differentiates and saves the three graphs; they hold no weights (parameters are graph inputs).</summary>
     private static (GraphDescription Train, GraphDescription Eval, GraphDescription Logits, RecomputeDescription? Recompute) WriteGraphs(
-        ArtifactPackageWriter writer, DecoderBuilder builder, IReadOnlyList<string> names, RecomputeMode recomputeMode, IProgress<string>? progress, CancellationToken cancellationToken)
+        ArtifactPackageWriter writer, DecoderBuilder builder, IReadOnlyList<string> names, ExportOptions options, IProgress<string>? progress, CancellationToken cancellationToken)
     {
         progress?.Report("building the forward graph");
         var lossGraph = builder.Build(GraphKind.Loss);
         cancellationToken.ThrowIfCancellationRequested();
         progress?.Report($"differentiating {lossGraph.Nodes.Count} nodes");
-        var trainGraph = ReverseMode.AddGradients(lossGraph, DecoderBuilder.Loss, names, Opset);
+        // Mixed precision is a rewrite of the forward graph before differentiation: the backward products follow it into bf16.
+        var trainForward = options.Precision == ComputePrecision.Bf16Mixed ? MixedPrecision.Bf16Products(lossGraph) : lossGraph;
+        var trainGraph = ReverseMode.AddGradients(trainForward, DecoderBuilder.Loss, names, Opset);
         trainGraph.Name = "train";
         lossGraph.Name = "eval";
         cancellationToken.ThrowIfCancellationRequested();
@@ -151,7 +157,7 @@ public static class ModelExporter
         var train = Save(writer, "train.onnx", trainGraph);
         var eval = Save(writer, "eval.onnx", lossGraph);
         var logits = Save(writer, "logits.onnx", logitsGraph);
-        var recompute = recomputeMode == RecomputeMode.Layers ? LayerRecompute.Write(writer, builder, Opset, progress) : null;
+        var recompute = options.Recompute == RecomputeMode.Layers ? LayerRecompute.Write(writer, builder, Opset, progress) : null;
         cancellationToken.ThrowIfCancellationRequested();
         return (train, eval, logits, recompute);
     }

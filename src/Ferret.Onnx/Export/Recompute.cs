@@ -2,6 +2,7 @@ using Ferret.Onnx.Artifacts;
 using Ferret.Onnx.Autodiff;
 using Ferret.Onnx.Graphs;
 using Ferret.Onnx.Models;
+using Ferret.Onnx.Precision;
 
 namespace Ferret.Onnx.Export;
 
@@ -19,6 +20,9 @@ public enum RecomputeMode
 public sealed record ExportOptions
 {
     public RecomputeMode Recompute { get; init; }
+
+    /// <summary>How the training graph computes (<see cref="MixedPrecision"/>); evaluation and logits graphs stay float32.</summary>
+    public ComputePrecision Precision { get; init; }
 
     /// <summary>Parses a <c>--recompute</c> value: <c>none</c> or <c>layers</c>, any case.</summary>
     public static RecomputeMode ParseRecompute(string? text) => text?.Trim().ToLowerInvariant() switch

@@ -21,7 +21,7 @@ internal sealed class BlockSession : IDisposable
         _path = path;
         var model = OnnxModel.Load(path);
         var graph = accumulating ? GradientAccumulation.Accumulating(model.Graph, name => name != DecoderBuilder.Hidden) : model.Graph;
-        Session = owner.Session(new OnnxModel(graph, model.Opset).ToBytes(), quiet: false);
+        Session = owner.Session(new OnnxModel(graph, model.Opset).ToBytes(), quiet: false, path);
         try
         {
             Binding = Session.CreateIoBinding();

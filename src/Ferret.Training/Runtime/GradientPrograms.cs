@@ -69,7 +69,7 @@ internal sealed class AccumulatingGraphProgram : IGradientProgram
     {
         _layout = layout;
         var graph = OnnxModel.Load(trainGraphPath);
-        MainSession = owner.Session(new OnnxModel(GradientAccumulation.Accumulating(graph.Graph), graph.Opset).ToBytes(), quiet: false);
+        MainSession = owner.Session(new OnnxModel(GradientAccumulation.Accumulating(graph.Graph), graph.Opset).ToBytes(), quiet: false, trainGraphPath);
         try
         {
             OnnxTrainer.CheckSignature(MainSession, trainGraphPath, layout, withGradients: true);

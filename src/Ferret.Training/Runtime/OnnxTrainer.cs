@@ -177,7 +177,7 @@ public sealed class OnnxTrainer : IDisposable
         public Bound(OnnxTrainer trainer, string path, bool withGradients)
         {
             using (var options = trainer._settings.CreateOptions())
-                Session = new InferenceSession(path, options);
+                Session = SessionSettings.Open(() => new InferenceSession(path, options), path);
             try
             {
                 CheckSignature(Session, path, trainer._layout, withGradients);

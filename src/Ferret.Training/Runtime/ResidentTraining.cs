@@ -373,7 +373,7 @@ public sealed class ResidentTraining : IDisposable
         return session;
     }
 
-    internal InferenceSession Session(byte[] model, bool quiet)
+    internal InferenceSession Session(byte[] model, bool quiet, string graph = "a generated kernel graph")
     {
         using var options = _settings.CreateOptions();
         // Buffer kernels run between training steps: their CPU threads must not spin-wait and starve the training session's.
@@ -382,7 +382,7 @@ public sealed class ResidentTraining : IDisposable
             options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
             options.EnableProfiling = false;
         }
-        return new InferenceSession(model, options);
+        return SessionSettings.Open(() => new InferenceSession(model, options), graph);
     }
 
     private T Own<T>(T disposable)

@@ -65,6 +65,26 @@ public sealed record SessionSettings
         _ => throw new ArgumentException($"Unknown graph optimisation level '{text}': expected none, basic, extended or all."),
     };
 
+    /// <summary>
+    /// Opens a session on this device. A graph that needs a kernel the device lacks (bf16 matrix products, from
+    /// <c>ferret export --precision bf16-mixed</c>, on a CPU) fails with one line naming the graph and the way out.
+    /// </summary>
+    public static InferenceSession Open(Func<InferenceSession> open, string graph)
+    {
+        ArgumentNullException.ThrowIfNull(open);
+        try
+        {
+            return open();
+        }
+        catch (OnnxRuntimeException e) when (e.Message.Contains("Could not find an implementation for", StringComparison.Ordinal))
+        {
+            string detail = e.Message.ReplaceLineEndings(" ");
+            throw new NotSupportedException(
+                $"'{graph}' needs an operator this device has no kernel for ({(detail.Length > 200 ? detail[..200] + "..." : detail)}); "
+                + "a package exported with --precision bf16-mixed trains on a CUDA GPU only: export it with --precision fp32 for this device.", e);
+        }
+    }
+
     /// <summary>Creates session options; fails with installation advice when CUDA is asked for but missing.</summary>
     public SessionOptions CreateOptions()
     {

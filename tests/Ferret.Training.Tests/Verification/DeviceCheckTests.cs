@@ -43,7 +43,7 @@ public sealed class DeviceCheckTests(ArtifactFixture artifacts) : IClassFixture<
     {
         // What the stale CUDA binding produced: the loss and gradient of zero parameters, and a step that went nowhere useful.
         var result = Judge(5.5568f, new float[8], Stepped(8, 0f));
-        Assert.False(result.Passed);
+        Assert.False(result.Passed, "zero parameters fail the check");
         Assert.Contains("loss 5.5568 against the cpu's 2", result.Note);
         Assert.Contains("gradient relative error 1.00E+000", result.Note);
         Assert.Contains("parameters after one SGD step", result.Note);
@@ -53,7 +53,7 @@ public sealed class DeviceCheckTests(ArtifactFixture artifacts) : IClassFixture<
     public void A_step_to_the_wrong_place_fails_even_when_the_gradient_agrees()
     {
         var result = Judge(2f, Enumerable.Repeat(0.5f, 8).ToArray(), Stepped(8, 0.6f));
-        Assert.False(result.Passed);
+        Assert.False(result.Passed, "a wrong step fails the check");
         Assert.DoesNotContain("gradient", result.Note);
         Assert.Contains("parameters after one SGD step: relative error 2.00E-001", result.Note);
     }
@@ -62,7 +62,7 @@ public sealed class DeviceCheckTests(ArtifactFixture artifacts) : IClassFixture<
     public void Non_finite_values_fail()
     {
         var result = Judge(float.NaN, Enumerable.Repeat(0.5f, 8).ToArray(), Stepped(8, 0.5f));
-        Assert.False(result.Passed);
+        Assert.False(result.Passed, "non-finite values fail the check");
         Assert.Contains("non-finite", result.Note);
     }
 

@@ -20,9 +20,12 @@ internal static class ExportCommand
         var recompute = Choices.Create("--recompute",
             "Activation recompute for training: layers adds per-layer block graphs (a resident trainer then keeps only layer-boundary activations and recomputes each layer in its backward pass).",
             "none", "none", "layers");
+        var precision = Choices.Create("--precision",
+            "How the training graph computes: fp32, or bf16-mixed (linear layers in bf16 on a GPU's tensor cores, float32 elsewhere; such a package trains on CUDA only).",
+            "fp32", "fp32", "bf16-mixed");
         var command = new Command("export", "Export a model to ONNX training artifacts (train.onnx, eval.onnx, logits.onnx, params.safetensors, manifest.json).")
         {
-            preset, hf, output, seed, tokenizer, overwrite, recompute,
+            preset, hf, output, seed, tokenizer, overwrite, recompute, precision,
         };
         // Asynchronous so Ctrl-C cancels the export between its steps (nothing half-written stays behind).
         CommandAction.SetAsync(command, (parse, ct) => Task.FromResult(Run(parse, ct)));
@@ -39,7 +42,11 @@ internal static class ExportCommand
             ModelSource source = p is not null
                 ? new ModelSource.FromPreset(p, parse.GetValue(seed))
                 : new ModelSource.FromHuggingFace(h!.FullName, parse.GetValue(tokenizer) == "byte");
-            var options = new ExportOptions { Recompute = ExportOptions.ParseRecompute(parse.GetValue(recompute)) };
+            var options = new ExportOptions
+            {
+                Recompute = ExportOptions.ParseRecompute(parse.GetValue(recompute)),
+                Precision = Onnx.Precision.MixedPrecision.Parse(parse.GetValue(precision)!),
+            };
             var outDir = parse.GetValue(output)!.FullName;
             Onnx.Artifacts.ArtifactPackage? package = null;
             // Ctrl+C cancels: the staging folder is removed and nothing is left behind.
@@ -58,6 +65,7 @@ internal static class ExportCommand
             table.AddRow(m.ParametersFile, $"{new FileInfo(package.ParametersPath).Length / 1048576.0:N0} MiB");
             if (m.Initializer is not null)
                 table.AddRow("initializer", m.Initializer);
+            table.AddRow("precision", m.Precision ?? "fp32");
             table.AddRow("fingerprint", m.ParametersSha256);
             AnsiConsole.Write(table);
             return 0;

@@ -59,6 +59,7 @@ internal static class InspectCommand
                     tokenizer = m.Tokenizer,
                     graphs,
                     recompute = m.Recompute?.Mode ?? "none",
+                    precision = m.Precision ?? "fp32",
                     fingerprint = m.ParametersSha256,
                     initializer = m.Initializer,
                     verified,
@@ -72,6 +73,7 @@ internal static class InspectCommand
             summary.AddRow("parameters", $"{m.ParameterCount.ToString("N0", CultureInfo.InvariantCulture)} ({m.ParameterCount * 4 / 1048576.0:F1} MiB fp32) in {m.Parameters.Count} tensors");
             summary.AddRow("blocks", $"{m.Blocks.Count}, {sizes.Min():N0} to {sizes.Max():N0} elements (threshold {ParameterBlocks.Threshold(m.Parameters.Select(p => p.Length).ToArray()):N0})");
             summary.AddRow("tokenizer", Markup.Escape($"{m.Tokenizer.Kind}, vocabulary {m.Tokenizer.VocabSize}, bos {m.Tokenizer.BosTokenId}, eos {m.Tokenizer.EosTokenId}, pad {m.Tokenizer.PadTokenId}"));
+            summary.AddRow("precision", m.Precision ?? "fp32");
             summary.AddRow("recompute", m.Recompute is null ? "none" : $"{m.Recompute.Mode}: {m.Recompute.Layers.Count} layers share one forward and one backward graph");
             foreach (var g in graphs)
                 summary.AddRow(g.file, $"{g.bytes / 1024.0:F0} KiB, {g.inputs} inputs, {g.outputs} outputs");
