@@ -5,6 +5,7 @@ using Ferret.Coordinator.Clients;
 using Ferret.Coordinator.Dashboard;
 using Ferret.Coordinator.Experiments;
 using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.Privacy;
 using Ferret.Coordinator.Rounds;
 using Ferret.Coordinator.ScaleOut;
 using Ferret.Coordinator.Security;
@@ -52,6 +53,7 @@ var telemetry = builder.Services.AddOpenTelemetry()
     .WithMetrics(m => m.AddMeter(CoordinatorMetrics.MeterName).AddAspNetCoreInstrumentation().AddRuntimeInstrumentation().AddPrometheusExporter());
 if (!string.IsNullOrEmpty(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
     telemetry.UseOtlpExporter();
+builder.Services.AddSingleton<SecureRounds>();
 builder.Services.AddSingleton<ExperimentAlgorithms>();
 builder.Services.AddSingleton<DatabaseGate>();
 builder.Services.AddSingleton<ClientConnections>();

@@ -64,6 +64,9 @@ public sealed class CoordinatorSession : IAsyncDisposable
 
     public Uri Coordinator { get; }
 
+    /// <summary>The connection itself, for the secure-aggregation stages that ride on it.</summary>
+    internal HubConnection Hub => _hub;
+
     /// <summary>Assignments, round events and rejoin results, in the order they arrived.</summary>
     public ChannelReader<object> Messages => _messages.Reader;
 

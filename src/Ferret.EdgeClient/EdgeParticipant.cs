@@ -38,6 +38,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
     private string _clientId = "";
     private ArtifactPackage? _package;
     private bool _lastReportAgreed = true;
+    private SecureAggregationParticipant? _secure;
 
     public EdgeParticipant(EdgeClientOptions options, TextWriter output)
     {
@@ -69,6 +70,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
             if (!verdict.Passed)
                 throw new DeviceCheckFailedException($"device {_options.Session.Device} failed its check against the cpu, so this client does not join: {verdict.Summary}");
         }
+        var secureLoop = _secure is null ? Task.CompletedTask : _secure.RunAsync(ct);
         var join = await _session.StartAsync(_experimentId, ct).ConfigureAwait(false);
         await CatchUpAsync(ct).ConfigureAwait(false);
         if (join.State is "Completed" or "Stopped")
@@ -162,6 +164,8 @@ public sealed class EdgeParticipant : IAsyncDisposable
         _trainer = new OnnxTrainer(package.Layout, package.TrainGraphPath, package.EvalGraphPath, _options.Session);
         var encoder = new ExampleEncoder(Tokenizers.FromPackage(package), _options.MaxLength);
         _model = new OnnxLocalModel(_trainer, encoder, data.Select(encoder.Encode).ToList(), descriptor.Settings.MicroBatches);
+        if (descriptor.Privacy?.SecureAggregation is not null)
+            _secure = new SecureAggregationParticipant(_session.Hub, descriptor, Say, Transient.Is) { ClientId = _clientId };
         Say($"{descriptor.Algorithm} on {package.Manifest.ModelFamily} ({descriptor.ParameterCount:N0} parameters), {data.Count} local examples, device {_options.Session.Device}");
         return deviceCheck;
     }
@@ -250,6 +254,12 @@ public sealed class EdgeParticipant : IAsyncDisposable
             return false;
         }
         _lastTrained = a.Round;
+        // Secure rounds start with fresh keys, so the key stages run while the model trains.
+        if (_secure is not null && !await _secure.BeginAsync(a, ct).ConfigureAwait(false))
+        {
+            await FailAsync(a, "secure aggregation: this client's keys did not reach the round in time", ct).ConfigureAwait(false);
+            return false;
+        }
         Say($"round {a.Round}: training ({_descriptor!.Settings.LocalSteps} local steps, deadline {a.DeadlineUtc:HH:mm:ss} UTC)");
         var timer = Stopwatch.StartNew();
         ClientUpdate packet;
@@ -265,6 +275,13 @@ public sealed class EdgeParticipant : IAsyncDisposable
             or Microsoft.ML.OnnxRuntime.OnnxRuntimeException)
         {
             await FailAsync(a, $"training failed: {e.Message}", ct).ConfigureAwait(false);
+            return false;
+        }
+        if (_secure is not null)
+        {
+            // Nothing leaves in the clear: the masked input goes out once the neighbours' shares are in.
+            _secure.InputReady(a.Round, (FerretUpdate)packet);
+            Say(string.Create(CultureInfo.InvariantCulture, $"round {a.Round}: trained in {timer.Elapsed.TotalSeconds:F1} s, train loss {packet.Stats.Loss:F4}; masking"));
             return false;
         }
         var bytes = Wire.Serialize(packet);
@@ -304,6 +321,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _session.DisposeAsync().ConfigureAwait(false);
+        _secure?.Dispose();
         _trainer?.Dispose();
         _api.Dispose();
     }

@@ -1,3 +1,4 @@
+using Ferret.Core.Privacy;
 using Ferret.Core.Protocol;
 using Microsoft.AspNetCore.SignalR.Client;
 
@@ -18,6 +19,9 @@ internal sealed class HubRecorder
         connection.On<RoundAssignment>(RoundsProtocol.Assignment, Add);
         connection.On<RoundEvent>(RoundsProtocol.RoundEvent, Add);
         connection.On<ClientEvent>(RoundsProtocol.ClientEvent, Add);
+        connection.On<ShareKeysRequest>(RoundsProtocol.ShareKeysRequest, Add);
+        connection.On<MaskedInputRequest>(RoundsProtocol.MaskedInputRequest, Add);
+        connection.On<UnmaskRequest>(RoundsProtocol.UnmaskRequest, Add);
     }
 
     public IReadOnlyList<T> All<T>()

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -12,7 +13,8 @@ namespace Ferret.Dashboard.Tests;
 /// The coordinator's dashboard in a real browser (Debian's chromium) against a real coordinator process and
 /// real edge-client processes on loopback: it loads clean, follows live rounds without a reload, shows a killed
 /// client as offline and missing, resumes by itself after the coordinator restarts, lets the admin key act and
-/// refuses an observer key, and stays usable on a 390 px wide phone.
+/// refuses an observer key, stays usable on a 390 px wide phone, and shows what protects a private experiment with
+/// the epsilon it has spent.
 /// </summary>
 [Collection(SharedBrowser.Name)]
 public sealed class DashboardTests(Chromium chromium)
@@ -246,5 +248,34 @@ public sealed class DashboardTests(Chromium chromium)
         var text = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, $"minting an observer key: {text}");
         return JsonDocument.Parse(text).RootElement.GetProperty("key").GetString()!;
+    }
+
+    [SkippableFact]
+    public async Task A_private_experiment_shows_its_protection_and_the_epsilon_spent_after_each_round()
+    {
+        Skip.If(chromium.Unavailable is not null, chromium.Unavailable);
+        using var federation = new Federation(shards: 1);
+        await federation.StartCoordinatorAsync();
+        var id = await federation.CreateExperimentAsync(rounds: 1, minClients: 1, deadlineSeconds: 600,
+            differentialPrivacy: new { noiseMultiplier = 1.0, clipNorm = 0.05 });
+
+        await using var dashboard = await DashboardPage.OpenAsync(chromium, federation.Url, Federation.AdminKey);
+        var page = dashboard.Page;
+        await dashboard.LiveAsync();
+        var summary = page.Locator("#summary-privacy");
+        await Expect(summary).ToContainTextAsync("DP (central noise, z = 1");
+        await Expect(summary).ToContainTextAsync("ε = 0.00 at δ");
+
+        var edge = await federation.StartEdgeAsync(1, id);
+        await Federation.ExitsCleanlyAsync(edge, 300);
+        var experiment = await federation.ExperimentAsync(id);
+        double epsilon = experiment.GetProperty("privacy").GetProperty("epsilonSpent").GetDouble();
+        Assert.True(epsilon > 0, $"one released round spends some epsilon: {experiment}");
+        // The same figure the status view holds, on the summary and on the round's row, without a reload.
+        string spent = "ε = " + epsilon.ToString("F2", CultureInfo.InvariantCulture);
+        await Expect(summary).ToContainTextAsync(spent + " at δ", new() { Timeout = Slow });
+        await Expect(summary).ToContainTextAsync("after 1 rounds");
+        await Expect(page.Locator("#history")).ToContainTextAsync(spent + " so far", new() { Timeout = Slow });
+        dashboard.AssertNoErrors();
     }
 }

@@ -20,10 +20,12 @@ internal static class FerretCommandLine
         root.Add(DataCommand.Create());
         root.Add(TrainCommand.Create());
         root.Add(SimulateCommand.Create());
+        root.Add(DpAccountCommand.Create());
         root.Add(ModelCommand.Create());
         root.Add(GenerateCommand.Create());
         root.Add(BenchCommand.Create(BenchProjectionCommand.Create(), BenchTrainCommand.Create(), BenchIdleCommand.Create(), BenchScaleCommand.Create(),
-            BenchChaosCommand.Create(), BenchFuzzCommand.Create(), BenchLoadCommand.Create()));
+            BenchChaosCommand.Create(), BenchFuzzCommand.Create(), BenchLoadCommand.Create(),
+            BenchSecureAggregationCommand.Create()));
         return root;
     }
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Ferret.Coordinator.Artifacts;
 using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.Privacy;
 using Ferret.Coordinator.Rounds;
 using Ferret.Coordinator.ScaleOut;
 using Ferret.Coordinator.Security;
@@ -20,7 +21,7 @@ namespace Ferret.Coordinator.Experiments;
 public sealed record CreateExperimentRequest(
     string Name, string Algorithm, string Artifact, int Rounds, double Fraction, ulong? ExperimentSeed = null,
     int? LocalSteps = null, int? MicroBatches = null, double? LocalLearningRate = null, int? CandidateSeeds = null, double? ServerLearningRate = null,
-    int? MinClients = null, int? RoundDeadlineSeconds = null);
+    int? MinClients = null, int? RoundDeadlineSeconds = null, SecureAggregationRequest? SecureAggregation = null, DifferentialPrivacyRequest? DifferentialPrivacy = null);
 
 public sealed record RoundView(
     int Round, string State, DateTimeOffset OpenedUtc, DateTimeOffset DeadlineUtc, DateTimeOffset? ClosedUtc, int Aggregated, int Missing,
@@ -44,7 +45,7 @@ public sealed record ExperimentView(
     string Id, string Name, string Algorithm, string State, int Rounds, double Fraction, int MinClients, int RoundDeadlineSeconds, int CandidateSeeds, int Blocks,
     long Parameters, string ArtifactFingerprint, DateTimeOffset CreatedUtc, IReadOnlyList<RoundView>? RoundLog, long? Rejections = null,
     OpenRoundView? OpenRound = null, ModelFingerprintView? ModelFingerprint = null, int? LocalSteps = null, double? LocalLearningRate = null,
-    double? ServerLearningRate = null, ExperimentOwner? Owner = null, AlgorithmSettings? Settings = null, int ConnectedClients = 0);
+    double? ServerLearningRate = null, ExperimentOwner? Owner = null, AlgorithmSettings? Settings = null, int ConnectedClients = 0, PrivacyView? Privacy = null);
 
 public sealed record AssignmentView(string ClientId, string State, string? PacketSha256, long PacketBytes, DateTimeOffset? ReceivedUtc, double? TrainLoss, string? Reason);
 
@@ -116,6 +117,7 @@ public static class ExperimentEndpoints
                 errors["artifact"] = [e.Message];
             }
         }
+        var privacy = PrivacyRequests.Settings(request.SecureAggregation, request.DifferentialPrivacy, errors);
         if (errors.Count > 0)
             return TypedResults.ValidationProblem(errors);
 
@@ -137,6 +139,7 @@ public static class ExperimentEndpoints
                 request.ExperimentSeed ?? (ulong)Random.Shared.NextInt64(), package!.Blocks, package.Manifest.ParametersSha256, request.Rounds, request.Fraction);
             descriptor.MinClients = request.MinClients ?? descriptor.MinClients;
             descriptor.RoundDeadlineSeconds = request.RoundDeadlineSeconds ?? descriptor.RoundDeadlineSeconds;
+            descriptor.Privacy = privacy;
             descriptor.Validate();
         }
         catch (ArgumentException e)
@@ -209,5 +212,6 @@ public static class ExperimentEndpoints
     private static ExperimentView View(ExperimentRecord e, ExperimentDescriptor d, IReadOnlyList<RoundView>? rounds, IParticipants? participants) =>
         new(e.Id, e.Name, e.Algorithm, e.State.ToString(), e.Rounds, d.Fraction, d.MinClients, d.RoundDeadlineSeconds, d.Settings.CandidateSeeds, d.BlockLengths.Length, d.ParameterCount,
             e.ArtifactFingerprint, e.CreatedUtc, rounds, LocalSteps: d.Settings.LocalSteps, LocalLearningRate: d.Settings.LocalLearningRate,
-            ServerLearningRate: d.Settings.ServerLearningRate, Settings: d.Settings, ConnectedClients: participants?.Connected(e.Id).Count ?? 0);
+            ServerLearningRate: d.Settings.ServerLearningRate, Settings: d.Settings, ConnectedClients: participants?.Connected(e.Id).Count ?? 0,
+            Privacy: PrivacyRequests.View(d, rounds));
 }

@@ -17,13 +17,14 @@ public static class RoundLogStorage
     public static SqlDatabase Open(string roundLog) =>
         IsPostgres(roundLog) ? new PostgresDatabase(roundLog) : new SqliteDatabase(roundLog);
 
-    /// <summary>Registers the database, the round log and the client registry over it.</summary>
+    /// <summary>Registers the database, and the round log, the client registry and the private-round store over it.</summary>
     public static IServiceCollection AddRoundLog(this IServiceCollection services, Func<IServiceProvider, string> roundLog)
     {
         ArgumentNullException.ThrowIfNull(roundLog);
         services.AddSingleton(sp => Open(roundLog(sp)));
         services.AddSingleton<IRoundLog>(sp => new SqlRoundLog(sp.GetRequiredService<SqlDatabase>()));
         services.AddSingleton<IClientRegistry>(sp => new SqlClientRegistry(sp.GetRequiredService<SqlDatabase>()));
+        services.AddSingleton<IPrivateRoundStore>(sp => new SqlPrivateRoundStore(sp.GetRequiredService<SqlDatabase>()));
         return services;
     }
 }

@@ -1,9 +1,11 @@
 using System.Text.Json;
 using System.Threading.Channels;
 using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.Privacy;
 using Ferret.Coordinator.ScaleOut;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
+using Ferret.Core.Privacy;
 using Ferret.Core.Protocol;
 using Ferret.Core.Randomness;
 using Microsoft.AspNetCore.SignalR;
@@ -11,8 +13,9 @@ using Microsoft.Extensions.Options;
 
 namespace Ferret.Coordinator.Rounds;
 
-/// <summary>What the round log keeps about a closed round besides the update itself (JSON).</summary>
-public sealed record RoundMetrics(int Assigned, int Aggregated, int Missing, double? MeanTrainLoss, long BytesUp, long BytesDown, double Seconds);
+/// <summary>What the round log keeps about a closed round besides the update itself (JSON); private rounds add their privacy line.</summary>
+public sealed record RoundMetrics(int Assigned, int Aggregated, int Missing, double? MeanTrainLoss, long BytesUp, long BytesDown, double Seconds,
+    RoundPrivacy? Privacy = null);
 
 /// <summary>
 /// Runs every experiment's rounds: waits for enough joined clients, samples the fraction, sends
@@ -39,12 +42,14 @@ public sealed partial class RoundEngine : BackgroundService
     private readonly IOptions<CoordinatorOptions> _options;
     private readonly ILogger<RoundEngine> _logger;
     private readonly PacketDoor _door;
+    private readonly SecureRounds _secure;
+    private readonly IPrivateRoundStore _privateRounds;
     private readonly Dictionary<string, (string Message, DateTimeOffset LoggedUtc, int Since)> _failures = new(StringComparer.Ordinal);
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
 
     public RoundEngine(IRoundLog log, IClientRegistry clients, ExperimentAlgorithms algorithms, IParticipants participants,
         IExperimentOwnership ownership, IHubContext<RoundsHub> hub, TimeProvider clock, IOptions<CoordinatorOptions> options, ILogger<RoundEngine> logger,
-        PacketDoor door)
+        PacketDoor door, SecureRounds secure, IPrivateRoundStore privateRounds)
     {
         ArgumentNullException.ThrowIfNull(ownership);
         _log = log;
@@ -57,6 +62,8 @@ public sealed partial class RoundEngine : BackgroundService
         _options = options;
         _logger = logger;
         _door = door;
+        _secure = secure;
+        _privateRounds = privateRounds;
         ownership.Woken += (experimentId, gained) =>
         {
             // A new owner's aggregator must come from the log, whatever it held when it last owned the experiment.
@@ -116,6 +123,7 @@ public sealed partial class RoundEngine : BackgroundService
             if (open is not null)
             {
                 _log.AbandonRound(experiment.Id, open.Round, "experiment stopped", now);
+                _secure.Close(experiment.Id, open.Round);
                 CoordinatorMetrics.RoundsAbandoned.Add(1);
                 await BroadcastAsync(new RoundEvent
                 {
@@ -134,6 +142,11 @@ public sealed partial class RoundEngine : BackgroundService
         if (open is not null)
         {
             var assignments = _log.GetAssignments(experiment.Id, open.Round);
+            if (_algorithms.Get(experiment.Id) is { Private.Secure: true } secure)
+            {
+                await StepSecureAsync(experiment, open, secure, assignments.Count, baseRound, now, cancellationToken).ConfigureAwait(false);
+                return;
+            }
             if (now >= open.DeadlineUtc || assignments.All(a => a.State != AssignmentState.Assigned))
                 await CloseAsync(experiment, open, assignments, baseRound, now, cancellationToken).ConfigureAwait(false);
             return;
@@ -152,10 +165,27 @@ public sealed partial class RoundEngine : BackgroundService
             return; // the common idle case, decided without touching the database
         var revoked = _clients.RevokedClientIds();
         var eligible = connected.Where(c => !revoked.Contains(c)).ToList();
-        if (eligible.Count < descriptor.MinClients)
+        // A secure round needs at least threshold inputs, so it draws at least that many clients.
+        int atLeast = descriptor.Privacy?.SecureAggregation?.Threshold ?? 1;
+        if (eligible.Count < Math.Max(descriptor.MinClients, atLeast))
             return;
-        var chosen = Sample(eligible, descriptor, next);
+        var chosen = Sample(eligible, descriptor, next, atLeast);
         var deadline = now.AddSeconds(descriptor.RoundDeadlineSeconds);
+        PrivateRoundInfo? privacy = null;
+        if (algorithm.Private is { } p)
+        {
+            privacy = new PrivateRoundInfo { Assigned = chosen.Count, Eligible = eligible.Count, ClipNorm = p.ClipNorm, Secure = p.Secure };
+            // The round's public numbers go to the store before the round exists, so no open private round lacks them.
+            if (p.Secure)
+            {
+                privacy.KeysDeadlineUtc = now.AddSeconds(descriptor.Privacy!.SecureAggregation!.KeysSeconds);
+                _secure.Open(experiment.Id, next, eligible.Count, chosen.Count, p.ClipNorm, privacy.KeysDeadlineUtc);
+            }
+            else
+            {
+                _privateRounds.OpenRound(new PrivateRoundRecord(experiment.Id, next, eligible.Count, chosen.Count, p.ClipNorm, PrivateStage.Packets, deadline));
+            }
+        }
         _log.OpenRound(experiment.Id, next, now, deadline, chosen);
         EngineLog.Opened(_logger, experiment.Id, next, chosen.Count, eligible.Count);
         foreach (var client in chosen)
@@ -166,6 +196,7 @@ public sealed partial class RoundEngine : BackgroundService
                 Round = next,
                 BaseRound = baseRound,
                 DeadlineUtc = deadline,
+                Privacy = privacy,
             }, cancellationToken).ConfigureAwait(false);
         }
         await BroadcastAsync(new RoundEvent
@@ -183,14 +214,14 @@ public sealed partial class RoundEngine : BackgroundService
     }
 
     /// <summary>
-    /// The round's participants: <c>max(1, round(m * eligible))</c> clients drawn without replacement,
+    /// The round's participants: <c>max(atLeast, round(m * eligible))</c> clients drawn without replacement,
     /// reproducibly from the experiment seed and the round (the eligible list is in ordinal order).
     /// </summary>
-    public static List<string> Sample(IReadOnlyList<string> eligible, ExperimentDescriptor descriptor, int round)
+    public static List<string> Sample(IReadOnlyList<string> eligible, ExperimentDescriptor descriptor, int round, int atLeast = 1)
     {
         ArgumentNullException.ThrowIfNull(eligible);
         ArgumentNullException.ThrowIfNull(descriptor);
-        int n = Math.Clamp((int)Math.Round(descriptor.Fraction * eligible.Count, MidpointRounding.AwayFromZero), 1, eligible.Count);
+        int n = Math.Clamp((int)Math.Round(descriptor.Fraction * eligible.Count, MidpointRounding.AwayFromZero), Math.Max(1, atLeast), eligible.Count);
         var pool = eligible.ToArray();
         SeedMix.Random(descriptor.ExperimentSeed, (ulong)round, 0x5A3D1E).Shuffle(pool);
         return [.. pool.Take(n).Order(StringComparer.Ordinal)];
@@ -199,7 +230,6 @@ public sealed partial class RoundEngine : BackgroundService
     private async Task CloseAsync(ExperimentRecord experiment, RoundRecord open, IReadOnlyList<AssignmentRecord> assignments, int baseRound,
         DateTimeOffset now, CancellationToken cancellationToken)
     {
-        double seconds = (now - open.OpenedUtc).TotalSeconds;
         bool last = open.Round >= experiment.Rounds;
         var experimentAlgorithm = _algorithms.Get(experiment.Id) ?? throw new InvalidOperationException($"Experiment '{experiment.Id}' vanished.");
         // Every stored packet passes the door's checks again: a packet stored by an older, laxer coordinator
@@ -227,14 +257,27 @@ public sealed partial class RoundEngine : BackgroundService
             await AbandonAsync(experiment, open, assignments.Count, baseRound, last, now, why, cancellationToken).ConfigureAwait(false);
             return;
         }
-        var failures = _log.GetAssignments(experiment.Id, open.Round).Where(a => a.State != AssignmentState.Received)
-            .Select(a => new ClientFailure(a.ClientId, a.Reason ?? a.State.ToString().ToLowerInvariant())).ToList();
         GlobalUpdate update;
-        byte[] bytes;
+        RoundPrivacy? privacy = null;
+        double? loss;
         try
         {
-            update = experimentAlgorithm.Algorithm.Aggregate(open.Round, updates, failures);
-            bytes = Wire.Serialize(update);
+            if (experimentAlgorithm.Private is { } p)
+            {
+                // Central DP in the clear: the coordinator clips and quantizes every packet, sums, and adds the noise.
+                var record = _privateRounds.GetRound(experiment.Id, open.Round)
+                    ?? new PrivateRoundRecord(experiment.Id, open.Round, assignments.Count, assignments.Count, p.ClipNorm, PrivateStage.Packets, open.DeadlineUtc);
+                var result = p.AggregatePackets(open.Round, p.Plan(open.Round, record.Assigned, record.Eligible), updates.Cast<FerretUpdate>().ToList());
+                (update, privacy, loss) = (result.Update, result.Privacy, result.MeanTrainLoss);
+            }
+            else
+            {
+                var failures = _log.GetAssignments(experiment.Id, open.Round).Where(a => a.State != AssignmentState.Received)
+                    .Select(a => new ClientFailure(a.ClientId, a.Reason ?? a.State.ToString().ToLowerInvariant())).ToList();
+                update = experimentAlgorithm.Algorithm.Aggregate(open.Round, updates, failures);
+                var losses = updates.Select(u => u.Stats.Loss).Where(double.IsFinite).ToList();
+                loss = losses.Count > 0 ? losses.Average() : null;
+            }
         }
         catch (Exception e) when (e is not OperationCanceledException and not OutOfMemoryException)
         {
@@ -245,13 +288,39 @@ public sealed partial class RoundEngine : BackgroundService
             await AbandonAsync(experiment, open, assignments.Count, baseRound, last, now, $"aggregation failed: {e.Message}", cancellationToken).ConfigureAwait(false);
             return;
         }
-        var losses = updates.Select(u => u.Stats.Loss).Where(double.IsFinite).ToList();
-        double? loss = losses.Count > 0 ? losses.Average() : null;
-        var metrics = new RoundMetrics(assignments.Count, updates.Count, assignments.Count - updates.Count, loss, up, bytes.Length, seconds);
+        await CompleteAsync(experiment, open, experimentAlgorithm, update, baseRound, now, assignments.Count, loss, up, privacy, aggregated, cancellationToken)
+            .ConfigureAwait(false);
+    }
+
+    /// <summary>One look at an open secure round: its stages advance, and it is abandoned or completed once unmasked.</summary>
+    private async Task StepSecureAsync(ExperimentRecord experiment, RoundRecord open, ExperimentAlgorithm secure, int assigned, int baseRound, DateTimeOffset now,
+        CancellationToken cancellationToken)
+    {
+        bool last = open.Round >= experiment.Rounds;
+        var step = await _secure.StepAsync(open, secure, now, cancellationToken).ConfigureAwait(false);
+        if (step is SecureStep.Abandon abandon)
+        {
+            await AbandonAsync(experiment, open, assigned, baseRound, last, now, abandon.Reason, cancellationToken).ConfigureAwait(false);
+        }
+        else if (step is SecureStep.Complete complete)
+        {
+            await CompleteAsync(experiment, open, secure, complete.Result.Update, baseRound, now, assigned, complete.Result.MeanTrainLoss, complete.BytesUp,
+                complete.Result.Privacy, complete.Inputs, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Stores the round's update with the aggregator's state in one transaction (refused unless the round's packets are exactly those aggregated), then broadcasts it.</summary>
+    private async Task CompleteAsync(ExperimentRecord experiment, RoundRecord open, ExperimentAlgorithm experimentAlgorithm, GlobalUpdate update, int baseRound,
+        DateTimeOffset now, int assigned, double? loss, long up, RoundPrivacy? privacy, IReadOnlyCollection<string> aggregatedClients, CancellationToken cancellationToken)
+    {
+        double seconds = (now - open.OpenedUtc).TotalSeconds;
+        bool last = open.Round >= experiment.Rounds;
+        var bytes = Wire.Serialize(update);
+        int aggregated = privacy?.Contributors ?? update.Contributors;
+        var metrics = new RoundMetrics(assigned, aggregated, assigned - aggregated, loss, up, bytes.Length, seconds, privacy);
         try
         {
-            _log.CompleteRound(experiment.Id, open.Round, bytes, experimentAlgorithm.Algorithm.ExportState(), JsonSerializer.Serialize(metrics), now,
-                aggregated);
+            _log.CompleteRound(experiment.Id, open.Round, bytes, experimentAlgorithm.ExportState(), JsonSerializer.Serialize(metrics), now, aggregatedClients);
         }
         catch
         {
@@ -260,18 +329,19 @@ public sealed partial class RoundEngine : BackgroundService
             _algorithms.Evict(experiment.Id);
             throw;
         }
+        _secure.Close(experiment.Id, open.Round);
         KillSwitch.Reach(KillPoints.AfterPersistBeforeBroadcast);
         CoordinatorMetrics.RoundsCompleted.Add(1);
         CoordinatorMetrics.RoundDuration.Record(seconds);
-        EngineLog.Completed(_logger, experiment.Id, open.Round, updates.Count, assignments.Count, bytes.Length, seconds);
+        EngineLog.Completed(_logger, experiment.Id, open.Round, aggregated, assigned, bytes.Length, seconds);
         await BroadcastAsync(new RoundEvent
         {
             ExperimentId = experiment.Id,
             Round = open.Round,
             Kind = RoundEvent.Completed,
             BaseRound = baseRound,
-            Assigned = assignments.Count,
-            Aggregated = updates.Count,
+            Assigned = assigned,
+            Aggregated = aggregated,
             Missing = metrics.Missing,
             MeanTrainLoss = loss,
             BytesUp = up,
@@ -280,6 +350,7 @@ public sealed partial class RoundEngine : BackgroundService
             GlobalUpdate = bytes.Length <= InlineUpdateBytes ? bytes : null,
             ExperimentEnded = last,
             AtUtc = now,
+            Epsilon = privacy?.Epsilon,
         }, cancellationToken).ConfigureAwait(false);
     }
 
@@ -287,6 +358,7 @@ public sealed partial class RoundEngine : BackgroundService
         CancellationToken cancellationToken)
     {
         _log.AbandonRound(experiment.Id, open.Round, reason, now);
+        _secure.Close(experiment.Id, open.Round);
         CoordinatorMetrics.RoundsAbandoned.Add(1);
         if (last)
             _log.SetExperimentState(experiment.Id, ExperimentState.Completed, now);

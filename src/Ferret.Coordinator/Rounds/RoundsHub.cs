@@ -3,6 +3,7 @@ using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Ferret.Coordinator.Persistence;
+using Ferret.Coordinator.Privacy;
 using Ferret.Coordinator.ScaleOut;
 using Ferret.Coordinator.Security;
 using Ferret.Core.Algorithms;
@@ -23,9 +24,9 @@ namespace Ferret.Coordinator.Rounds;
 /// nudged to look. Every method carries its own policy (README, "Who may call what").
 /// </summary>
 [Authorize(Policy = Policies.Observer)]
-public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, ExperimentAlgorithms algorithms, IParticipants participants,
+public sealed partial class RoundsHub(IRoundLog log, IClientRegistry clients, ExperimentAlgorithms algorithms, IParticipants participants,
     IExperimentOwnership ownership, DatabaseGate gate, PacketDoor door, RejectionWriter rejections, ClientConnections connections,
-    IOptions<CoordinatorOptions> options, TimeProvider clock, ILogger<RoundsHub> logger) : Hub
+    IOptions<CoordinatorOptions> options, TimeProvider clock, ILogger<RoundsHub> logger, SecureRounds secure) : Hub
 {
     public const string Path = RoundsProtocol.Path;
 
@@ -86,16 +87,27 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
         await Groups.AddToGroupAsync(Context.ConnectionId, Group(experimentId)).ConfigureAwait(false);
         int lastCompleted;
         RoundAssignment? assignment = null;
+        (ExperimentAlgorithm Experiment, int Round)? secureRound = null;
         using (await gate.EnterAsync().ConfigureAwait(false))
         {
             var progress = log.GetProgress(experimentId);
             lastCompleted = progress.LastCompleted;
             if (progress.Open is { } open && log.GetSubmissionState(experimentId, open.Round, client)?.Assignment == AssignmentState.Assigned)
                 assignment = new RoundAssignment { ExperimentId = experimentId, Round = open.Round, BaseRound = lastCompleted, DeadlineUtc = open.DeadlineUtc };
+            if (progress.Open is { } current && algorithms.Get(experimentId) is { Private.Secure: true } secureExperiment)
+            {
+                assignment?.Privacy = secure.AssignmentInfo(secureExperiment, current.Round);
+                secureRound = (secureExperiment, current.Round);
+            }
             participants.Join(Context.ConnectionId, client, experimentId);
             ownership.Nudge(experimentId);
         }
         await Notify(new ClientEvent { ExperimentId = experimentId, Round = lastCompleted, ClientId = client, Kind = ClientEvent.Joined }).ConfigureAwait(false);
+        if (secureRound is { } rejoined)
+        {
+            using (await gate.EnterAsync().ConfigureAwait(false))
+                await secure.ResendAsync(rejoined.Experiment, rejoined.Round, client, Context.ConnectionAborted).ConfigureAwait(false);
+        }
         return new JoinResult { Descriptor = experiment.Descriptor, State = experiment.State.ToString(), LastCompletedRound = lastCompleted, OpenAssignment = assignment };
     }
 
@@ -119,7 +131,7 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
     public async Task<SubmitResult> SubmitUpdateStream(string experimentId, int round, IAsyncEnumerable<byte[]> chunks)
     {
         ArgumentNullException.ThrowIfNull(chunks);
-        (ExperimentDescriptor Descriptor, IFederatedAlgorithm Algorithm)? found = null;
+        ExperimentAlgorithm? found = null;
         if (CallerInput.IsId(experimentId))
         {
             using (await gate.EnterAsync().ConfigureAwait(false))
@@ -328,11 +340,13 @@ public sealed class RoundsHub(IRoundLog log, IClientRegistry clients, Experiment
         long bytes = packet?.LongLength ?? 0;
         if (!CallerInput.IsId(experimentId))
             return await Reject(null, round, bytes, CallerInput.DescribeInvalidId(experimentId)).ConfigureAwait(false);
-        (ExperimentDescriptor Descriptor, IFederatedAlgorithm Algorithm)? found;
+        ExperimentAlgorithm? found;
         using (await gate.EnterAsync().ConfigureAwait(false))
             found = algorithms.Get(experimentId);
         if (found is not { } experiment)
             return await Reject(experimentId, round, bytes, $"no experiment '{experimentId}'").ConfigureAwait(false);
+        if (experiment.Private is { Secure: true })
+            return await Reject(experimentId, round, bytes, "this experiment uses secure aggregation: a plain packet would show the coordinator the client's update; send a masked input").ConfigureAwait(false);
         var (update, reason) = door.Inspect(experiment.Descriptor, experiment.Algorithm, round, packet);
         if (update is null || packet is null)
             return await Reject(experimentId, round, bytes, reason ?? "empty packet").ConfigureAwait(false);

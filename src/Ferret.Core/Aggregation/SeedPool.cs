@@ -69,6 +69,25 @@ public sealed class SeedPool
         }
     }
 
+    /// <summary>
+    /// Folds an already-averaged round into the pool, <c>P = mu * P + mean</c>, with the mean laid out densely
+    /// as <c>mean[b * K + k]</c> (private aggregation hands the coordinator only this).
+    /// </summary>
+    public void AccumulateMean(ReadOnlySpan<double> mean, double momentum)
+    {
+        if (mean.Length != _pool.Length)
+            throw new ArgumentException($"The mean has {mean.Length} entries; the pool holds {CandidateCount} x {BlockCount}.", nameof(mean));
+        if (!(momentum is >= 0 and < 1))
+            throw new ArgumentOutOfRangeException(nameof(momentum), momentum, "Server momentum must lie in [0, 1).");
+        foreach (var m in mean)
+        {
+            if (!double.IsFinite(m))
+                throw new ArgumentException("The mean has a non-finite entry.", nameof(mean));
+        }
+        System.Numerics.Tensors.TensorPrimitives.Multiply(_pool, momentum, _pool);
+        System.Numerics.Tensors.TensorPrimitives.Add(_pool, mean, _pool);
+    }
+
     /// <summary>The round's global coefficients: every non-zero pool entry, scaled and clipped, sorted by (block, seed).</summary>
     public SeedCoordinates Coefficients(double serverLearningRate, double maxNorm, BasisDistribution distribution)
     {

@@ -148,6 +148,10 @@ public sealed class ExperimentDescriptor
     [Key(13)]
     public int RoundDeadlineSeconds { get; set; } = 600;
 
+    /// <summary>Secure aggregation and differential privacy (null: packets in the clear, no noise).</summary>
+    [Key(14)]
+    public Privacy.PrivacySettings? Privacy { get; set; }
+
     /// <summary>A descriptor with the candidate seeds derived from the experiment seed and the layout's block partition.</summary>
     public static ExperimentDescriptor Create(string id, string algorithm, AlgorithmSettings settings, ulong experimentSeed,
         ParameterBlocks blocks, string artifactFingerprint, int rounds, double fraction)
@@ -195,6 +199,7 @@ public sealed class ExperimentDescriptor
             throw new ArgumentException($"Experiment descriptor field 'MinClients' = {MinClients}: 1 to 1,000,000.");
         if (RoundDeadlineSeconds is < 1 or > 7 * 24 * 3600)
             throw new ArgumentException($"Experiment descriptor field 'RoundDeadlineSeconds' = {RoundDeadlineSeconds}: 1 second to 7 days.");
+        Privacy?.Validate(Algorithm, Settings.Weighting);
         if (ParameterCount != BlockLengths.Sum())
             throw new ArgumentException($"Experiment descriptor: blocks cover {BlockLengths.Sum()} parameters, ParameterCount says {ParameterCount}.");
     }

@@ -109,6 +109,29 @@ public sealed class FerretAlgorithm : IFederatedAlgorithm
         };
     }
 
+    /// <summary>Length of the dense gamma over the experiment's (block, candidate seed) space: <c>B * K</c>.</summary>
+    public int DenseLength => _blocks.Count * _experiment.Settings.CandidateSeeds;
+
+    /// <summary>
+    /// Coordinator side of private aggregation: the round's mean gamma arrives already summed (and noised), laid
+    /// out as <c>mean[b * K + k]</c>; it enters the seed pool exactly as an average of packets would.
+    /// </summary>
+    public GlobalUpdate AggregateMean(int round, ReadOnlySpan<double> mean, int contributors)
+    {
+        var s = _experiment.Settings;
+        _pool.AccumulateMean(mean, s.ServerMomentum);
+        var c = _pool.Coefficients(s.Schedule(_experiment.Rounds).At(round), s.ClipNorm, s.Distribution);
+        return new SeedCoefficientsUpdate
+        {
+            ExperimentId = _experiment.Id,
+            Round = round,
+            Contributors = contributors,
+            SeedIndices = c.SeedIndices,
+            Blocks = c.Blocks,
+            Coefficients = c.Values,
+        };
+    }
+
     public void Apply(GlobalUpdate update, Memory<float> parameters)
     {
         if (update is not SeedCoefficientsUpdate u)

@@ -39,7 +39,30 @@ public static class RoundsProtocol
     /// </summary>
     public const string ReportDeviceCheck = "ReportDeviceCheck";
 
+    // ---- secure aggregation (experiments with secureAggregation), invoked by clients, each -> SubmitResult ----
+
+    /// <summary><c>AdvertiseKeys(experimentId, round, AdvertisedKeys bytes)</c>: stage 0, the round's two public keys.</summary>
+    public const string AdvertiseKeys = "AdvertiseKeys";
+
+    /// <summary><c>ShareKeys(experimentId, round, ShareKeysResponse bytes)</c>: stage 1, encrypted shares for the neighbours.</summary>
+    public const string ShareKeys = "ShareKeys";
+
+    /// <summary><c>SubmitMaskedInput(experimentId, round, MaskedInput bytes)</c>: stage 2, the masked, quantized gamma.</summary>
+    public const string SubmitMaskedInput = "SubmitMaskedInput";
+
+    /// <summary><c>Unmask(experimentId, round, UnmaskResponse bytes)</c>: stage 3, the shares that remove the masks.</summary>
+    public const string Unmask = "Unmask";
+
     // ---- pushed by the coordinator ---------------------------------------------------------------------
+
+    /// <summary>A <see cref="Privacy.ShareKeysRequest"/>, to one client of a secure round.</summary>
+    public const string ShareKeysRequest = "ShareKeysRequest";
+
+    /// <summary>A <see cref="Privacy.MaskedInputRequest"/>, to one client of a secure round.</summary>
+    public const string MaskedInputRequest = "MaskedInputRequest";
+
+    /// <summary>A <see cref="Privacy.UnmaskRequest"/>, to one client of a secure round.</summary>
+    public const string UnmaskRequest = "UnmaskRequest";
 
     /// <summary>A <see cref="RoundAssignment"/>, sent to the assigned client only.</summary>
     public const string Assignment = "Assignment";
@@ -88,6 +111,34 @@ public sealed class RoundAssignment
 
     [Key(3)]
     public DateTimeOffset DeadlineUtc { get; set; }
+
+    /// <summary>Set in private experiments: what the client needs to encode its gamma for this round.</summary>
+    [Key(4)]
+    public PrivateRoundInfo? Privacy { get; set; }
+}
+
+/// <summary>
+/// The public numbers of a private round a client encodes with (<see cref="Privacy.PrivacyPlan.Create"/>): the
+/// round's size, the clients it was drawn from and the clip norm; for secure rounds, when the keys are due.
+/// </summary>
+[MessagePackObject]
+public sealed class PrivateRoundInfo
+{
+    [Key(0)]
+    public int Assigned { get; set; }
+
+    [Key(1)]
+    public int Eligible { get; set; }
+
+    [Key(2)]
+    public double ClipNorm { get; set; }
+
+    /// <summary>True when the round runs secure aggregation: advertise keys now, then answer the stage requests.</summary>
+    [Key(3)]
+    public bool Secure { get; set; }
+
+    [Key(4)]
+    public DateTimeOffset KeysDeadlineUtc { get; set; }
 }
 
 /// <summary>The answer to a submitted packet: accepted, or rejected with the reason.</summary>
@@ -109,13 +160,16 @@ public sealed class RoundEvent
     public const string Completed = "completed";
     public const string Abandoned = "abandoned";
 
+    /// <summary>A secure round moved to its next stage (the detail names it and who answered the last one).</summary>
+    public const string Stage = "stage";
+
     [Key(0)]
     public string ExperimentId { get; set; } = "";
 
     [Key(1)]
     public int Round { get; set; }
 
-    /// <summary><c>opened</c>, <c>completed</c> or <c>abandoned</c>.</summary>
+    /// <summary><c>opened</c>, <c>stage</c>, <c>completed</c> or <c>abandoned</c>.</summary>
     [Key(2)]
     public string Kind { get; set; } = "";
 
@@ -169,6 +223,10 @@ public sealed class RoundEvent
     /// <summary>The clients assigned to the round, in id order (on <c>opened</c>).</summary>
     [Key(16)]
     public string[]? AssignedClients { get; set; }
+
+    /// <summary>Private experiments: the epsilon spent once this round's update is out (at the experiment's delta).</summary>
+    [Key(17)]
+    public double? Epsilon { get; set; }
 }
 
 /// <summary>A client's status change, pushed to the experiment's observers.</summary>

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Ferret.Core.Algorithms;
 using Ferret.Core.Packets;
 using Ferret.Core.Parameters;
+using Ferret.Core.Privacy;
 using Ferret.Core.Randomness;
 using Ferret.Onnx.Artifacts;
 using Ferret.Training.Data;
@@ -41,15 +42,25 @@ public sealed record SimulationOptions
     public int MaxNewTokens { get; init; } = 24;
 
     public SessionSettings Session { get; init; } = new();
+
+    /// <summary>Secure aggregation and differential privacy of the run (Ferret only); null aggregates packets in the clear.</summary>
+    public PrivacySettings? Privacy { get; init; }
+
+    /// <summary>How reports name the run (default: the algorithm).</summary>
+    public string? Label { get; init; }
 }
 
 /// <summary>One round of a simulation, as the comparison table and plot show it.</summary>
 public sealed record RoundReport(
     int Round, int Participants, double EvalLoss, double RougeL, double ExactMatch, double TrainLoss,
     double BytesUpPerClient, double BytesDownPerClient, double ClientComputeSeconds, double ForwardPassesPerClient,
-    double BackwardPassesPerClient, double WallSeconds, int Rejected);
+    double BackwardPassesPerClient, double WallSeconds, int Rejected, double CoordinatorSeconds = 0, double? Epsilon = null, double? ClipNorm = null);
 
-public sealed record SimulationResult(string Algorithm, SimulationOptions Options, IReadOnlyList<RoundReport> Rounds, string FinalFingerprint);
+public sealed record SimulationResult(string Algorithm, SimulationOptions Options, IReadOnlyList<RoundReport> Rounds, string FinalFingerprint)
+{
+    /// <summary>The run's name in reports: its label, else its algorithm.</summary>
+    public string Label => Options.Label ?? Algorithm;
+}
 
 /// <summary>
 /// Runs an algorithm over in-process clients through exactly the interface the coordinator uses: clients
@@ -74,8 +85,11 @@ public static class Simulator
         var parts = Partitioner.Partition(train, options.Clients, options.Partition, (int)options.Seed, options.DirichletAlpha);
         var descriptor = ExperimentDescriptor.Create($"sim-{options.Algorithm}-{options.Seed}", options.Algorithm, options.Settings, options.Seed,
             package.Blocks, package.Manifest.ParametersSha256, options.Rounds, options.Fraction);
+        descriptor.Privacy = options.Privacy is { IsEmpty: false } ? options.Privacy : null;
+        descriptor.Validate();
         var coordinator = FederatedAlgorithms.Create(descriptor, package.Blocks);
         var client = FederatedAlgorithms.Create(descriptor, package.Blocks);
+        var privateRounds = descriptor.Privacy is null ? null : new SimulatedPrivateRounds(descriptor, (FerretAlgorithm)coordinator);
 
         using var trainer = new OnnxTrainer(package.Layout, package.TrainGraphPath, package.EvalGraphPath, options.Session);
         var global = package.LoadParameters();
@@ -99,17 +113,29 @@ public static class Simulator
             var timer = Stopwatch.StartNew();
             var chosen = Enumerable.Range(0, options.Clients).OrderBy(_ => sampler.Next()).Take(perRound).Order().ToList();
             var packets = new List<ClientUpdate>();
-            double up = 0, compute = 0, forward = 0, backward = 0, trainLoss = 0;
+            double up = 0, compute = 0, forward = 0, backward = 0, trainLoss = 0, coordinatorSeconds = 0;
             int rejected = 0;
             foreach (var c in chosen)
             {
                 global.CopyTo(trainer.Parameters, 0);
                 models[c].StartRound(unchecked((int)SeedMix.Combine(options.Seed, (ulong)round, (ulong)c, 1)));
                 var packet = client.Train(round, models[c], new Random(unchecked((int)SeedMix.Combine(options.Seed, (ulong)round, (ulong)c, 2))), cancellationToken);
+                if (privateRounds is { Secure: true })
+                {
+                    // Under secure aggregation nothing leaves the client in the clear; its masked input is counted below.
+                    packets.Add(packet);
+                    compute += packet.Stats.ComputeSeconds;
+                    forward += packet.Stats.ForwardPasses;
+                    backward += packet.Stats.BackwardPasses;
+                    trainLoss += packet.Stats.Loss;
+                    continue;
+                }
                 var bytes = Wire.Serialize(packet);
                 up += bytes.Length;
                 var received = Wire.Deserialize<ClientUpdate>(bytes);
+                var checkTimer = Stopwatch.StartNew();
                 var verdict = coordinator.Check(received, round);
+                coordinatorSeconds += checkTimer.Elapsed.TotalSeconds;
                 if (!verdict.Accepted)
                 {
                     rejected++;
@@ -121,13 +147,35 @@ public static class Simulator
                 backward += packet.Stats.BackwardPasses;
                 trainLoss += packet.Stats.Loss;
             }
-            var update = coordinator.Aggregate(round, packets, []);
+            GlobalUpdate update;
+            double? epsilon = null, clipNorm = null;
+            double stageBytesDown = 0;
+            if (privateRounds is null)
+            {
+                var aggregateTimer = Stopwatch.StartNew();
+                update = coordinator.Aggregate(round, packets, []);
+                coordinatorSeconds += aggregateTimer.Elapsed.TotalSeconds;
+            }
+            else
+            {
+                var ids = chosen.Select(c => $"client-{c:D5}").ToList();
+                var outcome = privateRounds.Run(round, ids, packets.Cast<FerretUpdate>().ToList(), options.Clients, cancellationToken);
+                update = outcome.Update;
+                epsilon = outcome.Privacy.Epsilon;
+                clipNorm = outcome.Privacy.ClipNorm;
+                up += outcome.BytesUp;
+                stageBytesDown = outcome.BytesDown;
+                compute += outcome.ClientSeconds;
+                coordinatorSeconds += outcome.CoordinatorSeconds;
+                if (outcome.Privacy.SecureAggregation || outcome.Privacy.Epsilon is not null)
+                    trainLoss = (outcome.MeanTrainLoss ?? double.NaN) * Math.Max(1, packets.Count);
+            }
             var down = Wire.Serialize(update);
             coordinator.Apply(Wire.Deserialize<GlobalUpdate>(down), global);
             var (loss, rouge, exact) = Evaluate(trainer, generator, global, evalSet, generateSet, encoder, options.MaxNewTokens);
             int n = Math.Max(1, packets.Count);
-            var report = new RoundReport(round, packets.Count, loss, rouge, exact, trainLoss / n, up / chosen.Count, down.Length,
-                compute / n, forward / n, backward / n, timer.Elapsed.TotalSeconds, rejected);
+            var report = new RoundReport(round, packets.Count, loss, rouge, exact, trainLoss / n, up / chosen.Count, down.Length + (stageBytesDown / chosen.Count),
+                compute / n, forward / n, backward / n, timer.Elapsed.TotalSeconds, rejected, coordinatorSeconds, epsilon, clipNorm);
             reports.Add(report);
             onRound?.Invoke(report);
         }

@@ -101,24 +101,26 @@ internal sealed class Federation : IDisposable
         return process;
     }
 
-    /// <summary>A Ferret experiment on tiny-gpt2 with two cheap local steps a round.</summary>
-    public async Task<string> CreateExperimentAsync(int rounds, int minClients, int deadlineSeconds)
+    /// <summary>A Ferret experiment on tiny-gpt2 with two cheap local steps a round (optionally private).</summary>
+    public async Task<string> CreateExperimentAsync(int rounds, int minClients, int deadlineSeconds, object? secureAggregation = null, object? differentialPrivacy = null)
     {
-        var response = await Admin.PostAsJsonAsync("api/experiments", new
+        var response = await Admin.PostAsJsonAsync("api/experiments", new Dictionary<string, object?>
         {
-            name = "e2e",
-            algorithm = "ferret",
-            artifact = "tiny-gpt2",
-            rounds,
-            fraction = 1.0,
-            experimentSeed = 3UL,
-            candidateSeeds = 64,
-            localSteps = 2,
-            microBatches = 1,
-            localLearningRate = 0.05,
-            serverLearningRate = 3.0,
-            minClients,
-            roundDeadlineSeconds = deadlineSeconds,
+            ["name"] = "e2e",
+            ["algorithm"] = "ferret",
+            ["artifact"] = "tiny-gpt2",
+            ["rounds"] = rounds,
+            ["fraction"] = 1.0,
+            ["experimentSeed"] = 3UL,
+            ["candidateSeeds"] = 64,
+            ["localSteps"] = 2,
+            ["microBatches"] = 1,
+            ["localLearningRate"] = 0.05,
+            ["serverLearningRate"] = 3.0,
+            ["minClients"] = minClients,
+            ["roundDeadlineSeconds"] = deadlineSeconds,
+            ["secureAggregation"] = secureAggregation,
+            ["differentialPrivacy"] = differentialPrivacy,
         });
         var text = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, text);

@@ -174,6 +174,55 @@ public sealed class FederationTests
     }
 
     [Fact]
+    public async Task A_secure_experiment_with_distributed_noise_survives_a_coordinator_killed_mid_stage()
+    {
+        using var federation = new Federation(shards: 3);
+        var coordinator = await federation.StartCoordinatorAsync();
+        var id = await federation.CreateExperimentAsync(rounds: 1, minClients: 3, deadlineSeconds: 120,
+            secureAggregation: new { threshold = 2 }, differentialPrivacy: new { noiseMultiplier = 1.0, clipNorm = 0.05, noise = "distributed" });
+        // Killed the moment a client has sent its encrypted shares in round 1: the next stages happen after the restart.
+        var killed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var edges = new List<Cli.Demo.ChildProcess>
+        {
+            await federation.StartEdgeAsync(1, id, line =>
+            {
+                if (line.Contains("round 1: shares for", StringComparison.Ordinal) && !killed.Task.IsCompleted)
+                {
+                    coordinator.Kill();
+                    killed.TrySetResult();
+                }
+            }),
+            await federation.StartEdgeAsync(2, id),
+            await federation.StartEdgeAsync(3, id),
+        };
+        await killed.Task.WaitAsync(TimeSpan.FromSeconds(120));
+        await federation.StartCoordinatorAsync("coordinator-restarted");
+        foreach (var edge in edges)
+            await Federation.ExitsCleanlyAsync(edge, 240);
+
+        var experiment = await federation.ExperimentAsync(id);
+        Assert.Equal("Completed", experiment.GetProperty("state").GetString());
+        var rounds = Federation.Rounds(experiment).ToList();
+        Assert.All(rounds, r => Assert.True(r.GetProperty("state").GetString() == "Completed" && r.GetProperty("aggregated").GetInt32() >= 2,
+            $"round {r.GetProperty("round")} is {r.GetProperty("state")} with {r.GetProperty("aggregated")} inputs: {r}"));
+        var privacy = Assert.Single(rounds).GetProperty("metrics").GetProperty("privacy");
+        Assert.True(privacy.GetProperty("secureAggregation").GetBoolean(), $"the round is recorded as secure: {privacy}");
+        // All three of three clients sampled (q = 1) at z = 1: the accountant's epsilon, in the round log and the status view.
+        double epsilon = Core.Privacy.RdpAccountant.Epsilon(1.0, 1.0, 1, 1e-5).Epsilon;
+        Assert.Equal(epsilon, privacy.GetProperty("epsilon").GetDouble(), 9);
+        Assert.Equal(epsilon, experiment.GetProperty("privacy").GetProperty("epsilonSpent").GetDouble(), 9);
+        // No client's gamma ever reached the coordinator: every stored packet is a masked input.
+        foreach (var r in rounds)
+        {
+            var detail = await federation.Admin.GetFromJsonAsync<JsonElement>($"api/experiments/{id}/rounds/{r.GetProperty("round").GetInt32()}");
+            Assert.All(detail.GetProperty("assignments").EnumerateArray().Where(a => a.GetProperty("state").GetString() == "Received"),
+                a => Assert.Equal(JsonValueKind.Null, a.GetProperty("trainLoss").ValueKind));
+        }
+        var fingerprints = edges.Select(Federation.FinalFingerprint).Distinct().ToList();
+        Assert.Equal(await federation.ReplayAsync(id), Assert.Single(fingerprints));
+    }
+
+    [Fact]
     public async Task Bad_messages_over_a_real_socket_are_rejected_and_the_round_still_completes()
     {
         using var federation = new Federation(shards: 1);

@@ -64,6 +64,34 @@ public sealed class ScaleOutTests(ITestOutputHelper output)
     }
 
     [SkippableFact]
+    public async Task A_secure_round_with_clients_on_both_instances_unmasks_through_the_shared_store()
+    {
+        // Three clients on two instances: whichever owns the experiment, some stage messages arrive at the other one,
+        // are stored in PostgreSQL, and the owner's requests reach their clients through Redis.
+        using var federation = new Federation(shards: 3, instances: 2);
+        await Task.WhenAll(Enumerable.Range(0, 2).Select(i => federation.StartCoordinatorAsync($"coordinator-{i}", i)));
+        var id = await federation.CreateExperimentAsync(rounds: 1, minClients: 3, deadlineSeconds: 120,
+            secureAggregation: new { threshold = 2 }, differentialPrivacy: new { noiseMultiplier = 1.0, clipNorm = 0.05, noise = "distributed" });
+        var edges = new List<Cli.Demo.ChildProcess>();
+        for (int i = 0; i < 3; i++)
+            edges.Add(await federation.StartEdgeAsync(i + 1, id, instance: i % 2));
+        foreach (var edge in edges)
+            await Federation.ExitsCleanlyAsync(edge, 300);
+
+        for (int i = 0; i < 2; i++)
+        {
+            var experiment = await federation.ExperimentAsync(id, instance: i);
+            Assert.Equal("Completed", experiment.GetProperty("state").GetString());
+            var round = Assert.Single(Federation.Rounds(experiment));
+            Assert.True(round.GetProperty("state").GetString() == "Completed" && round.GetProperty("aggregated").GetInt32() == 3,
+                $"the secure round should sum all three masked inputs: {round}");
+            Assert.True(round.GetProperty("metrics").GetProperty("privacy").GetProperty("secureAggregation").GetBoolean(), $"the round is recorded as secure: {round}");
+        }
+        var fingerprints = edges.Select(Federation.FinalFingerprint).Distinct().ToList();
+        Assert.Equal(await federation.ReplayAsync(id, instance: 1), Assert.Single(fingerprints));
+    }
+
+    [SkippableFact]
     public async Task The_owner_killed_mid_round_is_replaced_and_no_completed_round_is_lost_or_redone()
     {
         const int lease = 3;

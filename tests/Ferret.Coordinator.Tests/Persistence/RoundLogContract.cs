@@ -10,7 +10,7 @@ namespace Ferret.Coordinator.Tests.Persistence;
 /// What every round-log store promises, run against each of them (SQLite here, PostgreSQL below): the same
 /// durability rule, one packet per client per round, compare-and-set round transitions.
 /// </summary>
-public abstract class RoundLogContract : IDisposable
+public abstract partial class RoundLogContract : IDisposable
 {
     private static readonly DateTimeOffset T0 = new(2026, 11, 24, 12, 0, 0, TimeSpan.Zero);
     private readonly List<SqlDatabase> _opened = [];
@@ -362,7 +362,7 @@ public abstract class RoundLogContract : IDisposable
 public sealed class SqliteRoundLogTests : RoundLogContract
 {
     [Fact]
-    public void A_version_1_round_log_gains_the_dashboard_tables_and_keeps_its_experiments()
+    public void A_version_1_round_log_gains_the_dashboard_and_private_round_tables_and_keeps_its_experiments()
     {
         using (var db = CreateDatabase())
             new SqlRoundLog(db).AddExperiment(new ExperimentRecord("exp-1", "demo", "ferret", [1], ExperimentState.Created, 3, "fp", DateTimeOffset.UnixEpoch, null));
@@ -371,7 +371,7 @@ public sealed class SqliteRoundLogTests : RoundLogContract
         {
             c.Open();
             using var cmd = c.CreateCommand();
-            cmd.CommandText = "DROP TABLE sign_in_codes; DROP TABLE access_keys; DROP INDEX rejections_by_experiment; PRAGMA user_version = 1;";
+            cmd.CommandText = "DROP TABLE private_round_messages; DROP TABLE private_rounds; DROP TABLE sign_in_codes; DROP TABLE access_keys; DROP INDEX rejections_by_experiment; PRAGMA user_version = 1;";
             cmd.ExecuteNonQuery();
         }
         SqliteConnection.ClearAllPools();
@@ -380,6 +380,9 @@ public sealed class SqliteRoundLogTests : RoundLogContract
         var clients = new SqlClientRegistry(upgraded);
         clients.AddAccessKey(new AccessKeyRecord("key-1", "screen", "observer", DateTimeOffset.UnixEpoch, null, false), "digest-1");
         Assert.Equal("screen", clients.FindAccessKey("digest-1")?.Label);
+        var privateRounds = new SqlPrivateRoundStore(upgraded);
+        privateRounds.OpenRound(new PrivateRoundRecord("exp-1", 1, 4, 4, 1.0, PrivateStage.AdvertiseKeys, DateTimeOffset.UnixEpoch));
+        Assert.True(privateRounds.GetRound("exp-1", 1) is { Stage: PrivateStage.AdvertiseKeys }, "the upgraded log should hold private rounds (schema version 3)");
     }
 
     private readonly TempDirectory _dir = new();

@@ -41,11 +41,14 @@ internal static class SimulateCommand
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var json = new Option<FileInfo?>("--json") { Description = "Write every round of every run to this JSON file (snake_case keys)." };
         var report = new Option<DirectoryInfo?>("--report") { Description = "Folder for comparison.md and eval-loss.png, for one algorithm or several (--compare); nothing is written without it." };
+        var privacy = new PrivacyOptions();
         var command = new Command("simulate", "Simulate federated fine-tuning with in-process clients driven through the algorithm interface.")
         {
             algorithm, compare, artifacts, data, format, test, clients, fraction, rounds, partition, alpha, seed, localSteps, microBatches, localLr, serverLr, seeds,
             epsilon, maxLength, evalExamples, generate, threads, device, json, report,
         };
+        foreach (var o in privacy.All)
+            command.Add(o);
         CommandAction.Set(command, parse =>
         {
             // Everything is checked before anything starts: the first run must not end in a refusal of the second.
@@ -64,19 +67,25 @@ internal static class SimulateCommand
             var executionDevice = ExecutionDevice.Parse(parse.GetValue(device)!);
             if (parse.GetValue(compare) is not null && parse.GetResult(algorithm) is { Implicit: false })
                 throw new ArgumentException("Pass --algorithm NAME for one run or --compare a,b,... for several, not both.");
-            var algorithms = parse.GetValue(compare) is { } list
-                ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(x => x.ToLowerInvariant()).ToArray()
-                : [parse.GetValue(algorithm)!];
-            foreach (var name in algorithms)
+            // A --compare entry is an algorithm with optional privacy parts: ferret, ferret+secagg, ferret+dp@4.
+            var entries = parse.GetValue(compare) is { } list
+                ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(x => PrivacyOptions.ParseEntry(x.ToLowerInvariant())).ToList()
+                : [(parse.GetValue(algorithm)!, parse.GetValue(privacy.Secure), parse.GetValue(privacy.Noise) is not null || parse.GetValue(privacy.Epsilon) is not null, (double?)null)];
+            foreach (var (name, _, _, _) in entries)
             {
                 if (!FederatedAlgorithms.Names.Contains(name))
                     throw new ArgumentException($"--compare: unknown algorithm '{name}' (expected {string.Join(", ", FederatedAlgorithms.Names)}).");
             }
-            if (algorithms.Length == 0 || algorithms.Distinct().Count() != algorithms.Length)
-                throw new ArgumentException($"--compare '{parse.GetValue(compare)}' must name each algorithm once.");
+            var labels = entries.Select(e => Label(e.Algorithm, e.Secure, e.Private, e.TargetEpsilon)).ToList();
+            if (labels.Count == 0 || labels.Distinct().Count() != labels.Count)
+                throw new ArgumentException($"--compare '{parse.GetValue(compare)}' must name each entry once.");
+            // Privacy is checked before the model is loaded (again below, against the package's settings).
+            int perRound = Math.Max(1, (int)Math.Round(m * nClients));
+            foreach (var (name, secure, dp, targetEpsilon) in entries)
+                privacy.Build(parse, secure, dp, targetEpsilon, perRound, (double)perRound / nClients, nRounds)?.Validate(name, FederatedAlgorithms.ReferenceSettings(name).Weighting);
             var package = ArtifactPackage.Open(parse.GetValue(artifacts)!.FullName);
             var runs = new List<SimulationOptions>();
-            foreach (var name in algorithms)
+            foreach (var (name, secure, dp, targetEpsilon) in entries)
             {
                 // The package's recommendation first (its manifest), then what the command line says.
                 var settings = package.Manifest.SettingsFor(name);
@@ -93,8 +102,12 @@ internal static class SimulateCommand
                 if (Setting(parse.GetValue(epsilon), name, "--zo-eps") is double eps)
                     settings.ZerothOrderEpsilon = eps;
                 ValidateInUsersWords(settings, name);
+                var privateSettings = privacy.Build(parse, secure, dp, targetEpsilon, perRound, (double)perRound / nClients, nRounds);
+                privateSettings?.Validate(name, settings.Weighting);
                 runs.Add(new SimulationOptions
                 {
+                    Label = Label(name, secure, dp, targetEpsilon),
+                    Privacy = privateSettings,
                     Algorithm = name,
                     Settings = settings,
                     Clients = nClients,
@@ -132,9 +145,16 @@ internal static class SimulateCommand
             var results = new List<SimulationResult>();
             foreach (var options in runs)
             {
-                AnsiConsole.MarkupLine(Markup.Escape($"{SettingsLine.Of(options.Algorithm, options.Settings)}; {options.Clients} clients, {options.Fraction.ToString("P0", CultureInfo.InvariantCulture)} per round, {options.Rounds} rounds, {options.Partition.ToString().ToLowerInvariant()} split"));
+                AnsiConsole.MarkupLine(Markup.Escape($"{SettingsLine.Of(options.Label ?? options.Algorithm, options.Settings)}; {options.Clients} clients, {options.Fraction.ToString("P0", CultureInfo.InvariantCulture)} per round, {options.Rounds} rounds, {options.Partition.ToString().ToLowerInvariant()} split"));
+                if (options.Privacy?.SecureAggregation is { } sa)
+                    AnsiConsole.MarkupLine(Markup.Escape($"  secure aggregation: threshold {sa.Threshold}, {(sa.Neighbours == 0 ? "every client" : sa.Neighbours + " neighbours")}"));
+                if (options.Privacy?.DifferentialPrivacy is { } dpSettings)
+                {
+                    AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                        $"  differential privacy: z = {dpSettings.NoiseMultiplier:G4}, clip {dpSettings.ClipNorm:G4}{(dpSettings.AdaptiveClipping is null ? "" : " (adaptive)")}, {dpSettings.Placement.ToString().ToLowerInvariant()} noise, delta {dpSettings.Delta:G3}")));
+                }
                 results.Add(Simulator.Run(package, trainSet, testSet, options, tokenizer, r => AnsiConsole.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"  round {r.Round,3}: eval loss {r.EvalLoss:F4}  Rouge-L {r.RougeL:F3}  {(r.Round == 0 ? "(before training)" : $"train loss {r.TrainLoss:F3}  up {ComparisonReport.Bytes(r.BytesUpPerClient)}/client  down {ComparisonReport.Bytes(r.BytesDownPerClient)}  compute {r.ClientComputeSeconds:F2} s/client  {r.WallSeconds:F1} s")}"))));
+                    $"  round {r.Round,3}: eval loss {r.EvalLoss:F4}  Rouge-L {r.RougeL:F3}  {(r.Round == 0 ? "(before training)" : $"train loss {r.TrainLoss:F3}  up {ComparisonReport.Bytes(r.BytesUpPerClient)}/client  down {ComparisonReport.Bytes(r.BytesDownPerClient)}  compute {r.ClientComputeSeconds:F2} s/client  coordinator {r.CoordinatorSeconds:F3} s{(r.Epsilon is { } e ? $"  epsilon {e:F2} (clip {r.ClipNorm:G3})" : "")}  {r.WallSeconds:F1} s")}"))));
             }
             var markdown = ComparisonReport.Markdown(results);
             AnsiConsole.WriteLine();
@@ -143,7 +163,7 @@ internal static class SimulateCommand
             if (jsonFile is not null)
             {
                 var tmp = jsonFile + ".tmp";
-                File.WriteAllText(tmp, CliJson.Serialize(results.Select(r => new { algorithm = r.Algorithm, fingerprint = r.FinalFingerprint, settings = r.Options.Settings, rounds = r.Rounds }), indented: true));
+                File.WriteAllText(tmp, CliJson.Serialize(results.Select(r => new { algorithm = r.Algorithm, label = r.Label, privacy = r.Options.Privacy, fingerprint = r.FinalFingerprint, settings = r.Options.Settings, rounds = r.Rounds }), indented: true));
                 File.Move(tmp, jsonFile, overwrite: true);
                 AnsiConsole.WriteLine($"wrote {jsonFile}");
             }
@@ -158,6 +178,10 @@ internal static class SimulateCommand
         });
         return command;
     }
+
+    /// <summary>What a run is called in the report: the algorithm and its privacy (ferret+secagg+dp@4).</summary>
+    private static string Label(string algorithm, bool secure, bool dp, double? targetEpsilon) =>
+        algorithm + (secure ? "+secagg" : "") + (dp ? "+dp" + (targetEpsilon is { } te ? "@" + te.ToString(CultureInfo.InvariantCulture) : "") : "");
 
     private static int AtLeast(int value, int least, string option) =>
         value >= least ? value : throw new ArgumentException($"{option} must be at least {least} (got {value}).");

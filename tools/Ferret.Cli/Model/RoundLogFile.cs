@@ -7,13 +7,13 @@ namespace Ferret.Cli.Model;
 /// <summary>
 /// A coordinator's SQLite round log (or a copy of it) opened read-only, for what rebuilding a model needs: an
 /// experiment's descriptor, its completed global updates, its closed rounds and the fingerprints participants
-/// reported. Reads the coordinator's schema versions 1 and 2 (2 added access keys; the tables read here are the
-/// same in both) and refuses any other with a clear line.
+/// reported. Reads the coordinator's schema versions 1 to 3 (2 added access keys, 3 the private-round tables; the
+/// tables read here are the same in all) and refuses any other with a clear line.
 /// </summary>
 internal sealed class RoundLogFile : IDisposable
 {
     private const int OldestSchema = 1;
-    private const int NewestSchema = 2;
+    private const int NewestSchema = 3;
     private readonly SqliteConnection _connection;
 
     private RoundLogFile(string path, SqliteConnection connection)

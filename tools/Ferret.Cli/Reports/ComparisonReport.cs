@@ -11,15 +11,15 @@ internal static class ComparisonReport
     {
         ArgumentNullException.ThrowIfNull(results);
         var sb = new StringBuilder();
-        sb.AppendLine("| algorithm | rounds | eval loss (start -> end) | Rouge-L (start -> end) | wall time | client compute / round | forward + backward passes / client / round | upload / client / round | download / client / round |");
-        sb.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        sb.AppendLine("| algorithm | rounds | eval loss (start -> end) | Rouge-L (start -> end) | wall time | client compute / round | coordinator / round | forward + backward passes / client / round | upload / client / round | download / client / round | epsilon |");
+        sb.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var r in results)
         {
             var first = r.Rounds[0];
             var last = r.Rounds[^1];
             var trained = r.Rounds.Skip(1).ToList();
             sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Algorithm} | {trained.Count} | {first.EvalLoss:F3} -> {last.EvalLoss:F3} | {first.RougeL:F3} -> {last.RougeL:F3} | {trained.Sum(x => x.WallSeconds):F1} s | {trained.Average(x => x.ClientComputeSeconds):F2} s | {trained.Average(x => x.ForwardPassesPerClient):F0} + {trained.Average(x => x.BackwardPassesPerClient):F0} | {Bytes(trained.Average(x => x.BytesUpPerClient))} | {Bytes(trained.Average(x => x.BytesDownPerClient))} |"));
+                $"| {r.Label} | {trained.Count} | {first.EvalLoss:F3} -> {last.EvalLoss:F3} | {first.RougeL:F3} -> {last.RougeL:F3} | {trained.Sum(x => x.WallSeconds):F1} s | {trained.Average(x => x.ClientComputeSeconds):F2} s | {trained.Average(x => x.CoordinatorSeconds):F3} s | {trained.Average(x => x.ForwardPassesPerClient):F0} + {trained.Average(x => x.BackwardPassesPerClient):F0} | {Bytes(trained.Average(x => x.BytesUpPerClient))} | {Bytes(trained.Average(x => x.BytesDownPerClient))} | {(last.Epsilon is { } eps ? eps.ToString("F2", CultureInfo.InvariantCulture) : "-")} |"));
         }
         return sb.ToString();
     }
@@ -51,7 +51,7 @@ internal static class ComparisonReport
             var xs = r.Rounds.Select(x => (double)x.Round).ToArray();
             var ys = r.Rounds.Select(x => x.EvalLoss).ToArray();
             var line = plot.Add.Scatter(xs, ys);
-            line.LegendText = r.Algorithm;
+            line.LegendText = r.Label;
         }
         plot.Title(subtitle is null ? "Eval loss by round" : $"Eval loss by round\n{subtitle}");
         plot.Axes.Title.Label.FontSize = subtitle is null ? 16 : 13;

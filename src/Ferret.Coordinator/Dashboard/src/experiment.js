@@ -105,10 +105,15 @@ export class Experiment {
       this.note(`round ${e.round} opened: ${e.assigned} clients assigned`);
       return;
     }
+    if (e.kind === 'stage') {
+      // A secure round moved to its next stage; it is still open.
+      this.note(`round ${e.round} ${e.detail ?? 'next stage'}`);
+      return;
+    }
     const closed = {
       round: e.round, state: e.kind === 'completed' ? 'Completed' : e.kind === 'abandoned' ? 'Abandoned' : e.kind,
       assigned: e.assigned, aggregated: e.aggregated, missing: e.missing, trainLoss: e.meanTrainLoss,
-      bytesUp: e.bytesUp, bytesDown: e.bytesDown, seconds: e.seconds, note: e.detail,
+      bytesUp: e.bytesUp, bytesDown: e.bytesDown, seconds: e.seconds, note: e.detail ?? privacyNote(e.epsilon),
     };
     this.rounds.set(e.round, closed);
     if (this.open?.round === e.round) this.open = null;
@@ -215,6 +220,7 @@ export class Experiment {
       : el('span', { class: 'muted', text: 'none reported yet' }));
     $('summary-rejections').textContent = String(this.rejectionCount);
     $('summary-parameters').textContent = info.parameters.toLocaleString('en');
+    $('summary-privacy').textContent = privacySummary(info.privacy);
     const stop = $('stop-experiment');
     stop.disabled = info.state === 'Completed' || info.state === 'Stopped';
   }
@@ -305,8 +311,21 @@ function rowOfView(r) {
   return {
     round: r.round, state: r.state, assigned: m?.assigned ?? r.aggregated + r.missing, aggregated: r.aggregated, missing: r.missing,
     trainLoss: m?.meanTrainLoss, bytesUp: m?.bytesUp, bytesDown: m?.bytesDown,
-    seconds: m?.seconds ?? (r.closedUtc ? (Date.parse(r.closedUtc) - Date.parse(r.openedUtc)) / 1000 : null), note: r.reason,
+    seconds: m?.seconds ?? (r.closedUtc ? (Date.parse(r.closedUtc) - Date.parse(r.openedUtc)) / 1000 : null), note: r.reason ?? privacyNote(m?.privacy?.epsilon),
   };
+}
+
+const privacyNote = (epsilon) => (epsilon == null ? null : `ε = ${epsilon.toFixed(2)} so far`);
+
+// What protects the clients' updates, and the epsilon spent by the completed rounds.
+function privacySummary(p) {
+  if (!p) return 'none: the coordinator sees every packet';
+  const parts = [];
+  if (p.threshold != null) parts.push(`secure aggregation, threshold ${p.threshold}${p.neighbours ? `, ${p.neighbours} neighbours` : ''}`);
+  if (p.noiseMultiplier != null) {
+    parts.push(`DP (${p.noise} noise, z = ${p.noiseMultiplier}, clip ${number(p.currentClipNorm)}${p.adaptiveClipping ? ' adaptive' : ''}): ε = ${(p.epsilonSpent ?? 0).toFixed(2)} at δ = ${p.delta} after ${p.accountedRounds} rounds`);
+  }
+  return parts.join('; ');
 }
 
 const rejectionKey = (client, round, reason, at) => `${client}|${round}|${reason}|${Date.parse(at)}`;

@@ -10,7 +10,7 @@ namespace Ferret.Coordinator.Persistence.Sql;
 /// </summary>
 public sealed class PostgresDatabase : SqlDatabase
 {
-    private const int SchemaVersion = 2;
+    private const int SchemaVersion = 3;
 
     /// <summary>The advisory lock key under which an instance migrates the schema ("Ferr").</summary>
     private const long MigrationLock = 0x46657272;
@@ -123,6 +123,20 @@ public sealed class PostgresDatabase : SqlDatabase
                 CREATE TABLE sign_in_codes (
                     code_sha256 text PRIMARY KEY, role text NOT NULL, label text NOT NULL, created_utc timestamptz NOT NULL, expires_utc timestamptz NOT NULL,
                     key_id text REFERENCES access_keys(id));
+                """);
+        }
+        if (version < 3)
+        {
+            // Private aggregation: each private round's public numbers and secure stage, and the clients' stage messages.
+            Execute(c, tx, """
+                CREATE TABLE private_rounds (
+                    experiment_id text NOT NULL, round integer NOT NULL, eligible integer NOT NULL, assigned integer NOT NULL,
+                    clip_norm double precision NOT NULL, stage text NOT NULL, stage_deadline_utc timestamptz NOT NULL,
+                    PRIMARY KEY (experiment_id, round));
+                CREATE TABLE private_round_messages (
+                    experiment_id text NOT NULL, round integer NOT NULL, client_id text NOT NULL, stage text NOT NULL,
+                    payload bytea NOT NULL, received_utc timestamptz NOT NULL,
+                    PRIMARY KEY (experiment_id, round, stage, client_id));
                 """);
         }
         if (version < SchemaVersion)

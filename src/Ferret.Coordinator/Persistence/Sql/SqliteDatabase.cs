@@ -10,7 +10,7 @@ namespace Ferret.Coordinator.Persistence.Sql;
 /// </summary>
 public sealed class SqliteDatabase : SqlDatabase
 {
-    private const int SchemaVersion = 2;
+    private const int SchemaVersion = 3;
     private readonly string _connectionString;
 
     public SqliteDatabase(string databasePath)
@@ -111,6 +111,20 @@ public sealed class SqliteDatabase : SqlDatabase
                     code_sha256 TEXT PRIMARY KEY, role TEXT NOT NULL, label TEXT NOT NULL, created_utc TEXT NOT NULL, expires_utc TEXT NOT NULL,
                     key_id TEXT REFERENCES access_keys(id));
                 CREATE INDEX rejections_by_experiment ON rejections (experiment_id, id);
+                """);
+        }
+        if (version < 3)
+        {
+            // Private aggregation: each private round's public numbers and secure stage, and the clients' stage messages.
+            Execute(c, tx, """
+                CREATE TABLE private_rounds (
+                    experiment_id TEXT NOT NULL, round INTEGER NOT NULL, eligible INTEGER NOT NULL, assigned INTEGER NOT NULL,
+                    clip_norm REAL NOT NULL, stage TEXT NOT NULL, stage_deadline_utc TEXT NOT NULL,
+                    PRIMARY KEY (experiment_id, round));
+                CREATE TABLE private_round_messages (
+                    experiment_id TEXT NOT NULL, round INTEGER NOT NULL, client_id TEXT NOT NULL, stage TEXT NOT NULL,
+                    payload BLOB NOT NULL, received_utc TEXT NOT NULL,
+                    PRIMARY KEY (experiment_id, round, stage, client_id));
                 """);
         }
         if (version < SchemaVersion)
