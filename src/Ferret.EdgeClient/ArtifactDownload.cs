@@ -75,7 +75,8 @@ internal static class ArtifactDownload
             foreach (var file in listing.Files.Where(f => f.Name != ArtifactManifest.FileName))
                 await FetchAsync(http, fingerprint, file, staging, hashes?[file.Name], say, ct).ConfigureAwait(false);
             var package = ArtifactPackage.Open(staging);
-            package.LoadParameters(verify: true);
+            // Streamed, so verifying a download never needs the whole model in memory.
+            package.VerifyParameters(cancellationToken: ct);
             Directory.CreateDirectory(Path.GetDirectoryName(full)!);
             Directory.Move(staging, full);
         }

@@ -81,6 +81,28 @@ public sealed class CoordinatorSession : IAsyncDisposable
         return join;
     }
 
+    /// <summary>
+    /// Reports the start-up device check before joining (observers see it as a client event), connecting first and
+    /// waiting out transient failures; the coordinator's refusal is final.
+    /// </summary>
+    public async Task ReportDeviceCheckAsync(string experimentId, string device, bool passed, string summary, CancellationToken ct)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _life.Token);
+        for (int attempt = 0; ; attempt++)
+        {
+            await ConnectAsync(linked.Token).ConfigureAwait(false);
+            try
+            {
+                await _hub.InvokeAsync(RoundsProtocol.ReportDeviceCheck, experimentId, device, passed, summary, linked.Token).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception e) when (Transient.Is(e, linked.Token))
+            {
+                await Task.Delay(Backoff.Default.Delay(attempt), linked.Token).ConfigureAwait(false);
+            }
+        }
+    }
+
     /// <summary>Connects, retrying every transient failure; a refused token is final.</summary>
     private async Task ConnectAsync(CancellationToken ct)
     {

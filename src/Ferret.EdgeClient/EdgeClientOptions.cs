@@ -29,6 +29,12 @@ public sealed record EdgeClientOptions
     /// <summary>Exit once the experiment has ended (its last round, or a stop).</summary>
     public bool ExitWhenDone { get; init; } = true;
 
+    /// <summary>Run the device self-test (<c>ferret doctor</c>) before joining; passes are cached.</summary>
+    public bool DeviceCheck { get; init; } = true;
+
+    /// <summary>Where passed device checks are remembered (default: <see cref="DeviceSelfTest.DefaultCacheDirectory"/>).</summary>
+    public string? DeviceCheckCache { get; init; }
+
     /// <summary>Without an experiment id: wait for a new experiment when every one on the coordinator is finished (else exit).</summary>
     public bool WaitForExperiment { get; init; }
 

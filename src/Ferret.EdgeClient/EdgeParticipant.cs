@@ -63,7 +63,13 @@ public sealed class EdgeParticipant : IAsyncDisposable
         _experimentId = experimentId;
         // Ready to train before joining: a device that is still downloading or loading its model is not assigned work.
         var descriptor = await Transient.RetryAsync("fetching the experiment", c => _api.DescriptorAsync(_experimentId, c), Say, ct).ConfigureAwait(false);
-        await PrepareAsync(descriptor, data, ct).ConfigureAwait(false);
+        var deviceCheck = await PrepareAsync(descriptor, data, ct).ConfigureAwait(false);
+        if (deviceCheck is { } verdict)
+        {
+            await _session.ReportDeviceCheckAsync(_experimentId, _options.Session.Device.ToString(), verdict.Passed, verdict.Summary, ct).ConfigureAwait(false);
+            if (!verdict.Passed)
+                throw new DeviceCheckFailedException($"device {_options.Session.Device} failed its check against the cpu, so this client does not join: {verdict.Summary}");
+        }
         var secureLoop = _secure is null ? Task.CompletedTask : _secure.RunAsync(ct);
         var join = await _session.StartAsync(_experimentId, ct).ConfigureAwait(false);
         await CatchUpAsync(ct).ConfigureAwait(false);
@@ -128,7 +134,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
         }
     }
 
-    private async Task PrepareAsync(ExperimentDescriptor descriptor, List<InstructionExample> data, CancellationToken ct)
+    private async Task<(bool Passed, string Summary)?> PrepareAsync(ExperimentDescriptor descriptor, List<InstructionExample> data, CancellationToken ct)
     {
         descriptor.Validate();
         if (!File.Exists(Path.Combine(_options.ArtifactsDirectory, ArtifactManifest.FileName)))
@@ -142,6 +148,16 @@ public sealed class EdgeParticipant : IAsyncDisposable
             throw new InvalidDataException(
                 $"'{_options.ArtifactsDirectory}' holds the model {package.Manifest.ParametersSha256[..16]}, but experiment {descriptor.Id} starts from {descriptor.ArtifactFingerprint[..16]}.");
         }
+        (bool Passed, string Summary)? deviceCheck = null;
+        if (_options.DeviceCheck)
+        {
+            var verdict = await Task.Run(() => DeviceSelfTest.Run(package, _options.Session, _options.DeviceCheckCache ?? DeviceSelfTest.DefaultCacheDirectory(), Say), ct)
+                .ConfigureAwait(false);
+            Say($"device check {verdict.Summary}");
+            if (!verdict.Passed)
+                return verdict;
+            deviceCheck = verdict;
+        }
         _descriptor = descriptor;
         _algorithm = FederatedAlgorithms.Create(descriptor, descriptor.Blocks(package.Layout));
         _global = package.LoadParameters(verify: true);
@@ -151,6 +167,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
         if (descriptor.Privacy?.SecureAggregation is not null)
             _secure = new SecureAggregationParticipant(_session.Hub, descriptor, Say, Transient.Is) { ClientId = _clientId };
         Say($"{descriptor.Algorithm} on {package.Manifest.ModelFamily} ({descriptor.ParameterCount:N0} parameters), {data.Count} local examples, device {_options.Session.Device}");
+        return deviceCheck;
     }
 
     /// <summary>Largest run-length expansion a global update of this experiment needs.</summary>

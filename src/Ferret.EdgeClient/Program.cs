@@ -18,13 +18,16 @@ var maxLength = new Option<int>("--max-length") { Description = "Tokens per exam
 var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
 var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0: one per core).", DefaultValueFactory = _ => 0 };
 var keepRunning = new Option<bool>("--keep-running") { Description = "Stay connected after the experiment ends." };
+var tf32 = new Option<bool>("--tf32") { Description = "TensorFloat-32 matrix products on the GPU.", DefaultValueFactory = _ => true };
+var deviceCheck = new Option<bool>("--device-check") { Description = "Check the device against the cpu (ferret doctor) before joining; passes are cached.", DefaultValueFactory = _ => true };
+var deviceCheckCache = new Option<DirectoryInfo?>("--device-check-cache") { Description = "Where passed device checks are remembered (default: ~/.cache/ferret/device-checks)." };
 var wait = new Option<bool>("--wait") { Description = "Without --experiment: when every experiment is finished, wait for a new one (default: say so and exit)." };
 var saveModel = new Option<DirectoryInfo?>("--save-model") { Description = "When the experiment ends, write the final model here as a Hugging Face folder (and an artifact package beside it, DIR-package)." };
 var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing --save-model folder." };
 
 var root = new RootCommand("ferret-edge: a Ferret.NET edge client. Joins an experiment, trains its assignments, sends compact packets, applies global updates.")
 {
-    coordinator, token, enrolment, name, tokenFile, experiment, artifacts, data, format, malformed, maxLength, device, threads, keepRunning, wait, saveModel, overwrite,
+    coordinator, token, enrolment, name, tokenFile, experiment, artifacts, data, format, malformed, maxLength, device, threads, tf32, deviceCheck, deviceCheckCache, keepRunning, wait, saveModel, overwrite,
 };
 root.SetAction(async (parse, ct) =>
 {
@@ -43,8 +46,10 @@ root.SetAction(async (parse, ct) =>
             DataFormat = parse.GetValue(format),
             Malformed = parse.GetValue(malformed),
             MaxLength = parse.GetValue(maxLength) is > 1 and var m ? m : throw new ArgumentException("--max-length must be at least 2."),
-            Session = new SessionSettings { Device = ExecutionDevice.Parse(parse.GetValue(device)!), IntraOpThreads = parse.GetValue(threads) },
+            Session = new SessionSettings { Device = ExecutionDevice.Parse(parse.GetValue(device)!), IntraOpThreads = parse.GetValue(threads), Tf32 = parse.GetValue(tf32) },
             ExitWhenDone = !parse.GetValue(keepRunning),
+            DeviceCheck = parse.GetValue(deviceCheck),
+            DeviceCheckCache = parse.GetValue(deviceCheckCache)?.FullName,
             WaitForExperiment = parse.GetValue(wait),
             SaveModelDirectory = parse.GetValue(saveModel)?.FullName,
             OverwriteModel = parse.GetValue(overwrite),
@@ -64,6 +69,11 @@ root.SetAction(async (parse, ct) =>
     {
         Console.Error.WriteLine($"ferret-edge: {e.Message}");
         return 2;
+    }
+    catch (DeviceCheckFailedException e)
+    {
+        Console.Error.WriteLine($"ferret-edge: {e.Message}");
+        return 3;
     }
     catch (OperationCanceledException)
     {

@@ -57,15 +57,11 @@ public static class CentralizedTraining
         ArgumentNullException.ThrowIfNull(options);
         if (train.Count == 0)
             throw new ArgumentException("No training examples.", nameof(train));
-        IOptimizer optimizer = options.Optimizer switch
-        {
-            "sgd" => new Sgd(options.LearningRate, options.Momentum, options.WeightDecay),
-            "adamw" => new AdamW(options.LearningRate, weightDecay: options.WeightDecay),
-            _ => throw new ArgumentException($"Unknown optimizer '{options.Optimizer}': expected sgd or adamw."),
-        };
+        if (options.Optimizer is not ("sgd" or "adamw"))
+            throw new ArgumentException($"Unknown optimizer '{options.Optimizer}': expected sgd or adamw.");
         using var trainer = new OnnxTrainer(package.Layout, package.TrainGraphPath, package.EvalGraphPath, options.Session);
-        package.LoadParameters().CopyTo(trainer.Parameters, 0);
-        var accumulated = new float[trainer.Gradients.Length];
+        package.LoadParameters(trainer.Parameters);
+        var loop = trainer.Resident is { } resident ? (Loop)new ResidentLoop(resident, trainer, options) : new HostLoop(trainer, options);
         var order = Enumerable.Range(0, train.Count).ToArray();
         var random = new Random(options.Seed);
         random.Shuffle(order);
@@ -76,7 +72,6 @@ public static class CentralizedTraining
         var timer = System.Diagnostics.Stopwatch.StartNew();
         for (int step = 1; step <= options.Steps; step++)
         {
-            Array.Clear(accumulated);
             for (int m = 0; m < options.MicroBatches; m++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -91,22 +86,18 @@ public static class CentralizedTraining
                     examples.Add(train[order[cursor++]]);
                 }
                 var batch = encoder.Collate(examples);
-                float loss = trainer.ForwardBackward(batch);
+                float loss = loop.Accumulate(batch, first: m == 0);
                 if (!float.IsFinite(loss))
                     throw new InvalidDataException($"Training diverged at step {step}: loss {loss}. Lower the learning rate.");
                 lossSum += loss;
                 since++;
                 tokens += batch.TokenCount;
-                System.Numerics.Tensors.TensorPrimitives.Add(accumulated, trainer.Gradients, accumulated);
             }
-            System.Numerics.Tensors.TensorPrimitives.Multiply(accumulated, 1f / options.MicroBatches, accumulated);
-            if (options.ClipNorm > 0)
-                GradientClipping.ClipByGlobalNorm(accumulated, options.ClipNorm);
-            optimizer.Step(trainer.Parameters, accumulated);
+            loop.Step();
             bool evaluate = step % options.EvalEvery == 0 || step == options.Steps;
             if (evaluate || step % Math.Max(1, options.EvalEvery / 5) == 0)
             {
-                double? eval = evaluate && test.Count > 0 ? EvalLoss(trainer, test.Take(options.EvalExamples), encoder) : null;
+                double? eval = evaluate && test.Count > 0 ? loop.EvalLoss(test.Take(options.EvalExamples), encoder) : null;
                 onProgress?.Invoke(new TrainingProgress(step, lossSum / since, eval, tokens / timer.Elapsed.TotalSeconds));
                 lossSum = 0;
                 since = 0;
@@ -114,7 +105,94 @@ public static class CentralizedTraining
             if (options.CheckpointEvery > 0 && step % options.CheckpointEvery == 0 && step < options.Steps)
                 onCheckpoint?.Invoke(step, trainer.Parameters);
         }
+        loop.Finish();
         return (float[])trainer.Parameters.Clone();
+    }
+
+    /// <summary>Accumulates micro-batch gradients, steps on their mean (clipped), evaluates.</summary>
+    private abstract class Loop(TrainingOptions options)
+    {
+        protected TrainingOptions Options { get; } = options;
+
+        public abstract float Accumulate(TokenBatch batch, bool first);
+
+        public abstract void Step();
+
+        public abstract double EvalLoss(IEnumerable<EncodedExample> examples, ExampleEncoder encoder);
+
+        /// <summary>Leaves the trained parameters in the trainer's host buffer.</summary>
+        public virtual void Finish()
+        {
+        }
+    }
+
+    /// <summary>Host buffers: the gradient of each micro-batch is summed on the host; SGD or AdamW run on the host.</summary>
+    private sealed class HostLoop(OnnxTrainer trainer, TrainingOptions options) : Loop(options)
+    {
+        private readonly float[] _sum = new float[trainer.Parameters.Length];
+        private readonly IOptimizer _optimizer = options.Optimizer == "sgd"
+            ? new Sgd(options.LearningRate, options.Momentum, options.WeightDecay)
+            : new AdamW(options.LearningRate, weightDecay: options.WeightDecay);
+
+        public override float Accumulate(TokenBatch batch, bool first)
+        {
+            float loss = trainer.ForwardBackward(batch);
+            if (first)
+                trainer.Gradients.CopyTo(_sum, 0);
+            else
+                System.Numerics.Tensors.TensorPrimitives.Add(_sum, trainer.Gradients, _sum);
+            return loss;
+        }
+
+        public override void Step()
+        {
+            System.Numerics.Tensors.TensorPrimitives.Multiply(_sum, 1f / Options.MicroBatches, _sum);
+            if (Options.ClipNorm > 0)
+                GradientClipping.ClipByGlobalNorm(_sum, Options.ClipNorm);
+            _optimizer.Step(trainer.Parameters, _sum);
+        }
+
+        public override double EvalLoss(IEnumerable<EncodedExample> examples, ExampleEncoder encoder) =>
+            CentralizedTraining.EvalLoss(trainer, examples, encoder);
+    }
+
+    /// <summary>Device buffers (CUDA by default): accumulation, clipping, the optimizer and evaluation stay on the device.</summary>
+    private sealed class ResidentLoop : Loop
+    {
+        private readonly ResidentTraining _resident;
+        private readonly OnnxTrainer _trainer;
+        private readonly ResidentOptimizer _optimizer;
+
+        public ResidentLoop(ResidentTraining resident, OnnxTrainer trainer, TrainingOptions options)
+            : base(options)
+        {
+            _resident = resident;
+            _trainer = trainer;
+            _optimizer = options.Optimizer == "sgd"
+                ? ResidentOptimizer.Sgd(options.Momentum, options.WeightDecay)
+                : ResidentOptimizer.AdamW(options.WeightDecay);
+            resident.Load(trainer.Parameters);
+        }
+
+        public override float Accumulate(TokenBatch batch, bool first) => _resident.ForwardBackward(batch);
+
+        public override void Step()
+        {
+            float scale = 1f / Options.MicroBatches;
+            if (Options.ClipNorm > 0)
+            {
+                // As GradientClipping.ClipByGlobalNorm on the mean gradient.
+                float norm = (float)(_resident.GradientNorm() * scale);
+                if (float.IsFinite(norm) && norm > Options.ClipNorm)
+                    scale *= Options.ClipNorm / (norm + 1e-6f);
+            }
+            _resident.Step(_optimizer, Options.LearningRate, scale);
+        }
+
+        public override double EvalLoss(IEnumerable<EncodedExample> examples, ExampleEncoder encoder) =>
+            WeightedLoss(examples, encoder, _resident.Loss);
+
+        public override void Finish() => _resident.Store(_trainer.Parameters);
     }
 
     public static double EvalLoss(OnnxTrainer trainer, IEnumerable<EncodedExample> examples, ExampleEncoder encoder)
@@ -122,6 +200,13 @@ public static class CentralizedTraining
         ArgumentNullException.ThrowIfNull(trainer);
         ArgumentNullException.ThrowIfNull(examples);
         ArgumentNullException.ThrowIfNull(encoder);
+        using (trainer.FreezeParameters())
+            return WeightedLoss(examples, encoder, trainer.Loss);
+    }
+
+    /// <summary>Mean loss per supervised token over single-example batches.</summary>
+    private static double WeightedLoss(IEnumerable<EncodedExample> examples, ExampleEncoder encoder, Func<TokenBatch, float> loss)
+    {
         double weighted = 0;
         long count = 0;
         foreach (var e in examples)
@@ -130,7 +215,7 @@ public static class CentralizedTraining
             int n = batch.SupervisedTokenCount;
             if (n == 0)
                 continue;
-            weighted += trainer.Loss(batch) * (double)n;
+            weighted += loss(batch) * (double)n;
             count += n;
         }
         return count > 0 ? weighted / count : double.NaN;

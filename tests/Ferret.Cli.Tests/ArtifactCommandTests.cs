@@ -32,7 +32,23 @@ public sealed class ArtifactCommandTests : IDisposable
             Assert.True(doc.RootElement.GetProperty("max_relative_error").GetDouble() < 1e-2, "expected doc.RootElement.GetProperty(\"max_relative_error\").GetDouble() < 1e-2");
     }
 
+    [Fact]
+    public void Export_with_layer_recompute_lists_the_block_graphs()
+    {
+        var output = Path.Combine(_dir, "tiny-gpt2-recompute");
+        var (code, _, error) = CliRunner.Run("export", "--preset", "tiny-gpt2", "--out", output, "--recompute", "Layers");
+        Assert.True(code == 0, error);
+        (code, var json, error) = CliRunner.Run("inspect", "--artifacts", output, "--json");
+        Assert.True(code == 0, error);
+        using var doc = JsonDocument.Parse(json);
+        Assert.Equal("layers", doc.RootElement.GetProperty("recompute").GetString());
+        var files = doc.RootElement.GetProperty("graphs").EnumerateArray().Select(g => g.GetProperty("file").GetString()).ToList();
+        Assert.Equal(["train.onnx", "eval.onnx", "logits.onnx", "prologue.onnx", "layer_forward.onnx", "layer_backward.onnx", "head.onnx", "embedding_backward.onnx"], files);
+    }
+
     [Theory]
+    [InlineData(new[] { "export", "--preset", "tiny-gpt2", "--out", "X", "--recompute", "sideways" }, "--recompute: 'sideways' is not one of none, layers.")]
+    [InlineData(new[] { "export", "--preset", "tiny-gpt2", "--out", "X", "--precision", "fp8" }, "--precision: 'fp8' is not one of fp32, bf16-mixed.")]
     [InlineData(new[] { "export", "--out", "X" }, "exactly one of --preset")]
     [InlineData(new[] { "export", "--preset", "huge-llama", "--out", "X" }, "Unknown preset 'huge-llama'")]
     [InlineData(new[] { "export", "--hf", "/nonexistent/model", "--out", "X" }, "does not exist")]

@@ -16,6 +16,7 @@ internal static class FerretCommandLine
         root.Add(ExportCommand.Create());
         root.Add(InspectCommand.Create());
         root.Add(GradcheckCommand.Create());
+        root.Add(DoctorCommand.Create());
         root.Add(DataCommand.Create());
         root.Add(TrainCommand.Create());
         root.Add(SimulateCommand.Create());

@@ -1,12 +1,15 @@
 """The anchor of `ferret bench train`: PyTorch (CPU, eager) training steps of the same LLaMA.
 
 Forward, backward and an SGD update with the reference LlamaForCausalLM math of causal_lm_reference.py,
-on an exported artifact package's weights, batch 1 x seq 128 of random tokens. Prints tokens per second.
-    /usr/bin/python3 tools/reference/bench_train_torch.py ARTIFACT_DIR [--threads 2] [--steps 20]
+on an exported artifact package's weights (or, with --random-init, random weights of the manifest's shapes, so
+the file is never read and the peak RSS is the training's alone), batch 1 x seq 128 of random tokens. Prints
+tokens per second and the peak resident set size.
+    /usr/bin/python3 tools/reference/bench_train_torch.py ARTIFACT_DIR [--threads 2] [--steps 20] [--random-init]
 """
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 
@@ -24,11 +27,15 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--random-init", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     manifest = json.load(open(f"{a.artifact}/manifest.json"))
     cfg = manifest["modelConfig"]
-    params = read_safetensors(f"{a.artifact}/{manifest['parametersFile']}")
+    if a.random_init:
+        params = {t["name"]: torch.empty(t["shape"]).normal_(0, 0.02) for t in manifest["parameters"]}
+    else:
+        params = read_safetensors(f"{a.artifact}/{manifest['parametersFile']}")
     for t in params.values():
         t.requires_grad_(True)
     opt = torch.optim.SGD(list(params.values()), lr=1e-4)
@@ -51,7 +58,8 @@ def main():
         loss = step()
     elapsed = time.perf_counter() - start
     print(json.dumps({"tokens_per_s": round(a.batch * a.seq * a.steps / elapsed, 1), "threads": torch.get_num_threads(),
-                      "torch": torch.__version__, "final_loss": loss}))
+                      "torch": torch.__version__, "final_loss": loss,
+                      "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
 
 
 if __name__ == "__main__":

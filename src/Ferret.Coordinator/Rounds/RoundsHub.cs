@@ -239,6 +239,31 @@ public sealed partial class RoundsHub(IRoundLog log, IClientRegistry clients, Ex
     }
 
     /// <summary>
+    /// A client's start-up device self-test: observers see the device and the outcome; a failed device does not join,
+    /// so this event is where its reason shows.
+    /// </summary>
+    [Authorize(Policy = Policies.Client)]
+    public async Task ReportDeviceCheck(string experimentId, string device, bool passed, string? detail)
+    {
+        if (!IsClient)
+            throw new HubException("Only enrolled clients report device checks.");
+        if (string.IsNullOrEmpty(experimentId) || experimentId.Length > 128 || log.GetExperiment(experimentId) is null)
+            throw new HubException("Unknown experiment.");
+        device = string.IsNullOrWhiteSpace(device) ? "unknown" : device.Length > 32 ? device[..32] : device;
+        detail = string.IsNullOrWhiteSpace(detail) ? null : detail.Length > 500 ? detail[..500] : detail;
+        string client = ClientId;
+        if (!passed)
+            HubLog.DeviceCheckFailed(logger, client, device, detail ?? "no reason given");
+        await Notify(new ClientEvent
+        {
+            ExperimentId = experimentId,
+            ClientId = client,
+            Kind = ClientEvent.DeviceCheck,
+            Detail = passed ? $"{device}: passed" : $"{device}: FAILED: {detail ?? "no reason given"}",
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// The model fingerprint a participant holds after applying a round; disagreement is flagged to observers.
     /// Only the round's own participants report: nobody else can make a round look disputed.
     /// </summary>
@@ -393,6 +418,12 @@ public sealed partial class RoundsHub(IRoundLog log, IClientRegistry clients, Ex
 
 internal static partial class HubLog
 {
-    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Could not tell the observers of {Experiment} about a {Kind} client event")]
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Rejected packet from {Client} for {Experiment} round {Round}: {Reason}")]
+    public static partial void Rejected(ILogger logger, string client, string experiment, int round, string reason);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Client {Client} failed its device check on {Device} and does not join: {Detail}")]
+    public static partial void DeviceCheckFailed(ILogger logger, string client, string device, string detail);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Could not tell the observers of {Experiment} about a {Kind} client event")]
     public static partial void NotifyFailed(ILogger logger, Exception exception, string kind, string experiment);
 }

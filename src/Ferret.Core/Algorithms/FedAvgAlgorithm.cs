@@ -7,8 +7,11 @@ public sealed class FedAvgAlgorithm(ExperimentDescriptor experiment) : FullDelta
 {
     public override string Name => FederatedAlgorithms.FedAvg;
 
-    protected override float[] LocalDelta(ILocalModel model, Random clientRandom, TrainingStats stats, CancellationToken ct) =>
-        LocalTraining.FirstOrder(model, Experiment.Settings, stats, ct);
+    protected override float[] LocalDelta(ILocalModel model, Random clientRandom, TrainingStats stats, CancellationToken ct)
+    {
+        using var update = LocalTraining.FirstOrder(model, Experiment.Settings, stats, ct);
+        return update.ToArray();
+    }
 }
 
 /// <summary>The coordinator half shared by FedAvg and FedZO: validate, average, apply full deltas.</summary>

@@ -37,7 +37,7 @@ public sealed class FerretAlgorithm : IFederatedAlgorithm
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(clientRandom);
         var stats = new TrainingStats();
-        var delta = LocalTraining.FirstOrder(model, _experiment.Settings, stats, cancellationToken);
+        using var delta = LocalTraining.FirstOrder(model, _experiment.Settings, stats, cancellationToken);
         var timer = Stopwatch.StartNew();
         var gammas = Projector.Project(delta, _blocks, _experiment.CandidateSeeds, _experiment.Settings.Distribution, clientRandom, _kernels);
         stats.ComputeSeconds += timer.Elapsed.TotalSeconds;

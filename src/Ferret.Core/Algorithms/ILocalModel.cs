@@ -29,9 +29,9 @@ public interface IFirstOrderLocalModel : ILocalModel
 {
     /// <summary>
     /// From <see cref="ILocalModel.Parameters"/>: <paramref name="steps"/> steps, each
-    /// <c>w -= rate * sum of microBatches gradients</c>; writes <c>delta = w_before - w_after</c> and returns the
-    /// mean loss, or returns null (writing nothing) when the model has no better way than the host loop right
-    /// now. The parameters are unchanged on return.
+    /// <c>w -= rate * sum of microBatches gradients</c>; returns <c>delta = w_before - w_after</c> (readable until the
+    /// next training call or its disposal) and the mean loss, or null when the model has no better way than the
+    /// host loop right now. <see cref="ILocalModel.Parameters"/> are unchanged.
     /// </summary>
-    double? TryTrainFirstOrder(int steps, int microBatches, float rate, Span<float> delta, CancellationToken cancellationToken);
+    (ILocalUpdate Update, double MeanLoss)? TryTrainFirstOrder(int steps, int microBatches, float rate, CancellationToken cancellationToken);
 }

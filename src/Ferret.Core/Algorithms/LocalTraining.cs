@@ -9,25 +9,29 @@ internal static class LocalTraining
 {
     /// <summary>
     /// T steps of SGD, each averaging the gradients of n_accum micro-batches; returns
-    /// <c>delta = w_before - w_after</c> and restores the parameters to <c>w_before</c>.
+    /// <c>delta = w_before - w_after</c> (dispose it) and leaves the parameters at <c>w_before</c>.
     /// </summary>
-    public static float[] FirstOrder(ILocalModel model, AlgorithmSettings settings, TrainingStats stats, CancellationToken ct)
+    public static ILocalUpdate FirstOrder(ILocalModel model, AlgorithmSettings settings, TrainingStats stats, CancellationToken ct)
     {
         var timer = Stopwatch.StartNew();
         float rate = (float)(settings.LocalLearningRate / settings.MicroBatches);
-        var result = new float[model.Parameters.Length];
         if (model is IFirstOrderLocalModel resident
-            && resident.TryTrainFirstOrder(settings.LocalSteps, settings.MicroBatches, rate, result, ct) is double meanLoss)
+            && resident.TryTrainFirstOrder(settings.LocalSteps, settings.MicroBatches, rate, ct) is { } trained)
         {
+            var (update, meanLoss) = trained;
             if (!double.IsFinite(meanLoss))
+            {
+                update.Dispose();
                 throw new InvalidDataException($"Local training diverged: mean loss {meanLoss}.");
+            }
             int n = settings.LocalSteps * settings.MicroBatches;
             stats.Loss = meanLoss;
             stats.ForwardPasses += n;
             stats.BackwardPasses += n;
             stats.ComputeSeconds += timer.Elapsed.TotalSeconds;
-            return result;
+            return update;
         }
+        var result = new float[model.Parameters.Length];
         var w = model.Parameters;
         var before = w.ToArray();
         var gradient = new float[w.Length];
@@ -57,7 +61,7 @@ internal static class LocalTraining
         stats.ForwardPasses += passes;
         stats.BackwardPasses += passes;
         stats.ComputeSeconds += timer.Elapsed.TotalSeconds;
-        return delta;
+        return new InMemoryUpdate(delta);
     }
 
     /// <summary>Largest sample count a packet may claim (no device holds 2^31 examples); coordinators may cap it lower.</summary>

@@ -12,24 +12,59 @@ public static class ModelFingerprint
 {
     public static string Compute(ReadOnlySpan<float> parameters)
     {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        const int chunk = 1 << 20;
-        if (BitConverter.IsLittleEndian)
+        using var fingerprint = new Incremental();
+        fingerprint.Append(parameters);
+        return fingerprint.Finish();
+    }
+
+    /// <summary>
+    /// The fingerprint of a vector fed in pieces, in flat order (a model too large to hold at once):
+    /// <see cref="Finish"/> equals <see cref="Compute"/> of the pieces laid end to end.
+    /// </summary>
+    public sealed class Incremental : IDisposable
+    {
+        private const int Chunk = 1 << 20;
+        private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private byte[]? _buffer;
+        private bool _finished;
+
+        /// <summary>Elements hashed so far.</summary>
+        public long Count { get; private set; }
+
+        public void Append(ReadOnlySpan<float> values)
         {
-            for (int i = 0; i < parameters.Length; i += chunk)
-                hash.AppendData(MemoryMarshal.AsBytes(parameters.Slice(i, Math.Min(chunk, parameters.Length - i))));
-        }
-        else
-        {
-            var buffer = new byte[4 * 1024];
-            for (int i = 0; i < parameters.Length; i += 1024)
+            ObjectDisposedException.ThrowIf(_finished, this);
+            if (BitConverter.IsLittleEndian)
             {
-                int n = Math.Min(1024, parameters.Length - i);
-                for (int j = 0; j < n; j++)
-                    BinaryPrimitives.WriteSingleLittleEndian(buffer.AsSpan(4 * j), parameters[i + j]);
-                hash.AppendData(buffer, 0, 4 * n);
+                for (int i = 0; i < values.Length; i += Chunk)
+                    _hash.AppendData(MemoryMarshal.AsBytes(values.Slice(i, Math.Min(Chunk, values.Length - i))));
             }
+            else
+            {
+                _buffer ??= new byte[4 * 1024];
+                for (int i = 0; i < values.Length; i += 1024)
+                {
+                    int n = Math.Min(1024, values.Length - i);
+                    for (int j = 0; j < n; j++)
+                        BinaryPrimitives.WriteSingleLittleEndian(_buffer.AsSpan(4 * j), values[i + j]);
+                    _hash.AppendData(_buffer, 0, 4 * n);
+                }
+            }
+            Count += values.Length;
         }
-        return Convert.ToHexStringLower(hash.GetHashAndReset());
+
+        /// <summary>The fingerprint of everything appended; the instance takes no more values afterwards.</summary>
+        public string Finish()
+        {
+            ObjectDisposedException.ThrowIf(_finished, this);
+            _finished = true;
+            return Convert.ToHexStringLower(_hash.GetHashAndReset());
+        }
+
+        public void Dispose()
+        {
+            _finished = true;
+            _hash.Dispose();
+        }
     }
 }

@@ -1,3 +1,4 @@
+using Ferret.Core.Algorithms;
 using Ferret.Core.Parameters;
 using Ferret.Core.Randomness;
 
@@ -40,27 +41,38 @@ public static class Projector
         options.Validate();
         if (delta.Length != blocks.TotalLength)
             throw new ArgumentException($"The update has {delta.Length} elements; the blocks cover {blocks.TotalLength}.", nameof(delta));
-        var items = options.WorkItems(blocks);
+        var sums = new double[blocks.Count];
+        SumsOfSquares(delta, 0, blocks, null, options, sums);
+        return Roots(sums, blocks);
+    }
+
+    /// <summary>Adds the squared norm of every block of <paramref name="include"/> (all when null), reading a chunk that starts at element <paramref name="offset"/>.</summary>
+    private static void SumsOfSquares(ReadOnlyMemory<float> data, long offset, ParameterBlocks blocks, Func<int, bool>? include, KernelOptions options, double[] sums)
+    {
+        var items = options.WorkItems(blocks, include);
         var partial = new double[items.Count];
         Parallel.For(0, items.Count, options.Parallel, i =>
         {
             var (b, start, length) = items[i];
-            var span = delta.Span.Slice((int)(blocks[b].Offset + start), length);
+            var span = data.Span.Slice((int)(blocks[b].Offset - offset + start), length);
             double s = System.Numerics.Tensors.TensorPrimitives.SumOfSquares(span);
             if (!double.IsFinite(s))
                 s = Exact(span);
             partial[i] = s;
         });
-        var norms = new double[blocks.Count];
         for (int i = 0; i < items.Count; i++)
-            norms[items[i].Block] += partial[i];
-        for (int b = 0; b < norms.Length; b++)
+            sums[items[i].Block] += partial[i];
+    }
+
+    private static double[] Roots(double[] sums, ParameterBlocks blocks)
+    {
+        for (int b = 0; b < sums.Length; b++)
         {
-            if (!double.IsFinite(norms[b]))
+            if (!double.IsFinite(sums[b]))
                 throw new InvalidDataException($"The local update has non-finite values in block {b} (elements {blocks[b].Offset}..{blocks[b].End - 1}); it is not sent.");
-            norms[b] = Math.Sqrt(norms[b]);
+            sums[b] = Math.Sqrt(sums[b]);
         }
-        return norms;
+        return sums;
     }
 
     // Float sums of squares overflow for huge but finite values; redo such a tile in double.
@@ -81,11 +93,49 @@ public static class Projector
         BasisDistribution distribution, Random random, KernelOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(blocks);
+        if (delta.Length != blocks.TotalLength)
+            throw new ArgumentException($"The update has {delta.Length} elements; the blocks cover {blocks.TotalLength}.", nameof(delta));
+        using var update = new MemoryUpdate(delta);
+        return Project(update, blocks, candidateSeeds, distribution, random, options);
+    }
+
+    /// <summary>
+    /// Projects an update read chunk by chunk (whole blocks per chunk, at most <paramref name="chunkElements"/> elements
+    /// unless one block is longer): two passes, norms then dot products, so only one chunk is ever in host memory.
+    /// The result is bit-identical to projecting the whole vector at once: every block's partial sums are reduced in
+    /// the same order.
+    /// </summary>
+    public static SeedCoordinates Project(
+        ILocalUpdate delta, ParameterBlocks blocks, IReadOnlyList<ulong> candidateSeeds,
+        BasisDistribution distribution, Random random, KernelOptions? options = null, long chunkElements = DefaultChunkElements)
+    {
+        ArgumentNullException.ThrowIfNull(delta);
+        ArgumentNullException.ThrowIfNull(blocks);
         ArgumentNullException.ThrowIfNull(candidateSeeds);
         ArgumentNullException.ThrowIfNull(random);
         options ??= KernelOptions.Default;
-        var norms = BlockNorms(delta, blocks, options);
-        var counts = SeedCounts(norms, candidateSeeds.Count);
+        options.Validate();
+        if (delta.Length != blocks.TotalLength)
+            throw new ArgumentException($"The update has {delta.Length} elements; the blocks cover {blocks.TotalLength}.", nameof(delta));
+        var chunks = Chunks(blocks, chunkElements);
+        bool whole = delta.TryGetMemory(out var memory);
+        float[]? staging = whole ? null : new float[chunks.Max(c => c.Length)];
+        ReadOnlyMemory<float> Load((int First, int Last, long Offset, long Length) chunk)
+        {
+            if (whole)
+                return memory;
+            var span = staging.AsMemory(0, checked((int)chunk.Length));
+            delta.Read(chunk.Offset, span.Span);
+            return span;
+        }
+
+        var sums = new double[blocks.Count];
+        foreach (var chunk in chunks)
+        {
+            var data = Load(chunk);
+            SumsOfSquares(data, whole ? 0 : chunk.Offset, blocks, b => b >= chunk.First && b <= chunk.Last, options, sums);
+        }
+        var counts = SeedCounts(Roots(sums, blocks), candidateSeeds.Count);
 
         var chosen = new int[blocks.Count][];
         var seeds = new ulong[blocks.Count][];
@@ -95,32 +145,37 @@ public static class Projector
             seeds[b] = chosen[b].Select(k => candidateSeeds[k]).ToArray();
         }
 
-        var items = options.WorkItems(blocks);
-        var partial = new double[items.Count][];
-        var path = options.Path;
-        Parallel.For(0, items.Count, options.Parallel, i =>
+        var dots = new double[blocks.Count][];
+        for (int b = 0; b < blocks.Count; b++)
+            dots[b] = new double[counts[b]];
+        foreach (var chunk in chunks)
         {
-            var (b, start, length) = items[i];
-            var block = blocks[b];
-            var dots = new double[seeds[b].Length];
-            var data = delta.Span.Slice((int)(block.Offset + start), length);
-            BasisKernels.Dot(seeds[b], (uint)b, SharedRandomness.Scale(block.Length), distribution, data, (ulong)start, dots, path);
-            partial[i] = dots;
-        });
+            var data = Load(chunk);
+            long offset = whole ? 0 : chunk.Offset;
+            var items = options.WorkItems(blocks, b => b >= chunk.First && b <= chunk.Last);
+            var partial = new double[items.Count][];
+            var path = options.Path;
+            Parallel.For(0, items.Count, options.Parallel, i =>
+            {
+                var (b, start, length) = items[i];
+                var block = blocks[b];
+                var d = new double[seeds[b].Length];
+                var span = data.Span.Slice((int)(block.Offset - offset + start), length);
+                BasisKernels.Dot(seeds[b], (uint)b, SharedRandomness.Scale(block.Length), distribution, span, (ulong)start, d, path);
+                partial[i] = d;
+            });
+            for (int i = 0; i < items.Count; i++)
+            {
+                var s = dots[items[i].Block];
+                for (int j = 0; j < s.Length; j++)
+                    s[j] += partial[i][j];
+            }
+        }
 
         int total = counts.Sum();
         var seedIndex = new int[total];
         var blockIndex = new int[total];
         var gamma = new float[total];
-        var sums = new double[blocks.Count][];
-        for (int b = 0; b < blocks.Count; b++)
-            sums[b] = new double[counts[b]];
-        for (int i = 0; i < items.Count; i++)
-        {
-            var s = sums[items[i].Block];
-            for (int j = 0; j < s.Length; j++)
-                s[j] += partial[i][j];
-        }
         int at = 0;
         for (int b = 0; b < blocks.Count; b++)
         {
@@ -129,10 +184,54 @@ public static class Projector
             {
                 seedIndex[at] = chosen[b][j];
                 blockIndex[at] = b;
-                gamma[at] = (float)(factor * sums[b][j]);
+                gamma[at] = (float)(factor * dots[b][j]);
             }
         }
         return new SeedCoordinates(seedIndex, blockIndex, gamma);
+    }
+
+    /// <summary>Elements per chunk of a streamed projection: 64 Mi floats (256 MiB of staging).</summary>
+    public const long DefaultChunkElements = 64L << 20;
+
+    /// <summary>Runs of consecutive whole blocks of at most <paramref name="limit"/> elements (a longer block is a chunk of its own).</summary>
+    internal static List<(int First, int Last, long Offset, long Length)> Chunks(ParameterBlocks blocks, long limit)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        var chunks = new List<(int, int, long, long)>();
+        int first = 0;
+        long length = 0;
+        for (int b = 0; b < blocks.Count; b++)
+        {
+            if (length > 0 && length + blocks[b].Length > limit)
+            {
+                chunks.Add((first, b - 1, blocks[first].Offset, length));
+                first = b;
+                length = 0;
+            }
+            length += blocks[b].Length;
+        }
+        if (blocks.Count > 0)
+            chunks.Add((first, blocks.Count - 1, blocks[first].Offset, length));
+        if (chunks.Any(c => c.Item4 > Array.MaxLength))
+            throw new NotSupportedException($"A block of more than {Array.MaxLength} elements cannot be projected.");
+        return chunks;
+    }
+
+    private sealed class MemoryUpdate(ReadOnlyMemory<float> delta) : ILocalUpdate
+    {
+        public long Length => delta.Length;
+
+        public void Read(long offset, Span<float> destination) => delta.Span.Slice(checked((int)offset), destination.Length).CopyTo(destination);
+
+        public bool TryGetMemory(out ReadOnlyMemory<float> memory)
+        {
+            memory = delta;
+            return true;
+        }
+
+        public void Dispose()
+        {
+        }
     }
 
     /// <summary>A uniform <paramref name="count"/>-subset of [0, n), ascending (partial Fisher–Yates).</summary>

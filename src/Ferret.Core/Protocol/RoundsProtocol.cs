@@ -33,6 +33,12 @@ public static class RoundsProtocol
     /// <summary><c>ReportFingerprint(experimentId, round, fingerprint) -> bool</c>: true when every report so far agrees.</summary>
     public const string ReportFingerprint = "ReportFingerprint";
 
+    /// <summary>
+    /// <c>ReportDeviceCheck(experimentId, device, passed, detail)</c>: the outcome of the client's start-up device self-test
+    /// (<c>ferret doctor</c>); a client whose device failed reports why and does not join.
+    /// </summary>
+    public const string ReportDeviceCheck = "ReportDeviceCheck";
+
     // ---- secure aggregation (experiments with secureAggregation), invoked by clients, each -> SubmitResult ----
 
     /// <summary><c>AdvertiseKeys(experimentId, round, AdvertisedKeys bytes)</c>: stage 0, the round's two public keys.</summary>
@@ -233,6 +239,7 @@ public sealed class ClientEvent
     public const string Rejected = "rejected";
     public const string Failed = "failed";
     public const string Fingerprint = "fingerprint";
+    public const string DeviceCheck = "device-check";
 
     [Key(0)]
     public string ExperimentId { get; set; } = "";
@@ -243,7 +250,7 @@ public sealed class ClientEvent
     [Key(2)]
     public string ClientId { get; set; } = "";
 
-    /// <summary><c>joined</c>, <c>left</c>, <c>received</c>, <c>rejected</c>, <c>failed</c> or <c>fingerprint</c>; observers show other kinds as they come, with their detail.</summary>
+    /// <summary><c>joined</c>, <c>left</c>, <c>received</c>, <c>rejected</c>, <c>failed</c>, <c>fingerprint</c> or <c>device-check</c>; observers show other kinds as they come, with their detail.</summary>
     [Key(3)]
     public string Kind { get; set; } = "";
 

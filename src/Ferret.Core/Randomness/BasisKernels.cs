@@ -33,7 +33,7 @@ public static class BasisKernels
         : Avx2.IsSupported && Fma.IsSupported ? KernelPath.Vector256
         : KernelPath.Scalar;
 
-    private static KernelPath Resolve(KernelPath path) => path switch
+    internal static KernelPath Resolve(KernelPath path) => path switch
     {
         KernelPath.Auto => Best,
         KernelPath.Vector512 when !(Avx512F.IsSupported && Avx512BW.IsSupported) => throw new PlatformNotSupportedException("This CPU has no AVX-512."),
@@ -224,7 +224,7 @@ public static class BasisKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Philox256(ulong q, uint block, ulong seed, out Vector256<uint> x0, out Vector256<uint> x1, out Vector256<uint> x2, out Vector256<uint> x3)
+    internal static void Philox256(ulong q, uint block, ulong seed, out Vector256<uint> x0, out Vector256<uint> x1, out Vector256<uint> x2, out Vector256<uint> x3)
     {
         var c0 = Vector256.Create((uint)q) + Vector256.Create(0u, 1, 2, 3, 4, 5, 6, 7);
         var c1 = Vector256.Create((uint)(q >> 32));
@@ -327,7 +327,7 @@ public static class BasisKernels
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Philox512(ulong q, uint block, ulong seed, out Vector512<uint> x0, out Vector512<uint> x1, out Vector512<uint> x2, out Vector512<uint> x3)
+    internal static void Philox512(ulong q, uint block, ulong seed, out Vector512<uint> x0, out Vector512<uint> x1, out Vector512<uint> x2, out Vector512<uint> x3)
     {
         var c0 = Vector512.Create((uint)q) + Vector512.Create(0u, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         var c1 = Vector512.Create((uint)(q >> 32));

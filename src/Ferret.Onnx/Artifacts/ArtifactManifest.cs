@@ -17,8 +17,43 @@ public sealed record TokenizerDescription(string Kind, int VocabSize, int? BosTo
 public sealed record GraphDescription(string File, IReadOnlyList<string> Inputs, IReadOnlyList<string> Outputs);
 
 /// <summary>
-/// The <c>manifest.json</c> of an artifact package (architecture.md). <see cref="FileSha256"/> names every other
-/// file of the package with its lower-case hex SHA-256 (written at export; absent from packages exported before it).
+/// Graphs for training with activation recompute (<c>ferret export --recompute layers</c>), beside the whole-model
+/// graphs: a runtime runs them block by block, keeping only the hidden rows at layer boundaries and recomputing
+/// each layer's activations in its backward pass. <see cref="LayerForward"/> and <see cref="LayerBackward"/> serve
+/// every layer: layer <c>l</c> binds parameter <c>Layers[l][j]</c> to the graph input <c>LayerParameters[j]</c>.
+/// Backward graphs return <c>&lt;name&gt;_grad</c> like <c>train.onnx</c>, and <c>hidden_grad</c> for the block before.
+/// </summary>
+/// <param name="Mode"><c>layers</c>: one checkpoint per decoder layer.</param>
+/// <param name="Prologue">Token ids and mask to <c>hidden</c> and the per-batch tensors the layers share.</param>
+/// <param name="LayerForward">One decoder layer: <c>hidden</c> to <c>hidden_out</c>.</param>
+/// <param name="LayerBackward">One decoder layer's vector-Jacobian product: <c>hidden</c> and <c>hidden_out_grad</c> to <c>hidden_grad</c> and the weight gradients.</param>
+/// <param name="Head">Final norm, LM head and loss with its gradients: <c>loss</c>, <c>hidden_grad</c> and the head's weight gradients.</param>
+/// <param name="EmbeddingBackward">The prologue's vector-Jacobian product: <c>hidden_grad</c> to the embedding tables' gradients.</param>
+/// <param name="LayerParameters">The layer graphs' weight inputs, relative to a layer.</param>
+/// <param name="Layers">Per layer, the parameter bound to each of <paramref name="LayerParameters"/>.</param>
+public sealed record RecomputeDescription(
+    string Mode,
+    GraphDescription Prologue,
+    GraphDescription LayerForward,
+    GraphDescription LayerBackward,
+    GraphDescription Head,
+    GraphDescription EmbeddingBackward,
+    IReadOnlyList<string> LayerParameters,
+    IReadOnlyList<IReadOnlyList<string>> Layers)
+{
+    public const string LayersMode = "layers";
+
+    [JsonIgnore]
+    public IEnumerable<GraphDescription> Graphs => [Prologue, LayerForward, LayerBackward, Head, EmbeddingBackward];
+}
+
+/// <summary>
+/// The <c>manifest.json</c> of an artifact package (architecture.md). <paramref name="Initializer"/> names how a
+/// preset's seeded weights were drawn (<c>system-random-box-muller</c>, <c>philox-box-muller</c>); null for
+/// weights read from a checkpoint.
+/// weights read from a checkpoint. <see cref="FileSha256"/> names every other file of the package with its lower-case
+/// hex SHA-256 (written at export; absent from packages exported before it). <paramref name="Precision"/> is
+/// <c>bf16-mixed</c> when the training graph's linear layers compute in bf16 (a GPU's tensor cores); absent: float32.
 /// </summary>
 public sealed record ArtifactManifest(
     int FormatVersion,
@@ -37,7 +72,10 @@ public sealed record ArtifactManifest(
     long ParameterCount,
     string CreatedBy,
     IReadOnlyDictionary<string, RecommendedSettings>? Recommended = null,
-    IReadOnlyDictionary<string, string>? FileSha256 = null)
+    string? Initializer = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RecomputeDescription? Recompute = null,
+    IReadOnlyDictionary<string, string>? FileSha256 = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Precision = null)
 {
     public const int CurrentFormatVersion = 1;
     public const string FileName = "manifest.json";

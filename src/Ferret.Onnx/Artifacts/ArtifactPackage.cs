@@ -1,6 +1,7 @@
 using Ferret.Core.Parameters;
 using Ferret.Onnx.Checkpoints;
 using Ferret.Onnx.Models;
+using Ferret.Onnx.Weights;
 
 namespace Ferret.Onnx.Artifacts;
 
@@ -37,6 +38,9 @@ public sealed class ArtifactPackage
 
     public string ParametersPath => Path.Combine(Directory, Manifest.ParametersFile);
 
+    /// <summary>The path of one of the package's graphs.</summary>
+    public string PathOf(GraphDescription graph) => Path.Combine(Directory, (graph ?? throw new ArgumentNullException(nameof(graph))).File);
+
     public static ArtifactPackage Open(string directory)
     {
         if (!System.IO.Directory.Exists(directory))
@@ -50,6 +54,11 @@ public sealed class ArtifactPackage
         {
             if (!File.Exists(Path.Combine(directory, g.File)))
                 throw new FileNotFoundException($"'{manifestPath}' names graph '{g.File}', which is missing.", Path.Combine(directory, g.File));
+        }
+        foreach (var g in m.Recompute?.Graphs ?? [])
+        {
+            if (!File.Exists(Path.Combine(directory, g.File)))
+                throw new FileNotFoundException($"'{manifestPath}' names recompute graph '{g.File}', which is missing.", Path.Combine(directory, g.File));
         }
         ParameterLayout layout;
         try
@@ -78,6 +87,8 @@ public sealed class ArtifactPackage
         {
             throw new InvalidDataException($"'{manifestPath}': block partition is invalid: {e.Message}", e);
         }
+        if (m.Recompute is { } r)
+            CheckRecompute(r, layout, manifestPath);
         var config = ModelConfig.FromManifestJson(m.ModelConfig, manifestPath);
         if (!File.Exists(Path.Combine(directory, m.ParametersFile)))
             throw new FileNotFoundException($"'{manifestPath}' names parameters '{m.ParametersFile}', which is missing.");
@@ -111,28 +122,66 @@ public sealed class ArtifactPackage
         return [.. hashes.Keys];
     }
 
-    /// <summary>The initial parameters, flat, in manifest order; checked against the manifest's fingerprint.</summary>
+    private static void CheckRecompute(RecomputeDescription r, ParameterLayout layout, string manifestPath)
+    {
+        if (r.Mode != RecomputeDescription.LayersMode)
+            throw new InvalidDataException($"'{manifestPath}': recompute mode '{r.Mode}' is unknown; this Ferret.NET reads '{RecomputeDescription.LayersMode}'.");
+        var known = layout.Tensors.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        for (int l = 0; l < r.Layers.Count; l++)
+        {
+            if (r.Layers[l].Count != r.LayerParameters.Count)
+                throw new InvalidDataException($"'{manifestPath}': recompute layer {l} lists {r.Layers[l].Count} parameters; the layer graph takes {r.LayerParameters.Count}.");
+            var unknown = r.Layers[l].FirstOrDefault(n => !known.Contains(n));
+            if (unknown is not null)
+                throw new InvalidDataException($"'{manifestPath}': recompute layer {l} names parameter '{unknown}', which the parameter table does not have.");
+        }
+    }
+
+    /// <summary>
+    /// The initial parameters, flat, in manifest order; checked against the manifest's fingerprint. One array: for
+    /// models of up to <see cref="Array.MaxLength"/> parameters (larger ones stream through <see cref="OpenParameters"/>).
+    /// </summary>
     public float[] LoadParameters(bool verify = true)
     {
+        if (Layout.TotalLength > Array.MaxLength)
+            throw new NotSupportedException($"'{ParametersPath}' holds {Layout.TotalLength:N0} parameters, more than one array can ({Array.MaxLength:N0}); this use of the model needs it whole in memory.");
         var flat = new float[Layout.TotalLength];
-        using (var reader = SafeTensorsReader.Open(ParametersPath))
+        LoadParameters(flat, verify);
+        return flat;
+    }
+
+    /// <summary>Reads the initial parameters straight into <paramref name="flat"/> (no intermediate copy), checked against the manifest's fingerprint.</summary>
+    public void LoadParameters(Span<float> flat, bool verify = true)
+    {
+        if (flat.Length != Layout.TotalLength)
+            throw new ArgumentException($"The destination holds {flat.Length} values; '{ParametersPath}' has {Layout.TotalLength}.", nameof(flat));
+        using (var source = OpenParameters())
         {
-            foreach (var t in Layout.Tensors)
-            {
-                if (!reader.Contains(t.Name))
-                    throw new InvalidDataException($"'{ParametersPath}' has no tensor '{t.Name}' listed in the manifest.");
-                var info = reader.GetInfo(t.Name);
-                if (!info.Shape.SequenceEqual(t.Shape))
-                    throw new InvalidDataException($"'{ParametersPath}': tensor '{t.Name}' has shape [{string.Join(", ", info.Shape)}]; the manifest says [{string.Join(", ", t.Shape)}].");
-                reader.ReadFloat32(t.Name, flat.AsSpan((int)t.Offset, (int)t.Length));
-            }
+            for (int i = 0; i < Layout.Tensors.Count; i++)
+                source.Read(i, 0, flat.Slice((int)Layout.Tensors[i].Offset, (int)Layout.Tensors[i].Length));
         }
         if (verify)
-        {
-            var fp = ModelFingerprint.Compute(flat);
-            if (fp != Manifest.ParametersSha256)
-                throw new InvalidDataException($"'{ParametersPath}' has fingerprint {fp}; the manifest says {Manifest.ParametersSha256}. The package was modified or damaged.");
-        }
-        return flat;
+            CheckFingerprint(ModelFingerprint.Compute(flat));
+    }
+
+    /// <summary>The initial parameters as a stream of slices in manifest order, names and shapes checked against the manifest.</summary>
+    public StoredWeights OpenParameters() => StoredWeights.FromFile(ParametersPath, Layout, "the manifest");
+
+    /// <summary>
+    /// Recomputes the parameters' fingerprint a chunk at a time (any size of model, fixed memory) and checks it
+    /// against the manifest; <paramref name="progress"/> hears the values hashed so far.
+    /// </summary>
+    public string VerifyParameters(IProgress<long>? progress = null, CancellationToken cancellationToken = default)
+    {
+        using var source = OpenParameters();
+        var fp = ParameterPump.Run(source, consume: null, progress, cancellationToken: cancellationToken);
+        CheckFingerprint(fp);
+        return fp;
+    }
+
+    private void CheckFingerprint(string fp)
+    {
+        if (fp != Manifest.ParametersSha256)
+            throw new InvalidDataException($"'{ParametersPath}' has fingerprint {fp}; the manifest says {Manifest.ParametersSha256}. The package was modified or damaged.");
     }
 }

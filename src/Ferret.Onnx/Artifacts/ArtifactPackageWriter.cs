@@ -18,11 +18,19 @@ public sealed class ArtifactPackageWriter : IDisposable
 
     public string PathOf(string fileName) => _staged.PathOf(fileName);
 
+    private static readonly Dictionary<string, string> ParametersMetadata = new() { ["format"] = "pt", ["producer"] = "Ferret.NET" };
+
     public void WriteParameters(string fileName, ParameterLayout layout, ReadOnlyMemory<float> flat)
     {
         ArgumentNullException.ThrowIfNull(layout);
-        SafeTensorsWriter.Write(PathOf(fileName), layout.Tensors.Select(t => (t.Name, t.Shape, flat.Slice((int)t.Offset, (int)t.Length))),
-            new Dictionary<string, string> { ["format"] = "pt", ["producer"] = "Ferret.NET" });
+        SafeTensorsWriter.Write(PathOf(fileName), layout.Tensors.Select(t => (t.Name, t.Shape, flat.Slice((int)t.Offset, (int)t.Length))), ParametersMetadata);
+    }
+
+    /// <summary>A parameters file to fill a slice at a time, in the layout's order (a model too large to hold at once).</summary>
+    public SafeTensorsStreamWriter CreateParameters(string fileName, ParameterLayout layout)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        return new SafeTensorsStreamWriter(PathOf(fileName), layout.Tensors.Select(t => (t.Name, t.Shape)).ToList(), ParametersMetadata);
     }
 
     public void CopyFile(string sourcePath) => File.Copy(sourcePath, PathOf(Path.GetFileName(sourcePath)), overwrite: true);

@@ -429,12 +429,6 @@ public static class GradientRules
         {
             mask = B.Cast(B.Equal(labels, labels), type);
         }
-        // One-hot rows by comparing each label with 0..C-1 (works for every floating type).
-        var classes = scores.Shape![1].Value is long cls ? B.Int64Scalar(cls) : B.Squeeze(B.Slice(B.Shape(scores), [1], [2], [0]), 0);
-        var range = B.Range(B.Int64Scalar(0), classes, B.Int64Scalar(1));
-        var onehot = B.Cast(B.Equal(B.Unsqueeze(safeLabels, 1), range), type);
-        var probabilities = B.Softmax(scores, 1);
-        var diff = B.Sub(probabilities, onehot);
         Value rowScale = reduction switch
         {
             "none" => B.Mul(gy, mask),
@@ -442,6 +436,14 @@ public static class GradientRules
             "mean" => B.Mul(mask, B.Div(gy, B.ReduceSum(mask, [0], keepDims: false))),
             _ => throw c.Unsupported($"reduction '{reduction}'"),
         };
-        return [B.Mul(diff, B.Unsqueeze(rowScale, 1)), null];
+        // d loss / d scores = s * (softmax(scores) - onehot(label)), built without a one-hot [N, C] tensor: scale the
+        // probabilities, then overwrite each row's label entry with (scaled p - s). Two [N, C] buffers at the peak
+        // (the probabilities, scaled in place, and the scatter's output) instead of five.
+        var scale = B.Unsqueeze(rowScale, 1);
+        var scaled = B.Mul(B.Softmax(scores, 1), scale);
+        var column = B.Unsqueeze(safeLabels, 1);
+        var atLabel = B.Op("GatherElements", [scaled, column], 1, new Dictionary<string, AttributeValue> { ["axis"] = 1L })[0];
+        var corrected = B.Sub(atLabel, scale);
+        return [B.Op("ScatterElements", [scaled, column, corrected], 1, new Dictionary<string, AttributeValue> { ["axis"] = 1L }, [scaled.Type])[0], null];
     }
 }

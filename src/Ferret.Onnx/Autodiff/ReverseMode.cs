@@ -16,12 +16,44 @@ public static class ReverseMode
     public static Graph AddGradients(Graph forward, string lossName, IReadOnlyList<string> wrt, int opset = 18)
     {
         ArgumentNullException.ThrowIfNull(forward);
-        ArgumentNullException.ThrowIfNull(wrt);
         var lossType = forward.TypeOf(lossName) ?? throw new ArgumentException($"Graph '{forward.Name}' has no value '{lossName}' to differentiate.", nameof(lossName));
         if (!lossType.ElementType.IsFloatingPoint())
             throw new ArgumentException($"The loss '{lossName}' is {lossType.ElementType}; it must be floating point.", nameof(lossName));
         if (lossType.Shape is not null && lossType.StaticSize != 1)
             throw new ArgumentException($"The loss '{lossName}' has shape {lossType}; it must be a scalar.", nameof(lossName));
+        return Differentiate(forward, [lossName], wrt, opset, (b, _) =>
+            b.Scalar(1.0, lossType.ElementType) is var one && lossType.Shape is { Length: > 0 } ? b.Reshape(one, lossType.Shape.Select(d => d.Value ?? 1).ToArray()) : one);
+    }
+
+    /// <summary>
+    /// The vector-Jacobian product of a graph: for each output <c>o</c> of <paramref name="outputs"/> an input
+    /// <c>o_grad</c> (the upstream gradient, of <c>o</c>'s type) is added, and the graph returns only
+    /// <c>&lt;name&gt;_grad</c> for each name in <paramref name="wrt"/>: <c>sum over o of &lt;o_grad, d o / d name&gt;</c>.
+    /// This is one block's backward pass when a model is differentiated block by block; forward work the
+    /// gradients do not need is pruned (the differentiated inputs stay inputs).
+    /// </summary>
+    public static Graph AddVectorJacobianProduct(Graph forward, IReadOnlyList<string> outputs, IReadOnlyList<string> wrt, int opset = 18)
+    {
+        ArgumentNullException.ThrowIfNull(forward);
+        ArgumentNullException.ThrowIfNull(outputs);
+        if (outputs.Count == 0)
+            throw new ArgumentException("A vector-Jacobian product needs at least one output to seed.", nameof(outputs));
+        foreach (var o in outputs)
+        {
+            var t = forward.TypeOf(o) ?? throw new ArgumentException($"Graph '{forward.Name}' has no value '{o}' to differentiate.", nameof(outputs));
+            if (!t.ElementType.IsFloatingPoint() || t.Shape is null)
+                throw new ArgumentException($"Output '{o}' is {t}; it must be floating point, of known rank.", nameof(outputs));
+        }
+        var g = Differentiate(forward, outputs, wrt, opset, (b, o) => b.Input(o + GradientSuffix, b.TypeOf(o).ElementType, b.TypeOf(o).Shape!), dropForwardOutputs: true);
+        // The differentiated inputs stay, even where the gradient does not read the value (a bias's).
+        g.PruneDeadCode(wrt);
+        return g;
+    }
+
+    private static Graph Differentiate(Graph forward, IReadOnlyList<string> seeds, IReadOnlyList<string> wrt, int opset, Func<GraphBuilder, string, Value> seed, bool dropForwardOutputs = false)
+    {
+        ArgumentNullException.ThrowIfNull(wrt);
+        var lossName = seeds[0];
         var inputs = forward.Inputs.ToDictionary(i => i.Name, i => i.Type, StringComparer.Ordinal);
         foreach (var w in wrt)
         {
@@ -43,8 +75,8 @@ public static class ReverseMode
                     requires.Add(o);
             }
         }
-        // Values the loss depends on.
-        var relevant = new HashSet<string>(StringComparer.Ordinal) { lossName };
+        // Values the seeded outputs depend on.
+        var relevant = new HashSet<string>(seeds, StringComparer.Ordinal);
         for (int i = forward.Nodes.Count - 1; i >= 0; i--)
         {
             var n = forward.Nodes[i];
@@ -58,7 +90,10 @@ public static class ReverseMode
             }
         }
 
-        var b = new GraphBuilder(forward.Clone(), opset);
+        var clone = forward.Clone();
+        if (dropForwardOutputs)
+            clone.Outputs.Clear();
+        var b = new GraphBuilder(clone, opset);
         var contributions = new Dictionary<string, List<Value>>(StringComparer.Ordinal);
         void Contribute(string name, Value grad) =>
             (contributions.TryGetValue(name, out var list) ? list : contributions[name] = []).Add(grad);
@@ -75,7 +110,8 @@ public static class ReverseMode
             return list[0];
         }
 
-        Contribute(lossName, b.Scalar(1.0, lossType.ElementType) is var one && lossType.Shape is { Length: > 0 } ? b.Reshape(one, lossType.Shape.Select(d => d.Value ?? 1).ToArray()) : one);
+        foreach (var s in seeds)
+            Contribute(s, seed(b, s));
 
         bool Needs(string v) => requires.Contains(v) && relevant.Contains(v);
         var active = forward.Nodes.Where(n => n.Outputs.Any(Needs) && n.Inputs.Any(Needs)).ToList();

@@ -8,7 +8,7 @@ namespace Ferret.Onnx.Checkpoints;
 /// A Hugging Face model folder: <c>config.json</c>, weights in <c>model.safetensors</c> or shards listed by
 /// <c>model.safetensors.index.json</c>, and tokenizer files when present.
 /// </summary>
-public sealed class HfCheckpoint : IDisposable
+public sealed class HfCheckpoint : IDisposable, ITensorReader
 {
     private static readonly string[] TokenizerFileNames =
         ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt", "tokenizer.model", "generation_config.json"];
@@ -105,6 +105,13 @@ public sealed class HfCheckpoint : IDisposable
         if (!_byTensor.TryGetValue(name, out var r))
             throw new KeyNotFoundException($"Model folder '{Directory}' has no tensor '{name}'.");
         r.ReadFloat32(name, destination);
+    }
+
+    public void ReadFloat32(string name, long start, Span<float> destination)
+    {
+        if (!_byTensor.TryGetValue(name, out var r))
+            throw new KeyNotFoundException($"Model folder '{Directory}' has no tensor '{name}'.");
+        r.ReadFloat32(name, start, destination);
     }
 
     public string FileOf(string name) => _byTensor.TryGetValue(name, out var r) ? r.Path : Directory;

@@ -116,6 +116,42 @@ public sealed class Graph
         }
     }
 
+    /// <summary>
+    /// Drops nodes no output depends on, then inputs (except <paramref name="keepInputs"/>) and initializers nothing
+    /// reads: a block graph cut from a larger one keeps only the work its outputs need.
+    /// </summary>
+    public void PruneDeadCode(IEnumerable<string>? keepInputs = null)
+    {
+        var live = new HashSet<string>(Outputs.Select(o => o.Name), StringComparer.Ordinal);
+        live.UnionWith(keepInputs ?? []);
+        var kept = new List<Node>(Nodes.Count);
+        for (int i = Nodes.Count - 1; i >= 0; i--)
+        {
+            var n = Nodes[i];
+            if (!n.Outputs.Any(live.Contains))
+            {
+                foreach (var o in n.Outputs)
+                    ValueTypes.Remove(o);
+                continue;
+            }
+            kept.Add(n);
+            foreach (var input in n.Inputs)
+            {
+                if (input.Length > 0)
+                    live.Add(input);
+            }
+        }
+        kept.Reverse();
+        Nodes.Clear();
+        Nodes.AddRange(kept);
+        foreach (var input in Inputs.Where(i => !live.Contains(i.Name)).ToList())
+        {
+            Inputs.Remove(input);
+            ValueTypes.Remove(input.Name);
+        }
+        PruneUnusedInitializers();
+    }
+
     /// <summary>Checks that every node input is defined before use and every value is produced once.</summary>
     public void Validate()
     {

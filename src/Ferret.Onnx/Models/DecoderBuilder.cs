@@ -19,7 +19,7 @@ public enum GraphKind
 /// predict the label at t + 1, mean over labels that are not -100). Subclasses mirror the Hugging Face module
 /// tree, so parameter names are the Hugging Face names and graph values are named by module path.
 /// </summary>
-public abstract class DecoderBuilder
+public abstract partial class DecoderBuilder
 {
     public const string InputIds = "input_ids";
     public const string AttentionMask = "attention_mask";
@@ -59,7 +59,7 @@ public abstract class DecoderBuilder
         var mask = b.Input(AttentionMask, ElementType.Int64, Batch, Sequence);
         Value? labels = kind == GraphKind.Loss ? b.Input(Labels, ElementType.Int64, Batch, Sequence) : null;
         var p = Parameters().ToDictionary(t => t.Name, t => b.Input(t.Name, ElementType.Float, t.Shape.Select(d => new Dim(d)).ToArray()), StringComparer.Ordinal);
-        var context = new Context(b, p, ids, mask);
+        var context = new Context(b, name => p.TryGetValue(name, out var v) ? v : throw new KeyNotFoundException($"The graph has no parameter '{name}'."), ids, mask, b.Shape(ids));
         var logits = Forward(context);
         if (kind == GraphKind.Logits)
         {
@@ -67,40 +67,79 @@ public abstract class DecoderBuilder
             b.Output(b.Op("Reshape", [logits, shape], 1, null, [new TensorType(ElementType.Float, [Batch, Sequence, Config.VocabSize])])[0], LogitsName);
             return b.Build();
         }
-        using (b.Scope("loss"))
-        {
-            // Shift labels left by one (the last position predicts nothing) instead of slicing the logits.
-            var next = b.Slice(labels!.Value, [1], [long.MaxValue], [1]);
-            var shifted = b.Op("Pad", [next, b.Int64s(0, 0, 0, 1), b.Int64Scalar(IgnoreIndex)], 1, null,
-                [new TensorType(ElementType.Int64, [Batch, Sequence])])[0];
-            var flat = b.Op("Reshape", [shifted, b.Int64s(-1)], 1, null, [new TensorType(ElementType.Int64, [Tokens])])[0];
-            b.Output(b.SoftmaxCrossEntropyLoss(logits, flat, IgnoreIndex), Loss);
-        }
+        b.Output(CausalLmLoss(b, logits, labels!.Value), Loss);
         return b.Build();
     }
 
-    /// <summary>Values shared by the layers: the builder, parameters and precomputed masks and shapes.</summary>
-    protected sealed class Context(GraphBuilder b, IReadOnlyDictionary<string, Value> parameters, Value ids, Value mask)
+    /// <summary>The Hugging Face causal-LM loss of logit rows [B*S, V] against labels [B, S].</summary>
+    private static Value CausalLmLoss(GraphBuilder b, Value logits, Value labels)
     {
+        using (b.Scope("loss"))
+        {
+            // Shift labels left by one (the last position predicts nothing) instead of slicing the logits.
+            var next = b.Slice(labels, [1], [long.MaxValue], [1]);
+            var shifted = b.Op("Pad", [next, b.Int64s(0, 0, 0, 1), b.Int64Scalar(IgnoreIndex)], 1, null,
+                [new TensorType(ElementType.Int64, [Batch, Sequence])])[0];
+            var flat = b.Op("Reshape", [shifted, b.Int64s(-1)], 1, null, [new TensorType(ElementType.Int64, [Tokens])])[0];
+            return b.SoftmaxCrossEntropyLoss(logits, flat, IgnoreIndex);
+        }
+    }
+
+    /// <summary>
+    /// Values shared by the layers: the builder, parameters (looked up, or made graph inputs on first use in a
+    /// block graph) and the per-batch tensors the embedding stage computes once for every layer.
+    /// </summary>
+    protected sealed class Context(GraphBuilder b, Func<string, Value> parameter, Value? ids, Value? mask, Value? idsShape)
+    {
+        public const string AttentionBiasName = "attention_bias";
+        public const string RotaryCosName = "rotary_cos";
+        public const string RotarySinName = "rotary_sin";
+
         public GraphBuilder B { get; } = b;
 
-        public Value Ids { get; } = ids;
+        public Value Ids => ids ?? throw new InvalidOperationException("This graph has no token ids.");
 
-        public Value Mask { get; } = mask;
+        public Value Mask => mask ?? throw new InvalidOperationException("This graph has no attention mask.");
 
-        public Value IdsShape { get; } = b.Shape(ids);
+        /// <summary>[B, S] as int64 [2].</summary>
+        public Value IdsShape => idsShape ?? throw new InvalidOperationException("This graph has no batch shape.");
 
-        public Value P(string name) => parameters.TryGetValue(name, out var v) ? v : throw new KeyNotFoundException($"The graph has no parameter '{name}'.");
+        public Value P(string name) => parameter(name);
 
         /// <summary>Token positions 0..S-1, int64 [S].</summary>
         public Value Positions { get; set; }
 
+        /// <summary>Per-batch float tensors every layer reads, by name (the attention bias, rotary tables).</summary>
+        public Dictionary<string, Value> Shared { get; } = new(StringComparer.Ordinal);
+
         /// <summary>Additive attention mask [B, 1, 1, S, S]: 0 where a query may attend to a key, float32 min elsewhere.</summary>
-        public Value AttentionBias { get; set; }
+        public Value AttentionBias
+        {
+            get => Shared.TryGetValue(AttentionBiasName, out var v) ? v : throw new InvalidOperationException("The attention bias is not built yet.");
+            set => Shared[AttentionBiasName] = value;
+        }
     }
 
     /// <summary>The model body: returns logits, one row per token, [B*S, V].</summary>
-    protected abstract Value Forward(Context c);
+    private Value Forward(Context c)
+    {
+        var h = Embed(c);
+        for (int i = 0; i < Config.Layers; i++)
+            h = Layer(c, h, i);
+        return Head(c, h);
+    }
+
+    /// <summary>Masks, position tables and the embedding lookup: hidden rows [B*S, H].</summary>
+    protected abstract Value Embed(Context c);
+
+    /// <summary>Decoder layer <paramref name="i"/> on hidden rows [B*S, H].</summary>
+    protected abstract Value Layer(Context c, Value h, int i);
+
+    /// <summary>Final norm and LM head: logits, one row per token, [B*S, V].</summary>
+    protected abstract Value Head(Context c, Value h);
+
+    /// <summary>The name prefix of layer <paramref name="i"/>'s parameters (Hugging Face module path with a dot).</summary>
+    public abstract string LayerPrefix(int i);
 
     /// <summary>Sets <see cref="Context.Positions"/> and <see cref="Context.AttentionBias"/>: causal and padding masks, built once.</summary>
     protected static void BuildMasks(Context c)

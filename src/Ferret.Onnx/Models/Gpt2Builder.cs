@@ -36,39 +36,47 @@ public sealed class Gpt2Builder(ModelConfig config) : DecoderBuilder(config)
         return list;
     }
 
-    protected override Value Forward(Context c)
+    public override string LayerPrefix(int i) => Block(i, "");
+
+    protected override Value Embed(Context c)
     {
         var b = c.B;
         BuildMasks(c);
         int hidden = Config.HiddenSize;
-        Value h;
         using (b.Scope("transformer/embeddings"))
         {
             var tokens = EmbedRows(c, "transformer.wte.weight");
             var positions = b.Gather(c.P("transformer.wpe.weight"), c.Positions);
             var shape = b.Concat(0, c.IdsShape, b.Int64s(hidden));
             var grid = b.Op("Reshape", [tokens, shape], 1, null, [new TensorType(ElementType.Float, [Batch, Sequence, hidden])])[0];
-            h = b.Op("Reshape", [b.Add(grid, positions), b.Int64s(-1, hidden)], 1, null, [new TensorType(ElementType.Float, [Tokens, hidden])])[0];
+            return b.Op("Reshape", [b.Add(grid, positions), b.Int64s(-1, hidden)], 1, null, [new TensorType(ElementType.Float, [Tokens, hidden])])[0];
         }
+    }
+
+    protected override Value Layer(Context c, Value h, int i)
+    {
+        var b = c.B;
         float eps = (float)Config.NormEpsilon;
-        for (int i = 0; i < Config.Layers; i++)
+        using var _ = b.Scope(Block(i, "").TrimEnd('.'));
+        Value normed;
+        using (b.Scope("ln_1"))
+            normed = b.LayerNormalization(h, c.P(Block(i, "ln_1.weight")), c.P(Block(i, "ln_1.bias")), -1, eps);
+        using (b.Scope("attn"))
+            h = b.Add(h, SelfAttention(c, normed, i));
+        using (b.Scope("ln_2"))
+            normed = b.LayerNormalization(h, c.P(Block(i, "ln_2.weight")), c.P(Block(i, "ln_2.bias")), -1, eps);
+        using (b.Scope("mlp"))
         {
-            using var _ = b.Scope(Block(i, "").TrimEnd('.'));
-            Value normed;
-            using (b.Scope("ln_1"))
-                normed = b.LayerNormalization(h, c.P(Block(i, "ln_1.weight")), c.P(Block(i, "ln_1.bias")), -1, eps);
-            using (b.Scope("attn"))
-                h = b.Add(h, SelfAttention(c, normed, i));
-            using (b.Scope("ln_2"))
-                normed = b.LayerNormalization(h, c.P(Block(i, "ln_2.weight")), c.P(Block(i, "ln_2.bias")), -1, eps);
-            using (b.Scope("mlp"))
-            {
-                var up = Conv1D(c, normed, Block(i, "mlp.c_fc.weight"), Block(i, "mlp.c_fc.bias"));
-                h = b.Add(h, Conv1D(c, GeluNew(b, up), Block(i, "mlp.c_proj.weight"), Block(i, "mlp.c_proj.bias")));
-            }
+            var up = Conv1D(c, normed, Block(i, "mlp.c_fc.weight"), Block(i, "mlp.c_fc.bias"));
+            return b.Add(h, Conv1D(c, GeluNew(b, up), Block(i, "mlp.c_proj.weight"), Block(i, "mlp.c_proj.bias")));
         }
+    }
+
+    protected override Value Head(Context c, Value h)
+    {
+        var b = c.B;
         using (b.Scope("transformer/ln_f"))
-            h = b.LayerNormalization(h, c.P("transformer.ln_f.weight"), c.P("transformer.ln_f.bias"), -1, eps);
+            h = b.LayerNormalization(h, c.P("transformer.ln_f.weight"), c.P("transformer.ln_f.bias"), -1, (float)Config.NormEpsilon);
         using (b.Scope("lm_head"))
             return Linear(c, h, "transformer.wte.weight");
     }

@@ -34,27 +34,35 @@ public sealed class LlamaBuilder(ModelConfig config) : DecoderBuilder(config)
         return list;
     }
 
-    protected override Value Forward(Context c)
+    public override string LayerPrefix(int i) => Layer(i, "");
+
+    protected override Value Embed(Context c)
     {
         var b = c.B;
         BuildMasks(c);
-        var (cos, sin) = Rotary(c);
-        Value h;
+        Rotary(c);
         using (b.Scope("model/embed_tokens"))
-            h = EmbedRows(c, "model.embed_tokens.weight");
-        for (int i = 0; i < Config.Layers; i++)
-        {
-            using var _ = b.Scope(Layer(i, "").TrimEnd('.'));
-            Value normed;
-            using (b.Scope("input_layernorm"))
-                normed = RmsNorm(c, h, Layer(i, "input_layernorm.weight"));
-            using (b.Scope("self_attn"))
-                h = b.Add(h, SelfAttention(c, normed, i, cos, sin));
-            using (b.Scope("post_attention_layernorm"))
-                normed = RmsNorm(c, h, Layer(i, "post_attention_layernorm.weight"));
-            using (b.Scope("mlp"))
-                h = b.Add(h, Mlp(c, normed, i));
-        }
+            return EmbedRows(c, "model.embed_tokens.weight");
+    }
+
+    protected override Value Layer(Context c, Value h, int i)
+    {
+        var b = c.B;
+        using var _ = b.Scope(Layer(i, "").TrimEnd('.'));
+        Value normed;
+        using (b.Scope("input_layernorm"))
+            normed = RmsNorm(c, h, Layer(i, "input_layernorm.weight"));
+        using (b.Scope("self_attn"))
+            h = b.Add(h, SelfAttention(c, normed, i, c.Shared[Context.RotaryCosName], c.Shared[Context.RotarySinName]));
+        using (b.Scope("post_attention_layernorm"))
+            normed = RmsNorm(c, h, Layer(i, "post_attention_layernorm.weight"));
+        using (b.Scope("mlp"))
+            return b.Add(h, Mlp(c, normed, i));
+    }
+
+    protected override Value Head(Context c, Value h)
+    {
+        var b = c.B;
         using (b.Scope("model/norm"))
             h = RmsNorm(c, h, "model.norm.weight");
         using (b.Scope("lm_head"))
@@ -99,8 +107,8 @@ public sealed class LlamaBuilder(ModelConfig config) : DecoderBuilder(config)
             return Linear(c, rows, Layer(layer, $"{module}.{name}.weight"));
     }
 
-    /// <summary>cos and sin tables [S, head_dim] for positions 0..S-1, gathered from constants computed once.</summary>
-    private (Value Cos, Value Sin) Rotary(Context c)
+    /// <summary>cos and sin tables [S, head_dim] for positions 0..S-1, gathered from constants computed once (shared by the layers).</summary>
+    private void Rotary(Context c)
     {
         var b = c.B;
         int hd = Config.HeadDim, half = hd / 2, maxPos = Config.MaxPositions;
@@ -123,7 +131,8 @@ public sealed class LlamaBuilder(ModelConfig config) : DecoderBuilder(config)
         {
             var cosTable = b.Constant(TensorData.FromFloats(cos, maxPos, hd), "cos_cached");
             var sinTable = b.Constant(TensorData.FromFloats(sin, maxPos, hd), "sin_cached");
-            return (b.Gather(cosTable, c.Positions), b.Gather(sinTable, c.Positions));
+            c.Shared[Context.RotaryCosName] = b.Gather(cosTable, c.Positions);
+            c.Shared[Context.RotarySinName] = b.Gather(sinTable, c.Positions);
         }
     }
 

@@ -1,11 +1,19 @@
+using Ferret.Core.Parameters;
+using Ferret.Onnx.Weights;
+
 namespace Ferret.Onnx.Models;
 
-/// <summary>A named model with seeded random weights, for tests, demos and benchmarks (no hub downloads here).</summary>
-public sealed record Preset(string Name, string Description, ModelConfig Config);
+/// <summary>
+/// A named model with seeded random weights, for tests, demos and benchmarks (no hub downloads here), and the
+/// initializer that draws them.
+/// </summary>
+public sealed record Preset(string Name, string Description, ModelConfig Config, WeightInitializer Initializer = WeightInitializer.SystemRandom);
 
 /// <summary>
 /// The built-in presets. The byte-level tokenizer maps UTF-8 bytes to ids 0..255 with BOS 256, EOS 257 and
-/// PAD 258, so byte-level presets have a vocabulary of 259.
+/// PAD 258, so byte-level presets have a vocabulary of 259. The paper-scale presets keep LLaMA's SentencePiece
+/// vocabulary size (32,000) with the byte tokenizer: ids 259 and up exist in the embeddings and the head but no
+/// text maps to them, so every shape and cost is the real model's.
 /// </summary>
 public static class Presets
 {
@@ -13,6 +21,8 @@ public static class Presets
     public const int ByteBos = 256;
     public const int ByteEos = 257;
     public const int BytePad = 258;
+
+    public const int LlamaVocabulary = 32000;
 
     public static IReadOnlyList<Preset> All { get; } =
     [
@@ -37,6 +47,12 @@ public static class Presets
             EosTokenId = ByteEos,
             PadTokenId = BytePad,
         }),
+        new("llama-374m", "LLaMA, 374 M parameters: hidden 1024, intermediate 2816, 24 layers, 16 heads, vocabulary 32000 (byte tokenizer)",
+            Llama(1024, 2816, 24, 16, 16, LlamaVocabulary) with { MaxPositions = 2048 }, WeightInitializer.Philox),
+        new("tinyllama-1.1b", "TinyLlama's shape, 1.10 B parameters: hidden 2048, intermediate 5632, 22 layers, 32 heads (4 key-value), vocabulary 32000 (byte tokenizer)",
+            Llama(2048, 5632, 22, 32, 4, LlamaVocabulary) with { MaxPositions = 2048, NormEpsilon = 1e-5 }, WeightInitializer.Philox),
+        new("llama2-7b", "LLaMA2-7B's shape, 6.74 B parameters: hidden 4096, intermediate 11008, 32 layers, 32 heads, vocabulary 32000 (byte tokenizer)",
+            Llama(4096, 11008, 32, 32, 32, LlamaVocabulary) with { MaxPositions = 4096, NormEpsilon = 1e-5 }, WeightInitializer.Philox),
     ];
 
     public static Preset Get(string name) =>
@@ -62,41 +78,22 @@ public static class Presets
     };
 
     /// <summary>
-    /// Hugging Face's initialisation, seeded: weights and embeddings normal(0, initializer_range), norm scales 1,
-    /// biases 0; GPT-2's residual projections scaled by 1/sqrt(2 * layers). Deterministic for a seed.
+    /// Hugging Face's initialisation, seeded (<see cref="WeightInitializer.SystemRandom"/>): weights and embeddings
+    /// normal(0, initializer_range), norm scales 1, biases 0; GPT-2's residual projections scaled by 1/sqrt(2 * layers).
+    /// Deterministic for a seed. The whole vector in one array: for models of up to <see cref="Array.MaxLength"/> values.
     /// </summary>
     public static float[] Initialize(DecoderBuilder builder, int seed)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        var parameters = builder.Parameters();
-        long total = parameters.Sum(p => p.Shape.Aggregate(1L, (a, d) => a * d));
-        var flat = new float[total];
-        var rng = new Random(seed);
-        double std = builder.Config.InitializerRange;
-        long offset = 0;
-        foreach (var (name, shape) in parameters)
+        var layout = new ParameterLayout(builder.Parameters().Select(p => (p.Name, (IReadOnlyList<long>)p.Shape)));
+        if (layout.TotalLength > Array.MaxLength)
+            throw new NotSupportedException($"A model of {layout.TotalLength:N0} parameters does not fit one array; stream it with {nameof(WeightRoles)}.{nameof(WeightRoles.Open)}.");
+        var flat = new float[layout.TotalLength];
+        using var source = new SystemRandomWeights(builder.Config, layout, seed);
+        for (int i = 0; i < layout.Tensors.Count; i++)
         {
-            long n = shape.Aggregate(1L, (a, d) => a * d);
-            var span = flat.AsSpan((int)offset, (int)n);
-            if (name.EndsWith("norm.weight", StringComparison.Ordinal) || name.Contains(".ln_", StringComparison.Ordinal) && name.EndsWith(".weight", StringComparison.Ordinal))
-            {
-                span.Fill(1f);
-            }
-            else if (name.EndsWith(".bias", StringComparison.Ordinal))
-            {
-                span.Clear();
-            }
-            else
-            {
-                double s = name.EndsWith("c_proj.weight", StringComparison.Ordinal) ? std / Math.Sqrt(2.0 * builder.Config.Layers) : std;
-                for (int i = 0; i < span.Length; i++)
-                {
-                    double u1 = 1.0 - rng.NextDouble();
-                    double u2 = rng.NextDouble();
-                    span[i] = (float)(s * Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2));
-                }
-            }
-            offset += n;
+            var t = layout.Tensors[i];
+            source.Read(i, 0, flat.AsMemory((int)t.Offset, (int)t.Length));
         }
         return flat;
     }

@@ -6,14 +6,15 @@ namespace Ferret.Training.Evaluation;
 
 /// <summary>
 /// Greedy decoding through the package's logits graph: the whole prefix is re-run each step (no KV cache),
-/// which is what small evaluation runs need. Parameters are bound once as views of a flat buffer.
+/// which is what small evaluation runs need. Parameters are a flat host buffer the caller edits between
+/// prompts; each <see cref="Generate"/> binds them as they are then (a GPU takes its copy once per prompt).
 /// </summary>
 public sealed class GreedyGenerator : IDisposable
 {
     private readonly InferenceSession _session;
     private readonly OrtIoBinding _binding;
     private readonly RunOptions _run = new();
-    private readonly List<OrtValue> _views = [];
+    private readonly HostParameterInputs _inputs;
     private readonly int _vocab;
 
     public GreedyGenerator(ParameterLayout layout, string logitsGraphPath, float[] parameters, int vocabSize, SessionSettings settings)
@@ -30,12 +31,7 @@ public sealed class GreedyGenerator : IDisposable
         using var options = settings.CreateOptions();
         _session = new InferenceSession(logitsGraphPath, options);
         _binding = _session.CreateIoBinding();
-        foreach (var t in layout.Tensors)
-        {
-            var v = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, new Memory<float>(parameters, (int)t.Offset, (int)t.Length), t.Shape.ToArray());
-            _views.Add(v);
-            _binding.BindInput(t.Name, v);
-        }
+        _inputs = new HostParameterInputs(layout, parameters, settings);
     }
 
     /// <summary>The bound flat parameters; edit in place to evaluate another model state.</summary>
@@ -55,6 +51,7 @@ public sealed class GreedyGenerator : IDisposable
             throw new ArgumentException($"Temperature {temperature} must be finite and >= 0.", nameof(temperature));
         if (temperature > 0 && random is null)
             throw new ArgumentNullException(nameof(random), "Sampling at a temperature above 0 needs a random source.");
+        _inputs.Bind(_binding);
         var tokens = prompt.Select(t => (long)t).ToList();
         var generated = new List<int>();
         var scaled = new float[_vocab];
@@ -85,6 +82,7 @@ public sealed class GreedyGenerator : IDisposable
         if (inputIds.Length != rows * seq || attentionMask.Length != rows * seq)
             throw new ArgumentException($"A batch of {rows} x {seq} needs {rows * seq} ids and mask values.");
         float[] result = [];
+        _inputs.Bind(_binding);
         Run(inputIds, attentionMask, rows, seq, logits => result = logits.ToArray());
         return result;
     }
@@ -122,8 +120,7 @@ public sealed class GreedyGenerator : IDisposable
     {
         _binding.Dispose();
         _session.Dispose();
-        foreach (var v in _views)
-            v.Dispose();
+        _inputs.Dispose();
         _run.Dispose();
     }
 }

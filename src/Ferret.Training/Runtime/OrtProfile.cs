@@ -12,6 +12,29 @@ public sealed record OperatorTime(string OpType, long Microseconds, int Calls, d
 /// <summary>Reads ONNX Runtime's chrome-trace profile and answers "where does the time go".</summary>
 public static class OrtProfile
 {
+    /// <summary>Appends the events of the <paramref name="others"/> profiles to <paramref name="main"/> (one trace for several sessions) and deletes them.</summary>
+    public static string Merge(string main, IReadOnlyList<string> others)
+    {
+        ArgumentNullException.ThrowIfNull(others);
+        if (others.Count == 0)
+            return main;
+        var events = new System.Text.Json.Nodes.JsonArray();
+        foreach (var path in others.Prepend(main))
+        {
+            if (System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path)) is not System.Text.Json.Nodes.JsonArray array)
+                throw new InvalidDataException($"Profile '{path}' is not a chrome-trace event array.");
+            foreach (var e in array.ToList())
+            {
+                array.Remove(e);
+                events.Add(e);
+            }
+        }
+        File.WriteAllText(main, events.ToJsonString());
+        foreach (var path in others)
+            File.Delete(path);
+        return main;
+    }
+
     /// <summary>Kernel time per operator type, largest first.</summary>
     public static IReadOnlyList<OperatorTime> ByOperator(string profilePath)
     {

@@ -1,4 +1,5 @@
 using Ferret.Core.Algorithms;
+using Ferret.Core.Parameters;
 using Ferret.Training.Data;
 using Ferret.Training.Runtime;
 
@@ -50,15 +51,14 @@ public sealed class OnnxLocalModel : IFirstOrderLocalModel
     public float Loss(int step) => _trainer.Loss(Example(step, 0));
 
     /// <summary>
-    /// With device-resident buffers (CUDA by default) the whole loop stays on the device; on host buffers
-    /// (the CPU, where they are already zero-copy) the algorithms' own loop runs instead.
+    /// With device-resident buffers (CUDA by default) the whole loop stays on the device and the update is read
+    /// back block by block when it is projected (<see cref="ResidentUpdate"/>); on host buffers (the CPU, where they
+    /// are already zero-copy) the algorithms' own loop runs instead.
     /// </summary>
-    public double? TryTrainFirstOrder(int steps, int microBatches, float rate, Span<float> delta, CancellationToken cancellationToken)
+    public (ILocalUpdate Update, double MeanLoss)? TryTrainFirstOrder(int steps, int microBatches, float rate, CancellationToken cancellationToken)
     {
         if (_trainer.Resident is not { } resident)
             return null;
-        if (delta.Length != _trainer.Parameters.Length)
-            throw new ArgumentException($"delta holds {delta.Length} values; the model has {_trainer.Parameters.Length}.", nameof(delta));
         double lossSum = 0;
         resident.Load(_trainer.Parameters);
         for (int step = 0; step < steps; step++)
@@ -66,13 +66,10 @@ public sealed class OnnxLocalModel : IFirstOrderLocalModel
             for (int m = 0; m < microBatches; m++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                lossSum += resident.ForwardBackward(Example(step, m), first: m == 0);
+                lossSum += resident.ForwardBackward(Example(step, m));
             }
             resident.Step(rate);
         }
-        resident.Store(delta);
-        // delta = w_before - w_after (it holds w_after here).
-        System.Numerics.Tensors.TensorPrimitives.Subtract(_trainer.Parameters, delta, delta);
-        return lossSum / Math.Max(1, steps * microBatches);
+        return (new ResidentUpdate(resident, HostParameters.Wrap(_trainer.Parameters), _trainer.Layout), lossSum / Math.Max(1, steps * microBatches));
     }
 }

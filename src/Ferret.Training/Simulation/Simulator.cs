@@ -194,14 +194,17 @@ public static class Simulator
         parameters.CopyTo(trainer.Parameters, 0);
         double weighted = 0;
         long tokens = 0;
-        foreach (var e in evalSet)
+        using (trainer.FreezeParameters())
         {
-            var batch = encoder.Collate([e]);
-            int supervised = batch.SupervisedTokenCount;
-            if (supervised == 0)
-                continue;
-            weighted += trainer.Loss(batch) * (double)supervised;
-            tokens += supervised;
+            foreach (var e in evalSet)
+            {
+                var batch = encoder.Collate([e]);
+                int supervised = batch.SupervisedTokenCount;
+                if (supervised == 0)
+                    continue;
+                weighted += trainer.Loss(batch) * (double)supervised;
+                tokens += supervised;
+            }
         }
         double rouge = double.NaN, exact = double.NaN;
         if (generator is not null && generateSet.Count > 0)

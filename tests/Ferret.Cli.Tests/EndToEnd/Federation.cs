@@ -155,7 +155,8 @@ internal sealed class Federation : IDisposable
         var tokenFile = Path.Combine(_dir, $"edge-{index}.token");
         var enrolment = File.Exists(tokenFile) ? null : await EnrolmentTokenAsync();
         string[] args = ["--coordinator", UrlOf(instance).ToString(), "--token-file", tokenFile, "--experiment", experimentId, "--artifacts", artifacts ?? Package.Directory,
-            "--data", data ?? Shards[index - 1], "--max-length", "64", "--threads", "1", "--name", $"edge-{index}"];
+            "--data", data ?? Shards[index - 1], "--max-length", "64", "--threads", "1", "--name", $"edge-{index}",
+            "--device-check-cache", Path.Combine(_dir, "device-checks")];
         args = [.. args, .. extra ?? []];
         logName ??= $"edge-{index}";
         var process = new ChildProcess(logName, Deployables.EdgeClient, args, Path.Combine(_dir, logName + ".log"), onLine,

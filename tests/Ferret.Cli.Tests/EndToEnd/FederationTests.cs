@@ -383,5 +383,40 @@ public sealed class FederationTests
         badData.Dispose();
     }
 
+    [Fact]
+    public async Task A_client_whose_device_fails_its_check_reports_why_and_does_not_join()
+    {
+        using var federation = new Federation(shards: 1);
+        await federation.StartCoordinatorAsync();
+        var id = await federation.CreateExperimentAsync(rounds: 1, minClients: 2, deadlineSeconds: 60);
+        var events = new List<ClientEvent>();
+        var reported = new TaskCompletionSource<ClientEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var observer = federation.Hub(Federation.AdminKey);
+        observer.On<ClientEvent>(RoundsProtocol.ClientEvent, e =>
+        {
+            lock (events)
+                events.Add(e);
+            if (e.Kind == ClientEvent.DeviceCheck)
+                reported.TrySetResult(e);
+        });
+        await observer.StartAsync();
+        await observer.InvokeAsync(RoundsProtocol.Subscribe, id);
+
+        // This machine's build has no CUDA provider: the check fails the way a broken GPU would, before any round.
+        var edge = await federation.StartEdgeAsync(1, id, extra: ["--device", "cuda"]);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        await edge.WaitAsync(timeout.Token);
+        Assert.True(edge.ExitCode == 3, $"a failed device check exits with 3, got {edge.ExitCode}: {File.ReadAllText(edge.LogPath)}");
+        var log = File.ReadAllText(edge.LogPath);
+        Assert.Contains("failed its check against the cpu, so this client does not join", log);
+        Assert.DoesNotContain("   at ", log);
+
+        var e = await reported.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.StartsWith("cuda:0: FAILED: ", e.Detail);
+        Assert.Contains("CUDA execution provider is not available", e.Detail);
+        lock (events)
+            Assert.DoesNotContain(events, x => x.Kind == ClientEvent.Joined);
+    }
+
     private static byte[] Packet(ExperimentDescriptor descriptor, int round, string? experimentId = null) => TestPackets.Ferret(descriptor, round, experimentId);
 }

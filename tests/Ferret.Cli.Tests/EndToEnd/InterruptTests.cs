@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Ferret.Cli.Demo;
 
 namespace Ferret.Cli.Tests.EndToEnd;
 
@@ -15,18 +14,42 @@ public sealed class InterruptTests : IDisposable
     public async Task Ctrl_c_during_an_export_leaves_no_staging_folder_and_says_interrupted()
     {
         var target = Path.Combine(_dir, "small-llama");
-        using var export = new ChildProcess("export", Path.Combine(AppContext.BaseDirectory, "ferret.dll"), ["export", "--preset", "small-llama", "--out", target],
-            Path.Combine(_dir, "export.log"));
+        var logPath = Path.Combine(_dir, "export.log");
+        // A shell's background job (a CI step, `cmd &`) starts with SIGINT ignored and its children inherit that;
+        // the user's Ctrl-C reaches a foreground ferret with the default disposition, so the test restores it.
+        var psi = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "--default-signal=INT", "dotnet", Path.Combine(AppContext.BaseDirectory, "ferret.dll"), "export", "--preset", "small-llama", "--out", target })
+            psi.ArgumentList.Add(a);
+        using var export = Process.Start(psi)!;
+        var output = new System.Text.StringBuilder();
+        void Line(string? line)
+        {
+            if (line is not null)
+            {
+                lock (output)
+                    output.AppendLine(line);
+            }
+        }
+        export.OutputDataReceived += (_, e) => Line(e.Data);
+        export.ErrorDataReceived += (_, e) => Line(e.Data);
+        export.BeginOutputReadLine();
+        export.BeginErrorReadLine();
+        string Log()
+        {
+            lock (output)
+                return output.ToString();
+        }
         // The moment the staging folder exists, the export is under way: interrupt it there.
         while (Directory.GetDirectories(_dir, ".small-llama.partial-*").Length == 0)
         {
-            Assert.True(!export.HasExited, $"the export ended before it staged anything: {File.ReadAllText(Path.Combine(_dir, "export.log"))}");
+            Assert.True(!export.HasExited, $"the export ended before it staged anything: {Log()}");
             await Task.Delay(10);
         }
         using (var kill = Process.Start("kill", ["-INT", export.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
             await kill.WaitForExitAsync();
-        await export.WaitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(5));
-        var log = File.ReadAllText(Path.Combine(_dir, "export.log"));
+        await export.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5));
+        var log = Log();
+        File.WriteAllText(logPath, log);
         Assert.True(export.ExitCode == 130, $"exit code {export.ExitCode}, expected 130: {log}");
         Assert.True(log.Contains("interrupted", StringComparison.Ordinal) && !log.Contains("   at ", StringComparison.Ordinal), $"one line, no stack: {log}");
         var left = Directory.GetFileSystemEntries(_dir).Select(Path.GetFileName).Where(n => n != "export.log").ToList();

@@ -1,4 +1,7 @@
 using Ferret.Core.Parameters;
+using FsCheck;
+using FsCheck.Fluent;
+using FsCheck.Xunit;
 
 namespace Ferret.Core.Tests.Parameters;
 
@@ -66,5 +69,61 @@ public class ParameterTests
         var big = new float[3_000_000];
         big[2_999_999] = 1;
         Assert.NotEqual(ModelFingerprint.Compute(new float[3_000_000]), ModelFingerprint.Compute(big));
+    }
+
+    [Property(MaxTest = 60)]
+    public Property Incremental_fingerprint_equals_the_fingerprint_of_the_concatenation(int seed, ushort lengthShort, byte[] cutBytes)
+    {
+        int length = lengthShort % 5000;
+        var rng = new Random(seed);
+        var flat = new float[length];
+        for (int i = 0; i < length; i++)
+            flat[i] = (float)(rng.NextDouble() - 0.5);
+        var cuts = (cutBytes ?? []).Select(b => length == 0 ? 0 : b * length / 256).Append(0).Append(length).Distinct().Order().ToArray();
+        using var fingerprint = new ModelFingerprint.Incremental();
+        for (int i = 1; i < cuts.Length; i++)
+            fingerprint.Append(flat.AsSpan(cuts[i - 1], cuts[i] - cuts[i - 1]));
+        return (fingerprint.Count == length && fingerprint.Finish() == ModelFingerprint.Compute(flat))
+            .ToProperty().Label($"{cuts.Length - 1} pieces of {length} values");
+    }
+
+    [Fact]
+    public void Incremental_fingerprint_spans_pieces_larger_than_its_hash_chunk()
+    {
+        // Pieces of 1.5 Mi values cross the 1 Mi-value chunk the hash is fed in.
+        var flat = new float[3 << 20];
+        for (int i = 0; i < flat.Length; i++)
+            flat[i] = i * 1e-3f;
+        using var fingerprint = new ModelFingerprint.Incremental();
+        fingerprint.Append(flat.AsSpan(0, 3 << 19));
+        fingerprint.Append(flat.AsSpan(3 << 19));
+        Assert.True(fingerprint.Finish() == ModelFingerprint.Compute(flat), "two 1.5 Mi pieces hash like the whole 3 Mi vector");
+        Assert.Throws<ObjectDisposedException>(() => fingerprint.Append([1f]));
+    }
+
+    [Fact]
+    public void Layout_and_blocks_of_a_model_past_two_to_the_31_parameters_keep_long_offsets()
+    {
+        // LLaMA2-7B's tensors: 32 layers of q, k, v, o (4096 x 4096), gate, up, down (11008 x 4096), two norms; embeddings and head.
+        var tensors = new List<(string, IReadOnlyList<long>)> { ("embed", new long[] { 32000, 4096 }) };
+        for (int l = 0; l < 32; l++)
+        {
+            foreach (var p in new[] { "q", "k", "v", "o" })
+                tensors.Add(($"l{l}.{p}", new long[] { 4096, 4096 }));
+            foreach (var p in new[] { "gate", "up", "down" })
+                tensors.Add(($"l{l}.{p}", new long[] { 11008, 4096 }));
+            tensors.Add(($"l{l}.norm1", new long[] { 4096 }));
+            tensors.Add(($"l{l}.norm2", new long[] { 4096 }));
+        }
+        tensors.Add(("norm", new long[] { 4096 }));
+        tensors.Add(("head", new long[] { 32000, 4096 }));
+        var layout = new ParameterLayout(tensors);
+        Assert.True(layout.TotalLength == 6_738_415_616L, $"LLaMA2-7B has 6,738,415,616 parameters; the layout counts {layout.TotalLength}");
+        Assert.True(layout["head"].Offset == 6_738_415_616L - (32000L * 4096), $"the head starts past 2^32 elements, at {layout["head"].Offset}");
+        var blocks = ParameterBlocks.Partition(layout);
+        Assert.True(blocks.Blocks[^1].End == layout.TotalLength, "the blocks tile the whole vector");
+        var again = ParameterBlocks.FromRanges(layout, blocks.Blocks.Select(b => (b.Offset, b.Length)).ToArray());
+        Assert.True(again.Blocks.SequenceEqual(blocks.Blocks), "stored ranges past 2^31 rebuild the same partition");
+        Assert.Throws<ArgumentException>(() => layout.Slice(new float[16], "head"));
     }
 }

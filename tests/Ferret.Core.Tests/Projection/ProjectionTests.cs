@@ -187,4 +187,60 @@ public class ProjectionTests
         SeedPerturbations.Apply(new ulong[] { 77 }, new float[] { -1f }, BasisDistribution.Rademacher, w);
         Assert.All(w, x => Assert.True(x is 1f or -1f, "expected x is 1f or -1f"));
     }
+
+    /// <summary>An update that can only be read range by range, counting the reads (as a GPU client's is).</summary>
+    private sealed class StreamedUpdate(float[] delta) : Ferret.Core.Algorithms.ILocalUpdate
+    {
+        public List<(long Offset, int Length)> Reads { get; } = [];
+
+        public long Length => delta.LongLength;
+
+        public void Read(long offset, Span<float> destination)
+        {
+            Reads.Add((offset, destination.Length));
+            delta.AsSpan((int)offset, destination.Length).CopyTo(destination);
+        }
+
+        public bool TryGetMemory(out ReadOnlyMemory<float> memory)
+        {
+            memory = default;
+            return false;
+        }
+
+        public void Dispose()
+        {
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4000)]
+    [InlineData(9000)]
+    public void A_streamed_projection_is_bit_identical_to_projecting_the_whole_vector(long chunkElements)
+    {
+        var blocks = Blocks(3000, 2000, 2500, 1500, 900, 3100);
+        var delta = RandomVector((int)blocks.TotalLength, 11, 0.02);
+        var seeds = SharedRandomness.CandidateSeeds(7, 64);
+        var whole = Projector.Project(delta, blocks, seeds, BasisDistribution.Uniform, new Random(3));
+        var streamed = new StreamedUpdate(delta);
+        var chunked = Projector.Project(streamed, blocks, seeds, BasisDistribution.Uniform, new Random(3), chunkElements: chunkElements);
+        Assert.Equal(whole.SeedIndices, chunked.SeedIndices);
+        Assert.Equal(whole.Blocks, chunked.Blocks);
+        Assert.Equal(whole.Values, chunked.Values);
+        // Two passes (norms, then dot products) over whole blocks; no chunk larger than the limit unless one block is.
+        Assert.Equal(2 * blocks.Count, streamed.Reads.Sum(r => blocks.Blocks.Count(b => b.Offset >= r.Offset && b.End <= r.Offset + r.Length)));
+        long largest = blocks.Blocks.Max(b => b.Length);
+        Assert.All(streamed.Reads, r => Assert.True(r.Length <= Math.Max(chunkElements, largest), $"a read of {r.Length} elements exceeds the chunk limit {chunkElements}"));
+    }
+
+    [Fact]
+    public void A_streamed_update_with_a_non_finite_value_is_refused_naming_its_block()
+    {
+        var blocks = Blocks(3000, 2000);
+        var delta = RandomVector(5000, 2);
+        delta[4100] = float.NaN;
+        var e = Assert.Throws<InvalidDataException>(() => Projector.Project(new StreamedUpdate(delta), blocks, SharedRandomness.CandidateSeeds(1, 8),
+            BasisDistribution.Uniform, new Random(1), chunkElements: 1000));
+        Assert.Contains("block 1", e.Message);
+    }
 }

@@ -217,7 +217,7 @@ public sealed class ExportTests : IDisposable
             if (m == "writing graphs")
                 cancel.Cancel();
         });
-        Assert.ThrowsAny<OperationCanceledException>(() => ModelExporter.Export(new ModelSource.FromPreset("tiny-gpt2", 1), output, overwrite: false, progress, cancel.Token));
+        Assert.ThrowsAny<OperationCanceledException>(() => ModelExporter.Export(new ModelSource.FromPreset("tiny-gpt2", 1), output, overwrite: false, progress, cancellationToken: cancel.Token));
         Assert.True(!Directory.Exists(output) && Directory.GetDirectories(_dir.Path, ".tiny*").Length == 0,
             $"cancelled after '{steps[^1]}': nothing is left, found {string.Join(", ", Directory.GetDirectories(_dir.Path, ".tiny*"))}");
 

@@ -68,6 +68,27 @@ public sealed class SafeTensorsTests : IDisposable
     }
 
     [Fact]
+    public void Slices_of_converted_tensors_read_across_the_conversion_buffer()
+    {
+        // 700,000 values: 1.4 MB of BF16 and F16, 5.6 MB of F64, so conversions run in several 1 MiB steps.
+        const int n = 700_000;
+        var values = Enumerable.Range(0, n).Select(i => (float)(i % 256) - 128f).ToArray(); // exact in BF16 and F16
+        var path = _dir.File("slices.safetensors");
+        WriteRaw(path,
+            ("bf", "BF16", [n], values.SelectMany(v => BitConverter.GetBytes((ushort)(BitConverter.SingleToUInt32Bits(v) >> 16))).ToArray()),
+            ("h", "F16", [n], values.SelectMany(v => BitConverter.GetBytes(BitConverter.HalfToUInt16Bits((Half)v))).ToArray()),
+            ("d", "F64", [n], values.SelectMany(v => BitConverter.GetBytes((double)v)).ToArray()));
+        using var r = SafeTensorsReader.Open(path);
+        foreach (var name in new[] { "bf", "h", "d" })
+        {
+            var slice = new float[600_001];
+            r.ReadFloat32(name, 99_999, slice);
+            Assert.True(slice.AsSpan().SequenceEqual(values.AsSpan(99_999, 600_001)), $"{name}: elements 99,999 .. 700,000 differ");
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => r.ReadFloat32("bf", 699_999, new float[2]));
+    }
+
+    [Fact]
     public void A_truncated_file_names_the_file_and_tensor()
     {
         var path = _dir.File("t.safetensors");

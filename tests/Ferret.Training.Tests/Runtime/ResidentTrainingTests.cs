@@ -60,7 +60,7 @@ public sealed class ResidentTrainingTests(ArtifactFixture artifacts) : IClassFix
         var package = artifacts.Get("tiny-gpt2");
         using var trainer = new OnnxTrainer(package.Layout, package.TrainGraphPath, package.EvalGraphPath, new SessionSettings { ResidentParameters = true });
         package.LoadParameters().CopyTo(trainer.Parameters, 0);
-        var batch = Verification.GradientCheck.CheckBatch(package.Manifest.Tokenizer.VocabSize, 16, 2);
+        var batch = Ferret.Training.Verification.GradientCheck.CheckBatch(package.Manifest.Tokenizer.VocabSize, 16, 2);
         float loss = trainer.ForwardBackward(batch);
         Assert.Equal(loss, trainer.Loss(batch), 4);
         Assert.Contains(trainer.Gradients, g => g != 0);
@@ -71,5 +71,85 @@ public sealed class ResidentTrainingTests(ArtifactFixture artifacts) : IClassFix
         var back = new float[trainer.Parameters.Length];
         resident.Store(back);
         Assert.Equal(trainer.Parameters, back);
+    }
+
+    [Theory]
+    [InlineData("sgd", 0f, 0f, 0f)]
+    [InlineData("sgd", 0.9f, 0.01f, 0.5f)]
+    [InlineData("adamw", 0f, 0.5f, 0f)]
+    [InlineData("adamw", 0f, 0f, 0.5f)]
+    public void Resident_accumulation_clipping_and_optimizers_match_the_host_optimizers(string optimizer, float momentum, float weightDecay, float clip)
+    {
+        var package = artifacts.Get("tiny-gpt2");
+        var encoder = new ExampleEncoder(Tokenizers.FromPackage(package), 40);
+        var examples = SyntheticTasks.Sample(["reverse", "sort"], 20, 3).Select(encoder.Encode).ToList();
+        (float[] Parameters, List<TrainingProgress> Progress) Train(bool resident)
+        {
+            var progress = new List<TrainingProgress>();
+            var options = new TrainingOptions
+            {
+                Steps = 6,
+                BatchSize = 2,
+                MicroBatches = 3,
+                Optimizer = optimizer,
+                LearningRate = optimizer == "sgd" ? 0.05f : 2e-3f,
+                Momentum = momentum,
+                WeightDecay = weightDecay,
+                ClipNorm = clip,
+                EvalEvery = 3,
+                EvalExamples = 6,
+                Session = new SessionSettings { IntraOpThreads = 1, ResidentParameters = resident },
+            };
+            return (CentralizedTraining.Run(package, examples, examples, encoder, options, progress.Add), progress);
+        }
+        var host = Train(resident: false);
+        var device = Train(resident: true);
+        var start = package.LoadParameters();
+        float moved = host.Parameters.Zip(start, (a, b) => MathF.Abs(a - b)).Max();
+        Assert.True(moved > 1e-4f, $"training moved no parameter by more than {moved}");
+        float worst = host.Parameters.Zip(device.Parameters, (a, b) => MathF.Abs(a - b)).Max();
+        // AdamW divides by sqrt(v): where a gradient is tiny, float rounding of the gradient moves its step visibly.
+        float tolerance = (optimizer == "adamw" ? 3e-3f : 2e-4f) * moved;
+        Assert.True(worst <= tolerance, $"resident and host parameters differ by up to {worst} (tolerance {tolerance}) after steps of up to {moved}");
+        Assert.Equal(host.Progress.Count, device.Progress.Count);
+        for (int i = 0; i < host.Progress.Count; i++)
+        {
+            Assert.True(Math.Abs(host.Progress[i].TrainLoss - device.Progress[i].TrainLoss) < 1e-3, $"train loss at step {host.Progress[i].Step}: host {host.Progress[i].TrainLoss}, resident {device.Progress[i].TrainLoss}");
+            if (host.Progress[i].EvalLoss is double e)
+                Assert.True(Math.Abs(e - device.Progress[i].EvalLoss!.Value) < 1e-3, $"eval loss at step {host.Progress[i].Step}: host {e}, resident {device.Progress[i].EvalLoss}");
+        }
+    }
+
+    [Fact]
+    public void The_resident_gradient_norm_and_loss_are_the_hosts()
+    {
+        var package = artifacts.Get("tiny-llama");
+        using var trainer = new OnnxTrainer(package.Layout, package.TrainGraphPath, package.EvalGraphPath, new SessionSettings { ResidentParameters = true });
+        package.LoadParameters(trainer.Parameters);
+        var a = Ferret.Training.Verification.GradientCheck.CheckBatch(package.Manifest.Tokenizer.VocabSize, 16, 4);
+        var b = Ferret.Training.Verification.GradientCheck.CheckBatch(package.Manifest.Tokenizer.VocabSize, 16, 5);
+        trainer.ForwardBackward(a);
+        var sum = (float[])trainer.Gradients.Clone();
+        trainer.ForwardBackward(b);
+        System.Numerics.Tensors.TensorPrimitives.Add(sum, trainer.Gradients, sum);
+        double expected = Math.Sqrt(sum.Sum(g => (double)g * g));
+
+        var resident = trainer.Resident!;
+        resident.Load(trainer.Parameters);
+        Assert.Equal(trainer.Loss(a), resident.Loss(a), 5);
+        resident.ForwardBackward(a);
+        resident.ForwardBackward(b);
+        double norm = resident.GradientNorm();
+        Assert.True(Math.Abs(norm - expected) < 1e-4 * expected, $"resident norm {norm}, host norm of the summed gradients {expected}");
+
+        // One step of rate 1 moves W by exactly the accumulated gradient (to float rounding).
+        resident.Step(1f);
+        var after = new float[trainer.Parameters.Length];
+        resident.Store(after);
+        float worst = 0;
+        for (int i = 0; i < after.Length; i++)
+            worst = MathF.Max(worst, MathF.Abs(trainer.Parameters[i] - after[i] - sum[i]));
+        Assert.True(worst < 1e-5f, $"W_before - W_after differs from the summed gradient by up to {worst}");
+        Assert.Equal(2, resident.ParameterBuffers);
     }
 }

@@ -17,9 +17,15 @@ internal static class ExportCommand
         var seed = new Option<int>("--seed") { Description = "Seed of a preset's random weights.", DefaultValueFactory = _ => 1 };
         var tokenizer = Choices.Create("--tokenizer", "auto: the folder's tokenizer.model or tokenizer.json; byte: the built-in byte-level tokenizer.", "auto", "auto", "byte");
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing package." };
+        var recompute = Choices.Create("--recompute",
+            "Activation recompute for training: layers adds per-layer block graphs (a resident trainer then keeps only layer-boundary activations and recomputes each layer in its backward pass).",
+            "none", "none", "layers");
+        var precision = Choices.Create("--precision",
+            "How the training graph computes: fp32, or bf16-mixed (linear layers in bf16 on a GPU's tensor cores, float32 elsewhere; such a package trains on CUDA only).",
+            "fp32", "fp32", "bf16-mixed");
         var command = new Command("export", "Export a model to ONNX training artifacts (train.onnx, eval.onnx, logits.onnx, params.safetensors, manifest.json).")
         {
-            preset, hf, output, seed, tokenizer, overwrite,
+            preset, hf, output, seed, tokenizer, overwrite, recompute, precision,
         };
         // Asynchronous so Ctrl-C cancels the export between its steps (nothing half-written stays behind).
         CommandAction.SetAsync(command, (parse, ct) => Task.FromResult(Run(parse, ct)));
@@ -36,11 +42,17 @@ internal static class ExportCommand
             ModelSource source = p is not null
                 ? new ModelSource.FromPreset(p, parse.GetValue(seed))
                 : new ModelSource.FromHuggingFace(h!.FullName, parse.GetValue(tokenizer) == "byte");
+            var options = new ExportOptions
+            {
+                Recompute = ExportOptions.ParseRecompute(parse.GetValue(recompute)),
+                Precision = Onnx.Precision.MixedPrecision.Parse(parse.GetValue(precision)!),
+            };
             var outDir = parse.GetValue(output)!.FullName;
             Onnx.Artifacts.ArtifactPackage? package = null;
+            // Ctrl+C cancels: the staging folder is removed and nothing is left behind.
             AnsiConsole.Status().Start("exporting", ctx =>
             {
-                package = ModelExporter.Export(source, outDir, parse.GetValue(overwrite), new Progress<string>(m => ctx.Status($"exporting: {m}")), ct);
+                package = ModelExporter.Export(source, outDir, parse.GetValue(overwrite), new Progress<string>(m => ctx.Status($"exporting: {Markup.Escape(m)}")), options, ct);
             });
             var m = package!.Manifest;
             var table = new Table().AddColumn("artifact").AddColumn("value");
@@ -48,8 +60,12 @@ internal static class ExportCommand
             table.AddRow("model", $"{m.ModelFamily} {m.Preset ?? ""}");
             table.AddRow("parameters", m.ParameterCount.ToString("N0", CultureInfo.InvariantCulture));
             table.AddRow("blocks", m.Blocks.Count.ToString(CultureInfo.InvariantCulture));
-            foreach (var g in new[] { m.Train, m.Eval, m.Logits })
+            foreach (var g in new[] { m.Train, m.Eval, m.Logits }.Concat(m.Recompute?.Graphs ?? []))
                 table.AddRow(g.File, $"{new FileInfo(Path.Combine(package.Directory, g.File)).Length / 1024.0:F0} KiB");
+            table.AddRow(m.ParametersFile, $"{new FileInfo(package.ParametersPath).Length / 1048576.0:N0} MiB");
+            if (m.Initializer is not null)
+                table.AddRow("initializer", m.Initializer);
+            table.AddRow("precision", m.Precision ?? "fp32");
             table.AddRow("fingerprint", m.ParametersSha256);
             AnsiConsole.Write(table);
             return 0;

@@ -13,11 +13,14 @@ internal static class DemoBase
 {
     public const string Name = "ferret-demo-base";
 
-    /// <summary>The committed Hugging Face folder, found in the clone the CLI runs from.</summary>
+    /// <summary>The committed Hugging Face folder: beside the CLI (a build or publish copies it there), else in the clone it runs from.</summary>
     public static string HuggingFaceFolder
     {
         get
         {
+            var beside = Path.Combine(AppContext.BaseDirectory, "models", Name);
+            if (File.Exists(Path.Combine(beside, "config.json")))
+                return beside;
             var folder = Path.Combine(Deployables.RepositoryRoot, "models", Name);
             return File.Exists(Path.Combine(folder, "config.json"))
                 ? folder

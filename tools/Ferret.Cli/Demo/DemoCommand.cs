@@ -43,17 +43,19 @@ internal static class DemoCommand
         var algorithm = Choices.Create("--algorithm", "ferret, or a baseline: fedavg, fedkseed, fedzo.", FederatedAlgorithms.Ferret, [.. FederatedAlgorithms.Names]);
         var timeout = new Option<int>("--timeout") { Description = "Give up after this many seconds.", DefaultValueFactory = _ => 900 };
         var keepOpen = new Option<bool>("--keep-open") { Description = "After the rounds, keep the coordinator and its dashboard running until Ctrl+C." };
+        var devices = new Option<string?>("--devices") { Description = "One device per client, e.g. cpu,cuda,cpu,cuda (default: all cpu); one entry applies to all." };
         var command = new Command("demo", "Run a coordinator and edge-client processes on loopback: Ferret (or a baseline) teaches a small pretrained model an instruction in a new language; held-out prompts scored before and after.")
         {
-            clients, rounds, algorithm, artifacts, saveModel, json, keep, timeout, keepOpen,
+            clients, rounds, algorithm, artifacts, saveModel, devices, json, keep, timeout, keepOpen,
         };
         CommandAction.SetAsync(command, async (parse, ct) =>
         {
             try
             {
+                var placement = DemoDevices.Parse(parse.GetValue(devices), parse.GetValue(clients), parse.GetResult(clients) is { Implicit: false });
                 var package = parse.GetValue(artifacts)!.FullName;
                 var model = parse.GetValue(saveModel)?.FullName ?? Path.Combine(Path.GetDirectoryName(package) ?? package, "demo-model");
-                return await RunAsync(parse.GetValue(algorithm)!, parse.GetValue(clients), parse.GetValue(rounds), package, model, parse.GetValue(json)?.FullName,
+                return await RunAsync(parse.GetValue(algorithm)!, placement, parse.GetValue(rounds), package, model, parse.GetValue(json)?.FullName,
                     parse.GetValue(keep), parse.GetValue(timeout), parse.GetValue(keepOpen), ct).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -86,9 +88,10 @@ internal static class DemoCommand
     /// <summary>A child process stopped by the same Ctrl-C: the demo was interrupted, not broken.</summary>
     private sealed class Interruption : Exception;
 
-    private static async Task<int> RunAsync(string algorithmName, int clientCount, int roundCount, string packageDirectory, string modelDirectory, string? jsonPath,
+    private static async Task<int> RunAsync(string algorithmName, DemoDevices placement, int roundCount, string packageDirectory, string modelDirectory, string? jsonPath,
         bool keep, int timeoutSeconds, bool keepOpen, CancellationToken cancel)
     {
+        int clientCount = placement.Devices.Count;
         if (clientCount is < 1 or > 32)
             throw new ArgumentException($"--clients {clientCount} is outside 1..32.");
         if (roundCount is < 1 or > 1000)
@@ -163,6 +166,7 @@ internal static class DemoCommand
             });
             observer.On<ClientEvent>(RoundsProtocol.ClientEvent, e =>
             {
+                placement.Observe(e);
                 if (e.Kind == ClientEvent.Fingerprint)
                 {
                     lock (fingerprints)
@@ -189,7 +193,7 @@ internal static class DemoCommand
                 children.Add(new ChildProcess($"edge-{i + 1}", Deployables.EdgeClient,
                     ["--coordinator", url.ToString(), "--name", $"edge-{i + 1}",
                      "--token-file", Path.Combine(work, $"edge-{i + 1}.token"), "--experiment", experimentId, "--artifacts", package.Directory,
-                     "--data", shards[i], "--threads", "1"],
+                     "--data", shards[i], "--threads", "1", "--device", placement.Devices[i].ToString(), "--device-check-cache", Path.Combine(work, "device-checks")],
                     Path.Combine(work, $"edge-{i + 1}.log"),
                     environment: new Dictionary<string, string> { ["FERRET_ENROLMENT_TOKEN"] = enrolment.GetProperty("token").GetString()! }));
             }
@@ -202,7 +206,9 @@ internal static class DemoCommand
                     if (dead.ExitCode == Interrupted || cancel.IsCancellationRequested)
                         throw new Interruption();
                     keep = true; // its log is the explanation: keep the folder it is in
-                    throw new InvalidOperationException($"{dead.Name} exited with code {dead.ExitCode}; see {dead.LogPath}.");
+                    throw new InvalidOperationException(dead.ExitCode == 3
+                        ? $"{dead.Name} failed its device check and did not join: {File.ReadLines(dead.LogPath).LastOrDefault(l => l.Contains("device", StringComparison.Ordinal))}"
+                        : $"{dead.Name} exited with code {dead.ExitCode}; see {dead.LogPath}.");
                 }
                 await Task.WhenAny(ended.Task, Task.Delay(500, ct)).ConfigureAwait(false);
             }
@@ -215,6 +221,15 @@ internal static class DemoCommand
             var (model, _) = TunedModel.Replay(package, descriptor, updates, null, r => reported.GetValueOrDefault(r) ?? []);
             var tuned = model.Parameters;
             string fingerprint = model.Fingerprint;
+            // Each round's model as the demo replays it, for the per-client table.
+            var replay = new Dictionary<int, string>();
+            var replayed = (float[])initial.Clone();
+            var rules = FederatedAlgorithms.Create(descriptor, descriptor.Blocks(package.Layout));
+            foreach (var u in updates)
+            {
+                rules.Apply(u, replayed);
+                replay[u.Round] = ModelFingerprint.Compute(replayed);
+            }
             var after = DemoEvaluation.Score(package, tuned, data.HeldOut, encoder);
             var saved = TunedModel.Save(package, tuned, modelDirectory, TunedModel.DefaultPackageDirectory(modelDirectory), overwrite: true, TunedModel.Provenance(descriptor, model));
             foreach (var edge in children.Skip(1))
@@ -228,6 +243,7 @@ internal static class DemoCommand
             }
             AnsiConsole.WriteLine($"model saved: {saved.HuggingFaceDirectory}");
             AnsiConsole.WriteLine($"package saved: {saved.PackageDirectory} (ferret generate --artifacts {saved.PackageDirectory} --prompt \"...\")");
+            placement.Render(await DemoDevices.NamesAsync(admin, ct).ConfigureAwait(false), replay);
             var failed = children.Skip(1).Where(c => c.ExitCode != 0).Select(c => c.Name).ToList();
             if (failed.Count > 0)
                 throw new InvalidOperationException($"edge clients {string.Join(", ", failed)} did not exit cleanly; see their logs in {work}.");

@@ -2,7 +2,8 @@ namespace Ferret.Cli.Demo;
 
 /// <summary>
 /// Finds the coordinator and edge-client assemblies the CLI was built with. The CLI's project references
-/// both (without referencing their assemblies), so building it builds them, in the same configuration.
+/// both (without referencing their assemblies), so building it builds them, in the same configuration. A
+/// published layout (all three published into one folder, as on a GPU machine) is found first.
 /// </summary>
 internal static class Deployables
 {
@@ -25,6 +26,9 @@ internal static class Deployables
 
     private static string Locate(string project, string assembly)
     {
+        var beside = Path.Combine(AppContext.BaseDirectory, assembly);
+        if (File.Exists(beside))
+            return beside;
         var baseDir = new DirectoryInfo(AppContext.BaseDirectory);
         // tools/Ferret.Cli/bin/<Configuration>/<tfm>/: the configuration and framework the CLI was built for.
         string tfm = baseDir.Name, configuration = baseDir.Parent?.Name ?? "Release";

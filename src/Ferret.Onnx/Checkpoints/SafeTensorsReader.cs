@@ -1,8 +1,10 @@
+using System.Buffers;
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
+using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.Win32.SafeHandles;
 
 namespace Ferret.Onnx.Checkpoints;
 
@@ -12,22 +14,31 @@ public sealed record SafeTensorInfo(string Name, string DType, long[] Shape, lon
     public long Count => Shape.Aggregate(1L, (a, d) => a * d);
 }
 
-/// <summary>
-/// Reads a safetensors file (8-byte little-endian header length, JSON header, raw data) through a memory
-/// map, validating the header first, and converts F32, F16, BF16 and F64 tensors to float32 on read.
-/// </summary>
-public sealed class SafeTensorsReader : IDisposable
+/// <summary>Named float32 tensors read a slice at a time (a safetensors file, a Hugging Face folder of shards).</summary>
+public interface ITensorReader
 {
-    private readonly MemoryMappedFile _map;
-    private readonly MemoryMappedViewAccessor _view;
+    /// <summary>Reads elements <c>start .. start + destination.Length</c> of a tensor, converted to float32.</summary>
+    void ReadFloat32(string name, long start, Span<float> destination);
+}
+
+/// <summary>
+/// Reads a safetensors file (8-byte little-endian header length, JSON header, raw data), validating the header
+/// first, and converts F32, F16, BF16 and F64 tensors to float32 on read. Reads are positional (no memory
+/// map), so reading a model larger than memory tensor by tensor keeps none of it resident; offsets are 64-bit.
+/// </summary>
+public sealed class SafeTensorsReader : IDisposable, ITensorReader
+{
+    /// <summary>Stored bytes converted per step for non-F32 tensors.</summary>
+    private const int ConvertBytes = 1 << 20;
+
+    private readonly SafeFileHandle _file;
     private readonly Dictionary<string, SafeTensorInfo> _byName;
     private readonly long _dataStart;
 
-    private SafeTensorsReader(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, List<SafeTensorInfo> tensors, Dictionary<string, string> metadata, long dataStart)
+    private SafeTensorsReader(string path, SafeFileHandle file, List<SafeTensorInfo> tensors, Dictionary<string, string> metadata, long dataStart)
     {
         Path = path;
-        _map = map;
-        _view = view;
+        _file = file;
         Tensors = tensors;
         Metadata = metadata;
         _dataStart = dataStart;
@@ -100,17 +111,7 @@ public sealed class SafeTensorsReader : IDisposable
             if (ordered[i].Begin < ordered[i - 1].End)
                 throw new InvalidDataException($"'{path}': tensors '{ordered[i - 1].Name}' and '{ordered[i].Name}' overlap.");
         }
-        var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        try
-        {
-            var view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            return new SafeTensorsReader(path, map, view, tensors, metadata, dataStart);
-        }
-        catch
-        {
-            map.Dispose();
-            throw;
-        }
+        return new SafeTensorsReader(path, File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read), tensors, metadata, dataStart);
     }
 
     private static SafeTensorInfo ParseEntry(string path, string name, JsonNode? node, long dataLength)
@@ -156,110 +157,77 @@ public sealed class SafeTensorsReader : IDisposable
         var t = GetInfo(name);
         if (destination.Length != t.Count)
             throw new ArgumentException($"Tensor '{name}' in '{Path}' has {t.Count} elements; the destination holds {destination.Length}.");
-        long offset = _dataStart + t.Begin;
-        switch (t.DType)
+        ReadFloat32(name, 0, destination);
+    }
+
+    /// <summary>Reads elements <c>start .. start + destination.Length</c> of a tensor, converted to float32.</summary>
+    public void ReadFloat32(string name, long start, Span<float> destination)
+    {
+        var t = GetInfo(name);
+        if (start < 0 || start + destination.Length > t.Count)
+            throw new ArgumentOutOfRangeException(nameof(start), $"Elements [{start}, {start + destination.Length}) lie outside tensor '{name}' of {t.Count} elements in '{Path}'.");
+        int size = DTypeSize(t.DType);
+        long offset = _dataStart + t.Begin + (start * size);
+        if (t.DType == "F32")
         {
-            case "F32":
-                ReadRaw(offset, MemoryMarshal.AsBytes(destination));
-                break;
+            ReadExactly(offset, MemoryMarshal.AsBytes(destination));
+            return;
+        }
+        if (t.DType is not ("F16" or "BF16" or "F64"))
+            throw new NotSupportedException($"Tensor '{name}' in '{Path}' is {t.DType}; only F32, F16, BF16 and F64 weights can be read.");
+        var raw = ArrayPool<byte>.Shared.Rent(ConvertBytes);
+        try
+        {
+            int per = ConvertBytes / size;
+            for (int i = 0; i < destination.Length; i += per)
+            {
+                int n = Math.Min(per, destination.Length - i);
+                var bytes = raw.AsSpan(0, n * size);
+                ReadExactly(offset + ((long)i * size), bytes);
+                Convert(t.DType, bytes, destination.Slice(i, n));
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(raw);
+        }
+    }
+
+    private static void Convert(string dtype, ReadOnlySpan<byte> bytes, Span<float> destination)
+    {
+        switch (dtype)
+        {
             case "F16":
-                {
-                    var raw = new ushort[t.Count];
-                    ReadRaw(offset, MemoryMarshal.AsBytes(raw.AsSpan()));
-                    for (int i = 0; i < raw.Length; i++)
-                        destination[i] = (float)BitConverter.UInt16BitsToHalf(raw[i]);
-                    break;
-                }
+                TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(bytes), destination);
+                break;
             case "BF16":
                 {
-                    var raw = new ushort[t.Count];
-                    ReadRaw(offset, MemoryMarshal.AsBytes(raw.AsSpan()));
+                    var raw = MemoryMarshal.Cast<byte, ushort>(bytes);
                     for (int i = 0; i < raw.Length; i++)
                         destination[i] = BitConverter.UInt32BitsToSingle((uint)raw[i] << 16);
                     break;
                 }
-            case "F64":
+            default:
                 {
-                    var raw = new double[t.Count];
-                    ReadRaw(offset, MemoryMarshal.AsBytes(raw.AsSpan()));
+                    var raw = MemoryMarshal.Cast<byte, double>(bytes);
                     for (int i = 0; i < raw.Length; i++)
                         destination[i] = (float)raw[i];
                     break;
                 }
-            default:
-                throw new NotSupportedException($"Tensor '{name}' in '{Path}' is {t.DType}; only F32, F16, BF16 and F64 weights can be read.");
         }
     }
 
-    private void ReadRaw(long offset, Span<byte> destination)
+    private void ReadExactly(long offset, Span<byte> destination)
     {
-        unsafe
+        while (!destination.IsEmpty)
         {
-            byte* ptr = null;
-            _view.SafeMemoryMappedViewHandle.AcquirePointer(ref ptr);
-            try
-            {
-                new ReadOnlySpan<byte>(ptr + _view.PointerOffset + offset, destination.Length).CopyTo(destination);
-            }
-            finally
-            {
-                _view.SafeMemoryMappedViewHandle.ReleasePointer();
-            }
+            int n = RandomAccess.Read(_file, destination, offset);
+            if (n == 0)
+                throw new InvalidDataException($"'{Path}' ends at byte {offset}, inside a tensor (truncated?).");
+            destination = destination[n..];
+            offset += n;
         }
     }
 
-    public void Dispose()
-    {
-        _view.Dispose();
-        _map.Dispose();
-    }
-}
-
-/// <summary>Writes float32 safetensors files atomically (header padded to 8 bytes, tensors in the given order).</summary>
-public static class SafeTensorsWriter
-{
-    public static void Write(string path, IEnumerable<(string Name, IReadOnlyList<long> Shape, ReadOnlyMemory<float> Data)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
-    {
-        ArgumentNullException.ThrowIfNull(tensors);
-        var list = tensors.ToList();
-        var header = new JsonObject();
-        if (metadata is { Count: > 0 })
-            header["__metadata__"] = new JsonObject(metadata.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value))));
-        long offset = 0;
-        foreach (var (name, shape, data) in list)
-        {
-            long count = shape.Aggregate(1L, (a, d) => a * d);
-            if (count != data.Length)
-                throw new ArgumentException($"Tensor '{name}' has shape [{string.Join(", ", shape)}] but {data.Length} values.");
-            header[name] = new JsonObject
-            {
-                ["dtype"] = "F32",
-                ["shape"] = new JsonArray(shape.Select(d => (JsonNode?)JsonValue.Create(d)).ToArray()),
-                ["data_offsets"] = new JsonArray(offset, offset + (4 * count)),
-            };
-            offset += 4 * count;
-        }
-        var json = System.Text.Encoding.UTF8.GetBytes(header.ToJsonString());
-        int padded = (json.Length + 7) / 8 * 8;
-        var tmp = path + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
-        try
-        {
-            using (var s = File.Create(tmp))
-            {
-                Span<byte> prefix = stackalloc byte[8];
-                BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)padded);
-                s.Write(prefix);
-                s.Write(json);
-                for (int i = json.Length; i < padded; i++)
-                    s.WriteByte((byte)' ');
-                foreach (var (_, _, data) in list)
-                    s.Write(MemoryMarshal.AsBytes(data.Span));
-            }
-            File.Move(tmp, path, overwrite: true);
-        }
-        finally
-        {
-            File.Delete(tmp);
-        }
-    }
+    public void Dispose() => _file.Dispose();
 }
