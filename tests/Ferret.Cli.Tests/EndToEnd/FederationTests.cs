@@ -166,7 +166,12 @@ public sealed class FederationTests
         var experiment = await federation.ExperimentAsync(id);
         Assert.Equal("Completed", experiment.GetProperty("state").GetString());
         Assert.Equal([1, 2, 3], Federation.Rounds(experiment).Where(r => r.GetProperty("state").GetString() == "Completed").Select(r => r.GetProperty("round").GetInt32()));
-        Assert.All(new[] { edge1, edge2 }, e => Assert.Contains(File.ReadLines(e.LogPath), l => l.Contains("reconnected", StringComparison.Ordinal)));
+        foreach (var e in new[] { edge1, edge2 })
+        {
+            // The whole log in the message: a miss here has been seen once under load and not explained yet.
+            Assert.True(File.ReadLines(e.LogPath).Any(l => l.Contains("reconnected", StringComparison.Ordinal)),
+                $"{e.Name} logged no reconnect after the coordinator was killed:\n{File.ReadAllText(e.LogPath)}");
+        }
         // Edge 1 applied round 1 before the kill and never again; its final model equals a replay of the log
         // the restarted coordinator holds, so round 1 in the log is the round 1 it applied: nothing redone, nothing lost.
         Assert.Single(File.ReadLines(edge1.LogPath), l => l.Contains("round 1 applied", StringComparison.Ordinal));
