@@ -260,6 +260,7 @@ public sealed class EdgeParticipant : IAsyncDisposable
             await FailAsync(a, "secure aggregation: this client's keys did not reach the round in time", ct).ConfigureAwait(false);
             return false;
         }
+        KillSwitch.BeforeTraining(a.Round);
         Say($"round {a.Round}: training ({_descriptor!.Settings.LocalSteps} local steps, deadline {a.DeadlineUtc:HH:mm:ss} UTC)");
         var timer = Stopwatch.StartNew();
         ClientUpdate packet;

@@ -33,6 +33,7 @@ root.SetAction(async (parse, ct) =>
 {
     try
     {
+        KillSwitch.Arm(Environment.GetEnvironmentVariable(KillSwitch.Variable));
         var text = parse.GetValue(coordinator)!;
         if (!Uri.TryCreate(text, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
             throw new ArgumentException($"--coordinator '{text}' is not an http(s) URL.");

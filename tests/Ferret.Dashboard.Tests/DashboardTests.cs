@@ -66,12 +66,9 @@ public sealed class DashboardTests(Chromium chromium)
 
         await federation.StartEdgeAsync(1, id);
         await federation.StartEdgeAsync(2, id);
-        Cli.Demo.ChildProcess? victim = null;
-        victim = await federation.StartEdgeAsync(3, id, line =>
-        {
-            if (line.Contains("round 2: training", StringComparison.Ordinal))
-                victim?.Kill();
-        });
+        // The third client dies the moment it is assigned round 2, before training (the edge client's own kill point:
+        // a kill from this test's output callback came too late on a fast machine, after the packet had gone out).
+        var victim = await federation.StartEdgeAsync(3, id, environment: new Dictionary<string, string> { ["FERRET_EDGE_KILL_AT_ROUND"] = "2" });
 
         // Round 1 completes: its row appears in the history and the charts draw, all without a reload.
         var round1 = page.Locator("#history tr[data-round='1']");

@@ -150,7 +150,7 @@ internal sealed class Federation : IDisposable
     /// restarted process with the same index is the same client.
     /// </summary>
     public async Task<ChildProcess> StartEdgeAsync(int index, string experimentId, Action<string>? onLine = null, string? logName = null,
-        string? artifacts = null, string? data = null, int instance = 0, IEnumerable<string>? extra = null)
+        string? artifacts = null, string? data = null, int instance = 0, IEnumerable<string>? extra = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var tokenFile = Path.Combine(_dir, $"edge-{index}.token");
         var enrolment = File.Exists(tokenFile) ? null : await EnrolmentTokenAsync();
@@ -159,8 +159,10 @@ internal sealed class Federation : IDisposable
             "--device-check-cache", Path.Combine(_dir, "device-checks")];
         args = [.. args, .. extra ?? []];
         logName ??= $"edge-{index}";
-        var process = new ChildProcess(logName, Deployables.EdgeClient, args, Path.Combine(_dir, logName + ".log"), onLine,
-            enrolment is null ? null : new Dictionary<string, string> { ["FERRET_ENROLMENT_TOKEN"] = enrolment });
+        var variables = new Dictionary<string, string>(environment ?? new Dictionary<string, string>());
+        if (enrolment is not null)
+            variables["FERRET_ENROLMENT_TOKEN"] = enrolment;
+        var process = new ChildProcess(logName, Deployables.EdgeClient, args, Path.Combine(_dir, logName + ".log"), onLine, variables);
         _processes.Add(process);
         return process;
     }
