@@ -83,15 +83,18 @@ public sealed class CommandLineConventionTests : IDisposable
         OneLineAndExit2(CliRunner.Run("gradcheck", "--artifacts", _dir), "not an artifact package");
     }
 
-    [Fact]
-    public void Data_synth_refuses_to_overwrite_without_the_option()
+    [Theory]
+    [InlineData("synth", "--train")]
+    [InlineData("skills", "--train")]
+    [InlineData("corpus", "--documents")]
+    public void Every_data_command_refuses_to_overwrite_without_the_option(string kind, string count)
     {
-        var data = Path.Combine(_dir, "synth");
-        Assert.True(CliRunner.Run("data", "synth", "--out", data, "--train", "10", "--test", "2").ExitCode == 0, "the first write");
+        var data = Path.Combine(_dir, kind);
+        Assert.True(CliRunner.Run("data", kind, "--out", data, count, "10", "--test", "2").ExitCode == 0, "the first write");
         var before = File.ReadAllText(Path.Combine(data, "train.jsonl"));
-        OneLineAndExit2(CliRunner.Run("data", "synth", "--out", data, "--train", "12", "--test", "2", "--seed", "9"), "pass --overwrite");
+        OneLineAndExit2(CliRunner.Run("data", kind, "--out", data, count, "12", "--test", "2", "--seed", "9"), "pass --overwrite");
         Assert.True(File.ReadAllText(Path.Combine(data, "train.jsonl")) == before, "the refused run changed nothing");
-        Assert.True(CliRunner.Run("data", "synth", "--out", data, "--train", "12", "--test", "2", "--overwrite").ExitCode == 0, "--overwrite replaces");
+        Assert.True(CliRunner.Run("data", kind, "--out", data, count, "12", "--test", "2", "--overwrite").ExitCode == 0, "--overwrite replaces");
         Assert.True(File.ReadAllLines(Path.Combine(data, "train.jsonl")).Length == 12, "with the new examples");
     }
 

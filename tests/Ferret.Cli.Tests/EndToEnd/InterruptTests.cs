@@ -22,16 +22,21 @@ public sealed class InterruptTests : IDisposable
             psi.ArgumentList.Add(a);
         using var export = Process.Start(psi)!;
         var output = new System.Text.StringBuilder();
+        var underWay = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         void Line(string? line)
         {
-            if (line is not null)
-            {
-                lock (output)
-                    output.AppendLine(line);
-            }
+            if (line is null)
+                return;
+            lock (output)
+                output.AppendLine(line);
+            // The first progress line comes after the staging folder exists: the export is under way.
+            if (line.StartsWith("exporting:", StringComparison.Ordinal))
+                underWay.TrySetResult();
         }
         export.OutputDataReceived += (_, e) => Line(e.Data);
         export.ErrorDataReceived += (_, e) => Line(e.Data);
+        export.Exited += (_, _) => underWay.TrySetException(new InvalidOperationException("the export ended before it reported any progress"));
+        export.EnableRaisingEvents = true;
         export.BeginOutputReadLine();
         export.BeginErrorReadLine();
         string Log()
@@ -39,12 +44,9 @@ public sealed class InterruptTests : IDisposable
             lock (output)
                 return output.ToString();
         }
-        // The moment the staging folder exists, the export is under way: interrupt it there.
-        while (Directory.GetDirectories(_dir, ".small-llama.partial-*").Length == 0)
-        {
-            Assert.True(!export.HasExited, $"the export ended before it staged anything: {Log()}");
-            await Task.Delay(10);
-        }
+        // Interrupt it there (the time limit is a hang guard, not a deadline).
+        await underWay.Task.WaitAsync(TimeSpan.FromMinutes(5));
+        Assert.True(Directory.GetDirectories(_dir, ".small-llama.partial-*").Length == 1, $"the export has staged its folder: {Log()}");
         using (var kill = Process.Start("kill", ["-INT", export.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
             await kill.WaitForExitAsync();
         await export.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(5));

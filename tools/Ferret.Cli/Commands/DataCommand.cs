@@ -16,7 +16,7 @@ internal static class DataCommand
         var seed = new Option<int>("--seed") { Description = "Seed of the examples.", DefaultValueFactory = _ => 1 };
         var train = new Option<int>("--train") { Description = "Training examples.", DefaultValueFactory = _ => 2000 };
         var test = new Option<int>("--test") { Description = "Held-out examples.", DefaultValueFactory = _ => 200 };
-        var overwrite = new Option<bool>("--overwrite") { Description = "Replace train.jsonl and test.jsonl when the folder already has them." };
+        var overwrite = Overwrite();
         var tasks = new Option<string>("--tasks") { Description = $"Comma-separated tasks: {string.Join(", ", SyntheticTasks.Names)}.", DefaultValueFactory = _ => string.Join(',', SyntheticTasks.Names) };
         var synth = new Command("synth", "Write synthetic instruction tasks with exact answers (Alpaca JSONL with a category per task).")
         {
@@ -33,29 +33,12 @@ internal static class DataCommand
             int nTrain = parse.GetValue(train), nTest = parse.GetValue(test);
             if (nTrain < 1 || nTest < 1)
                 throw new ArgumentException("--train and --test must be positive.");
-            var dir = parse.GetValue(output)!.FullName;
-            if (File.Exists(dir))
-                throw new IOException($"'{dir}' is a file; --out names a folder.");
-            foreach (var name in Files)
-            {
-                if (File.Exists(Path.Combine(dir, name)) && !parse.GetValue(overwrite))
-                    throw new IOException($"'{Path.Combine(dir, name)}' already exists; pass --overwrite to replace it.");
-            }
-            Directory.CreateDirectory(dir);
+            var dir = OutputFolder(parse.GetValue(output)!, parse.GetValue(overwrite));
             int s = parse.GetValue(seed);
             var trainSet = SyntheticTasks.Sample(names, nTrain, s);
             var testSet = SyntheticTasks.Sample(names, nTest, s + 1_000_003);
-            SyntheticTasks.WriteJsonLines(Path.Combine(dir, "train.jsonl"), trainSet);
-            SyntheticTasks.WriteJsonLines(Path.Combine(dir, "test.jsonl"), testSet);
-            var table = new Table().AddColumn("task").AddColumn(new TableColumn("train").RightAligned()).AddColumn(new TableColumn("test").RightAligned()).AddColumn("example");
-            foreach (var n in names)
-            {
-                var e = trainSet.First(x => x.Category == n);
-                table.AddRow(n, trainSet.Count(x => x.Category == n).ToString(CultureInfo.InvariantCulture), testSet.Count(x => x.Category == n).ToString(CultureInfo.InvariantCulture),
-                    Markup.Escape($"{e.Instruction} {e.Input} -> {e.Output}"));
-            }
-            AnsiConsole.Write(table);
-            AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(Path.Combine(dir, "train.jsonl"))}[/] and [bold]test.jsonl[/]");
+            WriteSplit(dir, trainSet, testSet);
+            Summarise("task", names, trainSet, testSet, dir);
             return 0;
         });
         return new Command("data", "Instruction data utilities.") { synth, Corpus(), Skills() };
@@ -68,22 +51,21 @@ internal static class DataCommand
         var documents = new Option<int>("--documents") { Description = "Training documents.", DefaultValueFactory = _ => 20000 };
         var test = new Option<int>("--test") { Description = "Held-out documents for the eval loss.", DefaultValueFactory = _ => 200 };
         var seed = new Option<int>("--seed") { Description = "Seed of the documents.", DefaultValueFactory = _ => 1 };
+        var overwrite = Overwrite();
         var command = new Command("corpus",
             $"Write the pretraining corpus of the demo's base model: repeated words, textbook sentences and English instructions of the word skills ({string.Join(", ", WordSkills.Names)}); held-out words never appear.")
         {
-            output, documents, test, seed,
+            output, documents, test, seed, overwrite,
         };
         CommandAction.Set(command, parse =>
         {
             int n = parse.GetValue(documents), nTest = parse.GetValue(test);
             if (n < 1 || nTest < 1)
                 throw new ArgumentException("--documents and --test must be positive.");
-            var dir = parse.GetValue(output)!.FullName;
-            Directory.CreateDirectory(dir);
+            var dir = OutputFolder(parse.GetValue(output)!, parse.GetValue(overwrite));
             int s = parse.GetValue(seed);
             var train = WordSkills.Corpus(n, s);
-            InstructionData.WriteJsonLines(Path.Combine(dir, "train.jsonl"), train);
-            InstructionData.WriteJsonLines(Path.Combine(dir, "test.jsonl"), WordSkills.Corpus(nTest, s + 1_000_003));
+            WriteSplit(dir, train, WordSkills.Corpus(nTest, s + 1_000_003));
             var table = new Table().AddColumn("kind").AddColumn(new TableColumn("documents").RightAligned()).AddColumn("example");
             foreach (var group in train.GroupBy(e => e.Category).OrderBy(g => g.Key, StringComparer.Ordinal))
                 table.AddRow(group.Key, group.Count().ToString(CultureInfo.InvariantCulture), Markup.Escape(Shorten(group.First().Output)));
@@ -101,12 +83,12 @@ internal static class DataCommand
         var train = new Option<int>("--train") { Description = "Training examples.", DefaultValueFactory = _ => 2000 };
         var test = new Option<int>("--test") { Description = "Held-out examples (on words no training example uses).", DefaultValueFactory = _ => 200 };
         var tasks = new Option<string>("--tasks") { Description = $"Comma-separated skills: {string.Join(", ", WordSkills.Names)}.", DefaultValueFactory = _ => string.Join(',', WordSkills.Names) };
-        var language = new Option<string>("--language") { Description = "Language of the instructions: german (the demo's tuning data) or english (what the base was pretrained on).", DefaultValueFactory = _ => "german" };
-        language.AcceptOnlyFromAmong("german", "english");
+        var language = Choices.Create("--language", "Language of the instructions: german (the demo's tuning data) or english (what the base was pretrained on).", "german", "german", "english");
         var seed = new Option<int>("--seed") { Description = "Seed of the examples.", DefaultValueFactory = _ => 1 };
+        var overwrite = Overwrite();
         var command = new Command("skills", "Write word-skill instruction tasks (Alpaca JSONL, a category per skill); the held-out examples use words reserved for evaluation.")
         {
-            output, train, test, tasks, language, seed,
+            output, train, test, tasks, language, seed, overwrite,
         };
         CommandAction.Set(command, parse =>
         {
@@ -119,26 +101,53 @@ internal static class DataCommand
             int nTrain = parse.GetValue(train), nTest = parse.GetValue(test);
             if (nTrain < 1 || nTest < 1)
                 throw new ArgumentException("--train and --test must be positive.");
-            var dir = parse.GetValue(output)!.FullName;
-            Directory.CreateDirectory(dir);
+            var dir = OutputFolder(parse.GetValue(output)!, parse.GetValue(overwrite));
             int s = parse.GetValue(seed);
             var lang = Enum.Parse<InstructionLanguage>(parse.GetValue(language)!, ignoreCase: true);
             var trainSet = WordSkills.Training(names, nTrain, s, lang);
             var testSet = WordSkills.HeldOut(names, nTest, s + 1_000_003, lang);
-            InstructionData.WriteJsonLines(Path.Combine(dir, "train.jsonl"), trainSet);
-            InstructionData.WriteJsonLines(Path.Combine(dir, "test.jsonl"), testSet);
-            var table = new Table().AddColumn("skill").AddColumn(new TableColumn("train").RightAligned()).AddColumn(new TableColumn("test").RightAligned()).AddColumn("example");
-            foreach (var n in names)
-            {
-                var e = trainSet.First(x => x.Category == n);
-                table.AddRow(n, trainSet.Count(x => x.Category == n).ToString(CultureInfo.InvariantCulture), testSet.Count(x => x.Category == n).ToString(CultureInfo.InvariantCulture),
-                    Markup.Escape($"{e.Instruction} {e.Input} -> {e.Output}"));
-            }
-            AnsiConsole.Write(table);
-            AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(Path.Combine(dir, "train.jsonl"))}[/] and [bold]test.jsonl[/]");
+            WriteSplit(dir, trainSet, testSet);
+            Summarise("skill", names, trainSet, testSet, dir);
             return 0;
         });
         return command;
+    }
+
+    private static Option<bool> Overwrite() => new("--overwrite") { Description = "Replace train.jsonl and test.jsonl when the folder already has them." };
+
+    /// <summary>The --out folder, created; existing data files are kept unless --overwrite (the CLI's convention).</summary>
+    private static string OutputFolder(DirectoryInfo output, bool overwrite)
+    {
+        var dir = output.FullName;
+        if (File.Exists(dir))
+            throw new IOException($"'{dir}' is a file; --out names a folder.");
+        foreach (var name in Files)
+        {
+            if (File.Exists(Path.Combine(dir, name)) && !overwrite)
+                throw new IOException($"'{Path.Combine(dir, name)}' already exists; pass --overwrite to replace it.");
+        }
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    private static void WriteSplit(string dir, IEnumerable<InstructionExample> train, IEnumerable<InstructionExample> test)
+    {
+        InstructionData.WriteJsonLines(Path.Combine(dir, Files[0]), train);
+        InstructionData.WriteJsonLines(Path.Combine(dir, Files[1]), test);
+    }
+
+    /// <summary>Examples per category with one of each, and where they went.</summary>
+    private static void Summarise(string kind, IEnumerable<string> names, List<InstructionExample> train, List<InstructionExample> test, string dir)
+    {
+        var table = new Table().AddColumn(kind).AddColumn(new TableColumn("train").RightAligned()).AddColumn(new TableColumn("test").RightAligned()).AddColumn("example");
+        foreach (var n in names)
+        {
+            var e = train.First(x => x.Category == n);
+            table.AddRow(n, train.Count(x => x.Category == n).ToString(CultureInfo.InvariantCulture), test.Count(x => x.Category == n).ToString(CultureInfo.InvariantCulture),
+                Markup.Escape($"{e.Instruction} {e.Input} -> {e.Output}"));
+        }
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(Path.Combine(dir, Files[0]))}[/] and [bold]{Files[1]}[/]");
     }
 
     private static string Shorten(string text)
